@@ -1,0 +1,416 @@
+"""Training: the config, one-epoch and evaluation steps, and the background ``Trainer``.
+
+The same ``Trainer`` serves the command line (``python -m digitnet.train``) and the
+app's Train tab. It never imports gradio: it reports through a callback that
+receives ``BatchProgress``, ``EpochMetrics`` and finally ``TrainResult`` objects.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import data as mdata
+from .checkpoint import checkpoint_path, save_checkpoint
+from .models import DISPLAY_NAMES, build_model, check_model_name
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "onecycle")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. The defaults are the fast recipe."""
+
+    model: str = "lenet"
+    epochs: int = 3  # with one-cycle, three epochs take LeNet past 99% on two CPU cores
+    batch_size: int = 128  # big enough to keep both cores busy, small enough for ~430 steps/epoch
+    optimizer: str = "adamw"  # "sgd" (with momentum, the seed's), "adam" or "adamw"
+    lr: float = 0.005  # peak learning rate of the one-cycle schedule (the seed: SGD 0.01)
+    momentum: float = 0.9  # SGD only
+    schedule: str = "onecycle"  # "none", "step" (the seed's StepLR) or "onecycle" (per batch)
+    step_size: int = 5  # StepLR: epochs between decays (the seed: 5)
+    gamma: float = 0.5  # StepLR: decay factor (the seed: 0.5)
+    weight_decay: float = 5e-4
+    dropout: float = 0.0
+    augment: bool = True  # random small rotations/shifts/scales/shears; never flips
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads for this run; 0 leaves torch's setting alone
+    device: str = "auto"  # "auto" (CUDA when available, as in the seed), "cpu" or "cuda"
+    val_size: int = mdata.DEFAULT_VAL_SIZE
+    train_limit: int | None = None  # use only this many training images (tests, quick demos)
+    test_limit: int | None = None  # evaluate on only this many test images
+    log_every: int = 50  # batches between running-loss reports
+    max_epochs: int = 1000  # upper bound on epochs (the app lowers it for public deployments)
+
+    def validate(self, n_train: int | None = None) -> "TrainConfig":
+        """Check every field; raise ``ValueError`` with a message a person can act on."""
+        self.model = check_model_name(self.model)
+
+        def number(name: str, value, lo=None, hi=None, integer=False, lo_open=False):
+            try:
+                ok = not isinstance(value, bool) and math.isfinite(float(value))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok or (integer and float(value) != int(float(value))):
+                kind = "a whole number" if integer else "a finite number"
+                raise ValueError(f"{name} must be {kind}, got {value!r}")
+            v = int(float(value)) if integer else float(value)
+            if lo is not None and (v <= lo if lo_open else v < lo):
+                raise ValueError(f"{name} must be {'greater than' if lo_open else 'at least'} {lo}, got {value!r}")
+            if hi is not None and v > hi:
+                raise ValueError(f"{name} must be at most {hi}, got {value!r}")
+            return v
+
+        self.epochs = number("epochs", self.epochs, 1, self.max_epochs, integer=True)
+        self.batch_size = number("batch size", self.batch_size, 1, n_train, integer=True)
+        self.lr = number("learning rate", self.lr, 0, 10, lo_open=True)
+        self.momentum = number("momentum", self.momentum, 0, 1)
+        self.weight_decay = number("weight decay", self.weight_decay, 0, 1)
+        self.dropout = number("dropout", self.dropout, 0, 0.9)
+        self.step_size = number("StepLR step size", self.step_size, 1, integer=True)
+        self.gamma = number("StepLR gamma", self.gamma, 0, 1, lo_open=True)
+        self.seed = number("seed", self.seed, 0, 2**31 - 1, integer=True)
+        self.threads = number("threads", self.threads, 0, 256, integer=True)
+        self.log_every = number("log_every", self.log_every, 1, integer=True)
+        self.optimizer = str(self.optimizer).lower()
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        self.schedule = str(self.schedule).lower()
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"unknown device {self.device!r}: choose auto, cpu or cuda")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build a config from a dict, ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+# The seed article's recipe, as a preset (the Train tab's "seed's recipe" button, the benchmark).
+SEED_RECIPE = dict(
+    epochs=20, batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9, schedule="step",
+    step_size=5, gamma=0.5, weight_decay=0.0, dropout=0.0, augment=False,
+)
+
+
+@dataclass
+class BatchProgress:
+    """Reported every ``log_every`` batches and at the end of each epoch."""
+
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # 1-based, within the epoch
+    batches: int
+    train_loss: float  # mean loss over the batches since the last report
+    samples_per_second: float
+    eta_seconds: float  # until the end of the whole run
+    elapsed: float  # seconds since training started
+
+
+@dataclass
+class EpochMetrics:
+    """Per-epoch results: the history that curves and ``/status`` show."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float  # 0..1
+    val_loss: float
+    val_acc: float  # 0..1
+    seconds: float  # wall time of this epoch, validation included
+    lr: float  # learning rate at the end of the epoch
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced."""
+
+    config: dict
+    history: list[EpochMetrics]
+    state: str  # "done" or "stopped"
+    train_seconds: float
+    test_acc: float | None = None
+    test_loss: float | None = None
+    confusion: list[list[int]] | None = None  # [true][predicted], 10x10
+    misclassified: list[dict] = field(default_factory=list)  # {index, true, pred, prob}
+    checkpoint: str | None = None
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict."""
+        out = asdict(self)
+        out["history"] = [asdict(m) for m in self.history]
+        return out
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """CUDA when available and asked for (or 'auto'), else CPU."""
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum, Adam or AdamW, as the config says."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Return (scheduler or None, True if it steps per batch)."""
+    if cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+            pct_start=0.25,  # a short warm-up: BatchNorm nets tolerate the peak early
+            div_factor=10.0, final_div_factor=100.0,
+        )
+        return sched, True
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma), False
+    return None, False
+
+
+def train_one_epoch(
+    model: nn.Module,
+    split: mdata.Split,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    scheduler=None,
+    per_batch_scheduler: bool = False,
+    on_log: Callable[[int, int, float], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[float, float, bool]:
+    """Train for one epoch; return (mean loss, accuracy, stopped).
+
+    Losses and correct counts are accumulated on the device and read back only
+    every ``cfg.log_every`` batches: a ``.item()`` per batch would sync each step.
+    """
+    model.train()
+    batches = math.ceil(len(split) / cfg.batch_size)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    window = torch.zeros((), device=device)
+    window_batches, seen = 0, 0
+    for i, (x, y) in enumerate(
+        mdata.iterate_batches(split, cfg.batch_size, generator=generator, augment_batches=cfg.augment), 1
+    ):
+        if should_stop():
+            return (loss_sum / max(seen, 1)).item(), correct.item() / max(seen, 1), True
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if per_batch_scheduler:
+            scheduler.step()
+        detached = loss.detach()
+        loss_sum += detached * len(y)
+        window += detached
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        window_batches += 1
+        if on_log is not None and (i % cfg.log_every == 0 or i == batches):
+            on_log(i, batches, window.item() / window_batches)
+            window.zero_()
+            window_batches = 0
+    return (loss_sum / max(seen, 1)).item(), correct.item() / max(seen, 1), False
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    split: mdata.Split,
+    device: torch.device,
+    batch_size: int = 2000,
+    mean: float = mdata.MNIST_MEAN,
+    std: float = mdata.MNIST_STD,
+) -> tuple[float, float, torch.Tensor]:
+    """Return (mean loss, accuracy, probabilities (N, 10)) of ``model`` on ``split``."""
+    model.eval()
+    probs, loss_sum = [], 0.0
+    for x, y in mdata.iterate_batches(split, batch_size, shuffle=False, mean=mean, std=std):
+        logits = model(x.to(device))
+        loss_sum += F.cross_entropy(logits, y.to(device), reduction="sum").item()
+        probs.append(logits.softmax(1).cpu())
+    p = torch.cat(probs) if probs else torch.zeros(0, 10)
+    n = max(len(split), 1)
+    return loss_sum / n, (p.argmax(1) == split.labels).float().sum().item() / n, p
+
+
+def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int = 10) -> torch.Tensor:
+    """(classes, classes) counts, rows = true label, columns = prediction."""
+    return torch.bincount(labels * classes + preds, minlength=classes * classes).reshape(classes, classes)
+
+
+class TrainingStopped(Exception):
+    """Raised internally when a stop was requested."""
+
+
+class Trainer:
+    """Runs one training job, in the caller's thread (``run``) or a background one (``start``).
+
+    ``callback`` receives ``BatchProgress`` several times per epoch, ``EpochMetrics``
+    after each epoch and the ``TrainResult`` at the end; it runs in the training thread.
+    ``state`` goes idle -> running -> done | stopped | error.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        callback: Callable[[object], None] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        data_root: str | Path | None = None,
+        save: bool = True,
+    ) -> None:
+        self.config = config.validate()
+        self.callback = callback or (lambda event: None)
+        self.checkpoint_dir = checkpoint_dir
+        self.data_root = data_root
+        self.save = save
+        self.state = "idle"
+        self.error: str | None = None
+        self.result: TrainResult | None = None
+        self.model: nn.Module | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> threading.Thread:
+        """Run in a daemon thread and return it at once."""
+        if self._thread is not None:
+            raise RuntimeError("this Trainer was already started")
+        self.state = "running"
+        self._thread = threading.Thread(target=self._run_catching, name=f"digitnet-train-{self.config.model}", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        """Ask the run to stop before its next batch."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once ``stop()`` was called."""
+        return self._stop.is_set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the background thread; True when it has ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run_catching(self) -> None:
+        try:
+            self.run()
+        except Exception as exc:  # reported through state/error; the thread ends cleanly
+            self.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, mdata.DataNotFoundError)) else str(exc)
+            self.state = "error"
+            try:
+                self.callback(exc)
+            except Exception:
+                pass
+
+    def run(self) -> TrainResult:
+        """Train, evaluate on the test set, save the checkpoint; return the result."""
+        cfg = self.config
+        self.state = "running"
+        t0 = time.perf_counter()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = resolve_device(cfg.device)
+        dataset = mdata.load_mnist(self.data_root)
+        train, val = mdata.train_val_split(dataset, cfg.val_size, limit=cfg.train_limit)
+        test = mdata.test_split(dataset, cfg.test_limit)
+        cfg.validate(n_train=len(train))
+        generator = torch.Generator().manual_seed(cfg.seed)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching others' RNG
+            torch.manual_seed(cfg.seed)
+            model = build_model(cfg.model, dropout=cfg.dropout).to(device)
+        self.model = model
+        optimizer = make_optimizer(model, cfg)
+        steps = math.ceil(len(train) / cfg.batch_size)
+        scheduler, per_batch = make_scheduler(optimizer, cfg, steps)
+        history: list[EpochMetrics] = []
+        total_steps = cfg.epochs * steps
+        stopped = False
+        log_t = [time.perf_counter(), 0]  # time and global step of the last report
+
+        for epoch in range(1, cfg.epochs + 1):
+            e0 = time.perf_counter()
+
+            def on_log(batch: int, batches: int, loss: float, epoch=epoch) -> None:
+                now = time.perf_counter()
+                step = (epoch - 1) * batches + batch
+                rate = (step - log_t[1]) * cfg.batch_size / max(now - log_t[0], 1e-9)
+                log_t[:] = [now, step]
+                per_step = (now - t0) / step
+                self.callback(BatchProgress(
+                    epoch=epoch, epochs=cfg.epochs, batch=batch, batches=batches, train_loss=loss,
+                    samples_per_second=rate, eta_seconds=per_step * (total_steps - step), elapsed=now - t0,
+                ))
+
+            train_loss, train_acc, stopped = train_one_epoch(
+                model, train, optimizer, cfg, generator, device, scheduler, per_batch, on_log,
+                should_stop=self._stop.is_set,
+            )
+            if stopped:
+                break
+            if scheduler is not None and not per_batch:
+                scheduler.step()
+            val_loss, val_acc, _ = evaluate(model, val, device) if len(val) else (float("nan"), float("nan"), None)
+            metrics = EpochMetrics(
+                epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
+                seconds=time.perf_counter() - e0, lr=optimizer.param_groups[0]["lr"],
+            )
+            history.append(metrics)
+            self.callback(metrics)
+
+        result = TrainResult(config=asdict(cfg), history=history, state="stopped" if stopped else "done",
+                             train_seconds=time.perf_counter() - t0)
+        if not stopped:
+            test_loss, test_acc, probs = evaluate(model, test, device)
+            preds = probs.argmax(1)
+            result.test_loss, result.test_acc = test_loss, test_acc
+            result.confusion = confusion_matrix(test.labels, preds).tolist()
+            wrong = (preds != test.labels).nonzero().flatten()
+            conf = probs[wrong, preds[wrong]]
+            order = conf.argsort(descending=True)[:32]  # the most confident mistakes first
+            result.misclassified = [
+                {"index": int(wrong[j]), "true": int(test.labels[wrong[j]]), "pred": int(preds[wrong[j]]),
+                 "prob": float(conf[j])}
+                for j in order
+            ]
+            if self.save:
+                metrics = {
+                    "test_acc": test_acc, "test_loss": test_loss,
+                    "val_acc": history[-1].val_acc if history else None,
+                    "train_seconds": result.train_seconds, "epochs": len(history),
+                    "history": [asdict(m) for m in history], "confusion": result.confusion,
+                }
+                path = checkpoint_path(cfg.model, self.checkpoint_dir)
+                save_checkpoint(path, model.cpu(), cfg.model, mdata.MNIST_MEAN, mdata.MNIST_STD, metrics, asdict(cfg))
+                result.checkpoint = str(path)
+        self.result = result
+        self.state = result.state
+        self.callback(result)
+        return result
+
+    def describe(self) -> str:
+        """'LeNet' etc., for messages."""
+        return DISPLAY_NAMES[self.config.model]
