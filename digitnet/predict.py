@@ -1,0 +1,199 @@
+"""Recognise a drawn digit: a thread-safe cache of the trained models and ``predict()``.
+
+Never imports gradio: the app, scripts and tests all call this module.
+
+Threads: one 28x28 image is far too small for torch's intra-op parallelism to pay
+off (LeNet is ~0.4 MFLOP), so inference runs with ``INFERENCE_THREADS`` = 1 torch
+thread. That is set per calling thread (``torch.set_num_threads`` is thread-local
+under OpenMP for the calling thread's parallel regions) only if it differs, and a
+background training run in the same process keeps the threads it asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .checkpoint import SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
+from .models import MODELS, check_model_name
+from .preprocess import to_mnist_array, to_tensor
+
+DEFAULT_MODEL = "lenet"
+
+
+class ModelUnavailable(RuntimeError):
+    """A model's checkpoint is missing or broken; the message names the file."""
+
+
+@dataclass
+class Prediction:
+    """What one model made of one drawing."""
+
+    probs: list[float]  # 10 probabilities (softmax of the logits), summing to 1
+    digit: int  # argmax of probs
+    confidence: float  # probs[digit]
+    seen: np.ndarray  # (28, 28) float32 in [0, 1]: what the model saw, white ink on black
+    model: str  # 'mlp', 'cnnnet' or 'lenet'
+
+
+def checkpoint_for(name: str) -> Path:
+    """Where the cache reads ``name`` from: ``$DIGITNET_CHECKPOINTS/<name>.pt`` if that file
+    exists (a model trained here), else the repo's shipped ``checkpoints/<name>.pt``."""
+    name = check_model_name(name)
+    if os.environ.get("DIGITNET_CHECKPOINTS"):
+        trained = checkpoint_path(name)
+        if trained.is_file():
+            return trained
+    return SHIPPED_DIR / f"{name}.pt"
+
+
+def _signature(path: Path) -> tuple[str, int, int] | None:
+    """(path, mtime, size) of a file, or None when it does not exist: tells a new file from the old."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path), st.st_mtime_ns, st.st_size
+
+
+@dataclass
+class _Entry:
+    signature: tuple[str, int, int] | None
+    model: nn.Module | None = None
+    ckpt: dict | None = None
+    error: str | None = None
+
+
+class ModelCache:
+    """Loads each model once, lazily, and swaps in a new checkpoint file atomically.
+
+    ``get`` compares the checkpoint file's (path, mtime, size) with what it loaded, so a
+    checkpoint written by a training run (or a new ``$DIGITNET_CHECKPOINTS``) is picked up
+    even without ``reload``; the stat costs microseconds. An in-flight prediction keeps
+    the model object it already holds: entries are replaced, never mutated.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+
+    def _load(self, name: str, path: Path) -> _Entry:
+        """Read one checkpoint file into a new entry (no lock held: loading takes ~10 ms)."""
+        signature = _signature(path)
+        try:
+            model, ckpt = load_model(path)
+        except CheckpointError as exc:
+            return _Entry(signature, error=f"{name}: {exc}")
+        if ckpt["arch"] != name:
+            return _Entry(signature, error=f"{name}: checkpoint {path} holds a {ckpt['arch']!r} model, not {name!r}")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return _Entry(signature, model=model.eval(), ckpt=ckpt)
+
+    def _entry(self, name: str, force: bool = False) -> _Entry:
+        name = check_model_name(name)
+        path = checkpoint_for(name)
+        with self._lock:
+            entry = self._entries.get(name)
+        if entry is not None and not force and entry.signature == _signature(path):
+            return entry
+        fresh = self._load(name, path)
+        with self._lock:
+            self._entries[name] = fresh
+        return fresh
+
+    def get(self, name: str) -> tuple[nn.Module, dict]:
+        """(model in eval mode, checkpoint dict) for ``name``; ModelUnavailable when its file is broken."""
+        entry = self._entry(name)
+        if entry.error is not None:
+            raise ModelUnavailable(entry.error)
+        return entry.model, entry.ckpt
+
+    def reload(self, name: str) -> None:
+        """Re-read ``name``'s checkpoint file now (after training); in-flight predictions keep the old model."""
+        self._entry(name, force=True)
+
+    def status(self) -> dict[str, str]:
+        """Per model: "ok (test acc 99.3%)", or the error message of an unavailable model."""
+        out = {}
+        for name in MODELS:
+            entry = self._entry(name)
+            if entry.error is not None:
+                out[name] = entry.error
+                continue
+            acc = (entry.ckpt.get("metrics") or {}).get("test_acc")
+            out[name] = f"ok (test acc {100 * acc:.1f}%)" if isinstance(acc, (int, float)) else "ok"
+        return out
+
+    def load_all(self) -> dict[str, str]:
+        """Load every model now (app start-up); a broken file marks only that model unavailable."""
+        return self.status()
+
+
+CACHE = ModelCache()
+
+# One 28x28 image: a single torch thread is fastest and leaves the other cores to training.
+INFERENCE_THREADS = 1
+_thread_state = threading.local()
+
+
+def _use_inference_threads() -> None:
+    """Set this thread's torch thread count once (the setting persists per OS thread)."""
+    if getattr(_thread_state, "threads", None) != INFERENCE_THREADS:
+        torch.set_num_threads(INFERENCE_THREADS)
+        _thread_state.threads = INFERENCE_THREADS
+
+
+def _run(name: str, seen: np.ndarray, cache: ModelCache) -> Prediction:
+    """One model on one preprocessed 28x28 image."""
+    model, ckpt = cache.get(name)
+    x = to_tensor(seen, ckpt["mean"], ckpt["std"])  # (1, 1, 28, 28)
+    with torch.inference_mode():
+        probs = torch.softmax(model(x).float(), dim=1)[0]  # (10,)
+    values = [float(p) for p in probs]
+    digit = int(probs.argmax())
+    return Prediction(probs=values, digit=digit, confidence=values[digit], seen=seen, model=name)
+
+
+def predict(image: Any, model: str = DEFAULT_MODEL, cache: ModelCache | None = None) -> Prediction | None:
+    """Classify a drawing with one model; None for a blank canvas.
+
+    ValueError for an unknown model name, ModelUnavailable if its checkpoint is broken,
+    ``preprocess.ImageError`` for input that is not an image.
+    """
+    name = check_model_name(model)
+    seen = to_mnist_array(image)
+    if seen is None:
+        return None
+    _use_inference_threads()
+    return _run(name, seen, cache or CACHE)
+
+
+def predict_all(image: Any, cache: ModelCache | None = None) -> dict[str, Prediction | str] | None:
+    """Classify with every model (the drawing is preprocessed once); None for a blank canvas.
+
+    A model whose checkpoint is broken maps to its error message instead of a Prediction.
+    """
+    seen = to_mnist_array(image)
+    if seen is None:
+        return None
+    _use_inference_threads()
+    out: dict[str, Prediction | str] = {}
+    for name in MODELS:
+        try:
+            out[name] = _run(name, seen, cache or CACHE)
+        except ModelUnavailable as exc:
+            out[name] = str(exc)
+    return out
+
+
+def label_value(pred: Prediction) -> dict[str, float]:
+    """{"0": p0, ..., "9": p9}: the value a gr.Label shows (all ten classes)."""
+    return {str(i): float(p) for i, p in enumerate(pred.probs)}

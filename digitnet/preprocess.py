@@ -1,0 +1,352 @@
+"""Bring a drawing, photo or array of a digit to the form MNIST digits have.
+
+MNIST digits were made by fitting the digit into a 20x20 box (keeping its aspect
+ratio, anti-aliased) and then placing it in a 28x28 frame so that its centre of
+mass sits at the centre; white ink on black. A drawing on an 800x800 canvas, off
+centre and of any size, must be brought to the same form or the models misread it.
+
+Pipeline (``to_mnist_array``):
+
+1. read the input (Sketchpad dict, array, PIL image, file path) as a uint8 PIL image;
+   huge ones are shrunk first with an integer box reduction, so a 5000x5000 photo
+   costs milliseconds, not seconds;
+2. ink extraction: on a transparent canvas (Gradio's Sketchpad) the ink is the alpha
+   channel; an opaque image is grey-scaled and its polarity (dark ink on light paper
+   or light on dark) found from the median brightness; faint noise is cut off;
+3. crop to the ink's bounding box;
+4. stroke width: a big digit drawn with a thin brush has strokes far thinner, relative
+   to its size, than MNIST's; such strokes are thickened (``normalize_stroke``);
+5. fit into 20x20 keeping the aspect ratio, anti-aliased;
+6. place in 28x28 with the centre of mass at the centre.
+
+Pure: numpy, PIL and torch only (never gradio), so scripts and tests can use it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from .data import MNIST_MEAN, MNIST_STD
+
+MNIST_SIZE = 28  # side of the frame the models see
+DIGIT_BOX = 20  # MNIST digits were fitted into 20x20 inside the 28x28 frame
+# MNIST's mean centre of mass, in pixel-index coordinates, over the 10,000 test digits
+# is (13.99, 14.01): the digit's mass is centred on pixel index 14, not 13.5.
+MNIST_CENTER = 14.0
+# Inputs whose longer side exceeds this are first shrunk by an integer box reduction:
+# an 800x800 Sketchpad canvas is never touched, a 5000x5000 photo shrinks 5x in ~ms.
+MAX_INPUT_SIDE = 1024
+# After cropping, the digit is brought to at most this side before stroke-width
+# normalisation: 4x the final 20 px keeps stroke detail and makes the rest cheap.
+WORK_SIDE = 80
+# Ink below this fraction of full strength is noise (paper texture, JPEG artefacts,
+# the faintest anti-aliased brush edge); it neither counts for the crop nor is kept.
+INK_THRESHOLD = 0.2
+# Stroke width relative to the digit's longer side. MNIST's median is 0.10 (2 px in
+# the 20 px box; 5th percentile 0.066) with the estimator in ``stroke_width``. Thinner
+# strokes are thickened up to STROKE_TARGET (see ``normalize_stroke``).
+STROKE_THIN = 0.07
+STROKE_TARGET = 0.10
+
+
+class ImageError(ValueError):
+    """The input is not an image (or a Sketchpad value holding one)."""
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _open_path(path: str | os.PathLike) -> Image.Image:
+    """Open an image file, loading JPEGs at reduced size when they are huge."""
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(f"image file {p} does not exist")
+    try:
+        im = Image.open(p)
+        # JPEG can decode at 1/2, 1/4, 1/8 size directly: a 24-megapixel photo loads in ms.
+        im.draft(None, (MAX_INPUT_SIDE, MAX_INPUT_SIDE))
+        im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{p} is not an image file that can be read ({exc})") from exc
+    return im
+
+
+def _array_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Any numeric array -> uint8 in 0..255 (floats in [0, 1] or [0, 255], ints, bools)."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ImageError(f"cannot read an image from an array of dtype {arr.dtype}")
+    a = np.nan_to_num(arr.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(a.max()) if a.size else 0.0
+    if np.issubdtype(arr.dtype, np.floating):
+        scale = 255.0 if top <= 1.0 else 1.0  # floats in [0, 1], else already 0..255
+    elif top <= 255:
+        scale = 1.0
+    else:  # 16-bit scans and the like
+        scale = 255.0 / (65535.0 if top <= 65535 else top)
+    return np.clip(a * scale + 0.5, 0, 255).astype(np.uint8)
+
+
+def _normalize_array(arr: Any) -> np.ndarray:
+    """HxW, HxWxC or CxHxW (C in 1..4) array of any numeric dtype -> uint8 HxW or HxWxC (C in 2..4)."""
+    if isinstance(arr, torch.Tensor):
+        arr = arr.detach().cpu().numpy()
+    try:
+        arr = np.asarray(arr)
+    except Exception as exc:
+        raise ImageError(f"cannot read an image from {type(arr).__name__}: {exc}") from exc
+    while arr.ndim > 3 and arr.shape[0] == 1:  # (1, 1, H, W) tensors and the like
+        arr = arr[0]
+    if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # channel-first -> channel-last
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (2, 3, 4)) or arr.size == 0:
+        raise ImageError(f"cannot read an image from an array of shape {arr.shape}")
+    return _array_to_uint8(arr)
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, bytes)) and not value)
+
+
+def _file_data_path(value: Any) -> Any:
+    """Gradio FileData-like dicts ({"path": ..., "url": ...}) -> their path."""
+    if isinstance(value, dict) and "path" in value and not {"background", "layers", "composite"} & value.keys():
+        return value.get("path")
+    return value
+
+
+def _sketch_to_image(value: dict) -> Image.Image | None:
+    """A Sketchpad/ImageEditor value -> its composite image, or None when nothing is on it."""
+    composite = _file_data_path(value.get("composite"))
+    if not _is_empty(composite):
+        return _to_image(composite)
+    # An untouched canvas has no composite; if layers or a background came without it,
+    # compose them ourselves (background at the bottom, layers in order).
+    parts = [_file_data_path(value.get("background"))] + [_file_data_path(v) for v in (value.get("layers") or [])]
+    images = [_to_image(p) for p in parts if not _is_empty(p)]
+    images = [im if isinstance(im, Image.Image) else Image.fromarray(np.ascontiguousarray(im)) for im in images if im is not None]
+    if not images:
+        return None
+    base = images[0].convert("RGBA")
+    for layer in images[1:]:
+        layer = layer.convert("RGBA")
+        if layer.size != base.size:
+            layer = layer.resize(base.size, Image.Resampling.BILINEAR)
+        base = Image.alpha_composite(base, layer)
+    return base
+
+
+def _to_image(image: Any) -> Image.Image | np.ndarray | None:
+    """Whatever the caller passed -> a PIL image or uint8 array (not yet shrunk), or None."""
+    if image is None:
+        return None
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, dict):
+        if {"background", "layers", "composite"} & image.keys():
+            return _sketch_to_image(image)
+        if "path" in image:
+            return _to_image(image["path"])
+        raise ImageError(f"cannot read an image from a dict with keys {sorted(image)}")
+    if isinstance(image, (str, os.PathLike)):
+        return _open_path(image)
+    if isinstance(image, (bytes, bytearray)):
+        raise ImageError("cannot read an image from raw bytes; pass a path, array or PIL image")
+    return _normalize_array(image)
+
+
+def _to_uint8_array(im: Image.Image | np.ndarray) -> np.ndarray:
+    """PIL image or array -> uint8 array (H, W), (H, W, 2) grey+alpha, (H, W, 3) or (H, W, 4)."""
+    if isinstance(im, Image.Image):
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            return _normalize_array(np.asarray(im))
+        if im.mode == "1":
+            im = im.convert("L")
+        elif im.mode in ("PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+        elif im.mode not in ("L", "LA", "RGB", "RGBA"):
+            im = im.convert("RGB")  # P, CMYK, YCbCr, LAB, HSV
+        return np.asarray(im)
+    return im
+
+
+def _shrink(channel: np.ndarray) -> np.ndarray:
+    """Integer box reduction of a huge 2-D uint8 channel so the rest costs milliseconds."""
+    factor = math.ceil(max(channel.shape) / MAX_INPUT_SIDE)
+    if factor <= 1:
+        return channel
+    return np.asarray(Image.fromarray(np.ascontiguousarray(channel)).reduce(factor))
+
+
+def _gray(arr: np.ndarray) -> np.ndarray:
+    """uint8 array -> uint8 luminance (H, W); a partly transparent picture is put on white paper."""
+    if arr.ndim == 2:
+        return arr
+    if arr.shape[-1] in (2, 4) and int(arr[..., -1].min()) < 255:
+        alpha = arr[..., -1:].astype(np.float32) / 255.0
+        arr = (arr[..., :-1] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    if arr.shape[-1] in (1, 2):
+        return np.ascontiguousarray(arr[..., 0])
+    # ITU-R 601 luma, as PIL's convert("L"), in C.
+    return np.asarray(Image.fromarray(np.ascontiguousarray(arr[..., :3])).convert("L"))
+
+
+def _ink_source(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """uint8 image -> (2-D uint8 channel where ink is bright, background level, full-ink level).
+
+    Ink strength is ``(channel - background) / (full - background)``, clipped to [0, 1].
+    """
+    if arr.ndim == 3 and arr.shape[-1] in (2, 4):
+        alpha = arr[..., -1]
+        border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
+        if np.median(border) < 128:
+            # Transparent canvas (Gradio's Sketchpad): whatever colour the brush had,
+            # the ink is where the canvas stopped being transparent.
+            return _shrink(alpha), 0.0, 255.0
+    gray = _shrink(_gray(arr))
+    # Polarity: the background is the median brightness (ink covers a minority of the
+    # pixels); the ink is whichever extreme lies further from it.
+    step = max(1, max(gray.shape) // 256)
+    bg = float(np.median(gray[::step, ::step]))
+    lo, hi = float(gray.min()), float(gray.max())
+    if bg - lo > hi - bg:  # dark ink on light paper
+        return np.invert(gray), 255.0 - bg, 255.0 - lo
+    return gray, bg, hi  # light ink on a dark background, MNIST's own polarity
+
+
+def _cut_noise(ink: np.ndarray) -> np.ndarray:
+    """Zero ink below INK_THRESHOLD and stretch the rest back to [0, 1], keeping edges smooth."""
+    return np.clip((ink - INK_THRESHOLD) * (1.0 / (1.0 - INK_THRESHOLD)), 0.0, 1.0)
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) exclusive bounds of the True pixels, or None."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _resize(a: np.ndarray, height: int, width: int, resample: Image.Resampling) -> np.ndarray:
+    """Resize a float32 2-D array with PIL (mode 'F')."""
+    out = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32)).resize((width, height), resample)
+    return np.asarray(out, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- stroke width
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width in pixels of a cropped ink map: 2 * area / perimeter of ink > 0.5.
+
+    A stroke of length L and width w has area L*w and a perimeter of about 2L.
+    """
+    b = ink > 0.5
+    area = int(b.sum())
+    if area == 0:
+        return 0.0
+    # Boundary length as the number of ink/background transitions, the frame included.
+    padded = np.pad(b, 1)
+    perimeter = int((padded[1:, :] != padded[:-1, :]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
+    return 2.0 * area / max(perimeter, 1)
+
+
+def normalize_stroke(ink: np.ndarray) -> np.ndarray:
+    """Thicken strokes that are thin relative to the digit's size towards MNIST's width.
+
+    A big digit drawn with a small brush has strokes of ~1-2% of its size where MNIST's
+    are ~10%: after shrinking to 20 px they become faint hairlines the models misread.
+    A grey dilation (max filter) widens them; digits with normal strokes are untouched.
+    """
+    side = max(ink.shape)
+    width = stroke_width(ink)
+    if width <= 0 or width >= STROKE_THIN * side:
+        return ink
+    grow = int(round(STROKE_TARGET * side - width))  # a k x k max filter adds k - 1 px of width
+    if grow < 2:
+        return ink
+    k = grow + 1 if grow % 2 == 0 else grow  # odd kernel, centred
+    pad = k // 2
+    t = torch.from_numpy(np.pad(ink, pad))[None, None]  # (1, 1, H + 2p, W + 2p)
+    return F.max_pool2d(t, k, stride=1, padding=pad)[0, 0].numpy()
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def _fit_and_center(ink: np.ndarray) -> np.ndarray:
+    """Cropped ink -> 28x28: fit into 20x20 keeping aspect, centre of mass at the centre."""
+    h, w = ink.shape
+    scale = DIGIT_BOX / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.clip(_resize(ink, nh, nw, Image.Resampling.LANCZOS), 0.0, 1.0)  # LANCZOS rings below 0
+    total = float(small.sum())
+    if total <= 0:
+        return np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
+    cy = float((small.sum(axis=1) * np.arange(nh)).sum()) / total
+    cx = float((small.sum(axis=0) * np.arange(nw)).sum()) / total
+    top, left = int(round(MNIST_CENTER - cy)), int(round(MNIST_CENTER - cx))
+    out = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
+    # Paste with clipping: a lopsided digit whose mass sits far from its box centre may
+    # lose a sliver at the frame's edge, as it did when MNIST was made.
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + nh, MNIST_SIZE), min(left + nw, MNIST_SIZE)
+    if y1 > y0 and x1 > x0:
+        out[y0:y1, x0:x1] = small[y0 - top : y1 - top, x0 - left : x1 - left]
+    return out
+
+
+def to_mnist_array(image: Any) -> np.ndarray | None:
+    """Sketchpad value / array / PIL image / image path -> (28, 28) float32 in [0, 1], white ink
+    on black like MNIST; None for a blank canvas (no ink). Raises ImageError for non-images."""
+    im = _to_image(image)
+    if im is None:
+        return None
+    arr = _to_uint8_array(im)
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        return None
+    src, background, full = _ink_source(arr)
+    if full <= background:
+        return None  # one flat colour: nothing drawn
+    # Everything above stays uint8 on the whole canvas; floats only on the digit's crop.
+    box = _bbox(src > background + INK_THRESHOLD * (full - background))
+    if box is None:
+        return None
+    top, bottom, left, right = box
+    ink = (src[top:bottom, left:right].astype(np.float32) - background) * (1.0 / (full - background))
+    ink = _cut_noise(ink)
+    side = max(ink.shape)
+    if side > WORK_SIDE:
+        # BOX = area averaging: anti-aliased and cheap for big reductions.
+        h, w = ink.shape
+        scale = WORK_SIDE / side
+        ink = _resize(ink, max(1, round(h * scale)), max(1, round(w * scale)), Image.Resampling.BOX)
+    ink = normalize_stroke(ink)
+    return _fit_and_center(ink)
+
+
+def preprocess(image: Any, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor | None:
+    """Any accepted input -> (1, 1, 28, 28) float tensor normalised with mean/std, or None when blank."""
+    seen = to_mnist_array(image)
+    if seen is None:
+        return None
+    return to_tensor(seen, mean, std)
+
+
+def to_tensor(seen: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor:
+    """(28, 28) array in [0, 1] -> (1, 1, 28, 28) float tensor normalised with mean/std."""
+    return ((torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)) - mean) / std)[None, None]
