@@ -3,16 +3,19 @@
 Never imports gradio: the app, scripts and tests all call this module.
 
 Threads: one 28x28 image is far too small for torch's intra-op parallelism to pay
-off (LeNet is ~0.4 MFLOP), so inference runs with ``INFERENCE_THREADS`` = 1 torch
-thread. That is set per calling thread (``torch.set_num_threads`` is thread-local
-under OpenMP for the calling thread's parallel regions) only if it differs, and a
-background training run in the same process keeps the threads it asked for.
+off (LeNet is ~0.4 MFLOP). Worse, on a busy 2-core machine (a training run next to
+the app) OpenMP's worker threads wait on each other: measured here, one LeNet forward
+took 100 ms with 2 threads and 0.5 ms with 1. So each forward runs with
+``INFERENCE_THREADS`` = 1 and the calling thread's count is restored right after:
+``torch.set_num_threads`` also sets the default that threads started later (a Trainer)
+inherit, and training should keep every core it can get. The pair of calls costs ~1 us.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,21 +144,27 @@ CACHE = ModelCache()
 
 # One 28x28 image: a single torch thread is fastest and leaves the other cores to training.
 INFERENCE_THREADS = 1
-_thread_state = threading.local()
 
 
-def _use_inference_threads() -> None:
-    """Set this thread's torch thread count once (the setting persists per OS thread)."""
-    if getattr(_thread_state, "threads", None) != INFERENCE_THREADS:
-        torch.set_num_threads(INFERENCE_THREADS)
-        _thread_state.threads = INFERENCE_THREADS
+@contextmanager
+def _inference_threads():
+    """Run the block with INFERENCE_THREADS torch threads, then restore this thread's count."""
+    previous = torch.get_num_threads()
+    if previous == INFERENCE_THREADS:
+        yield
+        return
+    torch.set_num_threads(INFERENCE_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _run(name: str, seen: np.ndarray, cache: ModelCache) -> Prediction:
     """One model on one preprocessed 28x28 image."""
     model, ckpt = cache.get(name)
     x = to_tensor(seen, ckpt["mean"], ckpt["std"])  # (1, 1, 28, 28)
-    with torch.inference_mode():
+    with torch.inference_mode(), _inference_threads():
         probs = torch.softmax(model(x).float(), dim=1)[0]  # (10,)
     values = [float(p) for p in probs]
     digit = int(probs.argmax())
@@ -172,7 +181,6 @@ def predict(image: Any, model: str = DEFAULT_MODEL, cache: ModelCache | None = N
     seen = to_mnist_array(image)
     if seen is None:
         return None
-    _use_inference_threads()
     return _run(name, seen, cache or CACHE)
 
 
@@ -184,7 +192,6 @@ def predict_all(image: Any, cache: ModelCache | None = None) -> dict[str, Predic
     seen = to_mnist_array(image)
     if seen is None:
         return None
-    _use_inference_threads()
     out: dict[str, Prediction | str] = {}
     for name in MODELS:
         try:
