@@ -74,9 +74,15 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 
-def ensure_mnist(root: str | os.PathLike | None = None, download: bool = True) -> Path:
+def download_allowed() -> bool:
+    """False when ``$DIGITNET_DOWNLOAD`` is 0/false/no (offline machines: fail fast, don't wait on the network)."""
+    return os.environ.get("DIGITNET_DOWNLOAD", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def ensure_mnist(root: str | os.PathLike | None = None, download: bool | None = None) -> Path:
     """Return the MNIST root, downloading it with torchvision when missing and allowed."""
     root = data_dir(root)
+    download = download_allowed() if download is None else download
     if _have_files(root):
         return root
     error = None
@@ -94,7 +100,8 @@ def ensure_mnist(root: str | os.PathLike | None = None, download: bool = True) -
     raise DataNotFoundError(
         f"MNIST not found in {_raw_dir(root.resolve())}{reason}. Set DIGITNET_DATA (or --data) "
         "to the folder that holds MNIST/raw/ with the four files "
-        f"{', '.join(_FILES.values())}, or allow network access so torchvision can download them."
+        f"{', '.join(_FILES.values())}, or allow network access (and DIGITNET_DOWNLOAD=1) so torchvision "
+        "can download them."
     )
 
 
@@ -111,7 +118,7 @@ class MNISTTensors:
 _CACHE: dict[str, MNISTTensors] = {}
 
 
-def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> MNISTTensors:
+def load_mnist(root: str | os.PathLike | None = None, download: bool | None = None) -> MNISTTensors:
     """Load all 70,000 MNIST images once (cached per folder) as uint8 tensors."""
     root = ensure_mnist(root, download=download)
     key = str(root.resolve())
