@@ -1,0 +1,63 @@
+"""Models: shapes, logits, one step lowers the loss, clear errors on unknown names."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from digitnet.models import MODELS, build_model, count_parameters
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("batch", [1, 5])
+def test_output_shape_is_logits_for_ten_classes(name, batch):
+    model = build_model(name).eval()
+    out = model(torch.randn(batch, 1, 28, 28))
+    assert out.shape == (batch, 10)
+    # logits, not probabilities: the seed's softmax-then-CrossEntropy bug would give rows summing to 1
+    model.train()
+    out = model(torch.randn(8, 1, 28, 28) * 3)
+    assert not torch.allclose(out.sum(1), torch.ones(8), atol=1e-3)
+    assert (out < 0).any()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_one_optimisation_step_lowers_the_loss_on_a_fixed_batch(name):
+    torch.manual_seed(0)
+    model = build_model(name)
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    before = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after = F.cross_entropy(model(x), y)
+    assert after.item() < before.item()
+
+
+def test_architectures_match_the_article():
+    # LeNet-5: 6 and 16 channels of 5x5 convs, 120-84-10 (+ BatchNorm affine parameters)
+    lenet = build_model("lenet")
+    assert [lenet.conv1.out_channels, lenet.conv2.out_channels] == [6, 16]
+    assert lenet.conv1.kernel_size == lenet.conv2.kernel_size == (5, 5)
+    assert [lenet.fc1.out_features, lenet.fc2.out_features, lenet.fc3.out_features] == [120, 84, 10]
+    assert count_parameters(lenet) == 156 + 12 + 2416 + 32 + 48120 + 10164 + 850
+    mlp = build_model("mlp")
+    assert [mlp.fc1.in_features, mlp.fc1.out_features, mlp.fc2.out_features, mlp.out.out_features] == [784, 300, 100, 10]
+    cnn = build_model("cnnnet")
+    assert [cnn.conv1.out_channels, cnn.conv2.out_channels, cnn.fc1.in_features] == [16, 30, 480]
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model 'resnet'.*mlp, cnnnet, lenet"):
+        build_model("resnet")
+    assert type(build_model(" LeNet ")).__name__ == "LeNet"  # names are forgiving about case/space
+
+
+def test_dropout_is_active_only_in_training():
+    model = build_model("mlp", dropout=0.5)
+    x = torch.randn(4, 1, 28, 28)
+    model.train()
+    assert not torch.allclose(model(x), model(x))
+    model.eval()
+    assert torch.allclose(model(x), model(x))
