@@ -5,8 +5,8 @@ Never imports gradio: the app, scripts and tests all call this module.
 Threads: one 28x28 image is far too small for torch's intra-op parallelism to pay
 off (LeNet is ~0.4 MFLOP). Worse, on a busy 2-core machine (a training run next to
 the app) OpenMP's worker threads wait on each other: measured here, one LeNet forward
-took 100 ms with 2 threads and 0.5 ms with 1. So each forward runs with
-``INFERENCE_THREADS`` = 1 and the calling thread's count is restored right after:
+took 100 ms with 2 threads and 0.5 ms with 1. So each forward runs with one thread
+(``preprocess.single_thread``) and the calling thread's count is restored right after:
 ``torch.set_num_threads`` also sets the default that threads started later (a Trainer)
 inherit, and training should keep every core it can get. The pair of calls costs ~1 us.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import torch.nn as nn
 
 from .checkpoint import SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
 from .models import MODELS, check_model_name
-from .preprocess import to_mnist_array, to_tensor
+from .preprocess import single_thread, to_mnist_array, to_tensor
 
 DEFAULT_MODEL = "lenet"
 
@@ -142,29 +141,11 @@ class ModelCache:
 
 CACHE = ModelCache()
 
-# One 28x28 image: a single torch thread is fastest and leaves the other cores to training.
-INFERENCE_THREADS = 1
-
-
-@contextmanager
-def _inference_threads():
-    """Run the block with INFERENCE_THREADS torch threads, then restore this thread's count."""
-    previous = torch.get_num_threads()
-    if previous == INFERENCE_THREADS:
-        yield
-        return
-    torch.set_num_threads(INFERENCE_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _run(name: str, seen: np.ndarray, cache: ModelCache) -> Prediction:
     """One model on one preprocessed 28x28 image."""
     model, ckpt = cache.get(name)
     x = to_tensor(seen, ckpt["mean"], ckpt["std"])  # (1, 1, 28, 28)
-    with torch.inference_mode(), _inference_threads():
+    with torch.inference_mode(), single_thread():
         probs = torch.softmax(model(x).float(), dim=1)[0]  # (10,)
     values = [float(p) for p in probs]
     digit = int(probs.argmax())
