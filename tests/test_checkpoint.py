@@ -1,0 +1,112 @@
+"""Checkpoints: format, round trip, atomic writes, clear errors, no code execution."""
+
+import os
+
+import pytest
+import torch
+
+from digitnet import checkpoint as ck
+from digitnet.models import build_model
+
+
+def save_lenet(path, **metrics):
+    torch.manual_seed(0)
+    model = build_model("lenet").eval()
+    ck.save_checkpoint(path, model, "lenet", 0.1307, 0.3081, metrics={"test_acc": 0.99, **metrics}, config={"epochs": 3})
+    return model
+
+
+def test_round_trip_keeps_format_and_predictions(tmp_path):
+    path = tmp_path / "lenet.pt"
+    model = save_lenet(path)
+    raw = torch.load(path, map_location="cpu", weights_only=True)  # the documented way to read it
+    assert raw["format_version"] == 1 and raw["arch"] == "lenet"
+    assert raw["mean"] == pytest.approx(0.1307) and raw["std"] == pytest.approx(0.3081)
+    assert raw["metrics"]["test_acc"] == 0.99 and raw["config"] == {"epochs": 3}
+    loaded, meta = ck.load_model(path)
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.allclose(loaded(x), model(x))
+    assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # readable like any other file
+    assert [p.name for p in tmp_path.iterdir()] == ["lenet.pt"]  # no temp files left
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(ck.CheckpointError, match="nothere.pt.*does not exist"):
+        ck.load_checkpoint(tmp_path / "nothere.pt")
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "lenet.pt"
+    save_lenet(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ck.CheckpointError, match="lenet.pt could not be read"):
+        ck.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", [[1, 2, 3], {"weights": 1}, {"format_version": 1, "arch": "resnet", "state_dict": {}}])
+def test_foreign_files_are_refused(tmp_path, content):
+    path = tmp_path / "x.pt"
+    torch.save(content, path)
+    with pytest.raises(ck.CheckpointError, match="x.pt"):
+        ck.load_checkpoint(path)
+
+
+def test_random_bytes_are_refused(tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(os.urandom(1000))
+    with pytest.raises(ck.CheckpointError, match="junk.pt"):
+        ck.load_checkpoint(path)
+
+
+class Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # would create the marker file if unpickled unsafely
+
+
+def test_a_pickle_carrying_code_is_refused_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "arch": "lenet", "state_dict": {}, "payload": Evil(str(marker))}, path)
+    assert not marker.exists()
+    with pytest.raises(ck.CheckpointError, match="evil.pt"):
+        ck.load_checkpoint(path)
+    assert not marker.exists()
+    # the unsafe way really would have run it, so the check above can fail
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_mismatching_weights_are_a_clear_error(tmp_path):
+    path = tmp_path / "lenet.pt"
+    ck.save_checkpoint(path, build_model("mlp"), "lenet", 0.1307, 0.3081)  # MLP weights labelled LeNet
+    with pytest.raises(ck.CheckpointError, match="does not fit the lenet model"):
+        ck.load_model(path)
+
+
+def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "lenet.pt"
+    save_lenet(path)
+    before = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_lenet(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["lenet.pt"]
+    monkeypatch.undo()
+    ck.load_model(path)  # still loads
+
+
+def test_invalid_normalisation_is_refused(tmp_path):
+    path = tmp_path / "lenet.pt"
+    ck.save_checkpoint(path, build_model("lenet"), "lenet", 0.1307, 0.0)
+    with pytest.raises(ck.CheckpointError, match="invalid 'std'"):
+        ck.load_checkpoint(path)
