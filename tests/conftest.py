@@ -1,0 +1,145 @@
+"""Shared fixtures: MNIST location, drawings rendered like the Sketchpad makes them, a launched app.
+
+``running_app(**build_demo_options)`` launches ``app.build_demo`` on a free local port and
+yields a ``RunningApp`` (url, demo, the shared training job, ``client()``); it always stops
+a training run and closes the server at the end. The ``served_app`` fixture is one such app
+per test module, on a small MNIST slice, with ``DIGITNET_CHECKPOINTS`` in a temp folder, so
+tests never write into the repo's ``checkpoints/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # app.py lives at the top level, beside digitnet/
+
+from digitnet import data as mdata  # noqa: E402
+
+# A slice of MNIST big enough that LeNet learns something in one epoch, small enough that a
+# run takes a couple of seconds on two CPU cores.
+SMALL_TRAIN = dict(train_limit=2000, val_size=500, test_limit=500)
+CANVAS = 800  # the Sketchpad's canvas size (app.CANVAS_SIZE)
+BLANK_SKETCH = {"background": None, "layers": [], "composite": None}  # an untouched Sketchpad
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mnist() -> mdata.MNISTTensors:
+    """All of MNIST as tensors (skips, naming the variable, when the files are not there)."""
+    try:
+        return mdata.load_mnist(download=False)
+    except mdata.DataNotFoundError as exc:
+        pytest.skip(f"MNIST not available (set DIGITNET_DATA): {exc}")
+
+
+def render_digit(image28: np.ndarray, path: Path, size: int = 420, left: int = 190, top: int = 160) -> Path:
+    """Paint a 28x28 MNIST digit as black ink on a transparent 800x800 canvas, as the Sketchpad sends it."""
+    ink = Image.fromarray(np.asarray(image28, dtype=np.uint8)).resize((size, size), Image.BICUBIC)
+    alpha = Image.new("L", (CANVAS, CANVAS), 0)
+    alpha.paste(ink, (left, top))
+    canvas = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0))
+    canvas.putalpha(alpha)  # RGB stays black: the ink is in the alpha channel
+    canvas.save(path)
+    return path
+
+
+def sketch_value(path: Path) -> dict:
+    """A Sketchpad value for gradio_client: one drawn layer, which is also the composite."""
+    from gradio_client import handle_file
+
+    return {"background": None, "layers": [handle_file(str(path))], "composite": handle_file(str(path))}
+
+
+@dataclass
+class RunningApp:
+    """A launched app: its URL, the Blocks, and the single shared training job."""
+
+    url: str
+    demo: object
+    job: object
+
+    def client(self):
+        """A new gradio_client Client (one per thread: a shared one fails under parallel calls)."""
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False)
+
+
+@contextlib.contextmanager
+def running_app(**options) -> Iterator[RunningApp]:
+    """Launch ``app.build_demo(**options)`` on a free port; stop training and close it afterwards."""
+    import app
+
+    demo = app.build_demo(**options)
+    port = free_port()
+    launch = {k: v for k, v in app.LAUNCH_OPTIONS.items() if k != "share"}
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)
+    try:
+        yield RunningApp(url=f"http://127.0.0.1:{port}/", demo=demo, job=demo.job)
+    finally:
+        try:
+            demo.job.stop(wait=0)
+            demo.job.join(30)
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def checkpoints_dir(tmp_path_factory) -> Iterator[Path]:
+    """A temp DIGITNET_CHECKPOINTS for one test module (trained checkpoints land here)."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DIGITNET_CHECKPOINTS", str(folder))
+        mp.delenv("DIGITNET_ALLOW_TRAINING", raising=False)
+        mp.delenv("DIGITNET_MAX_EPOCHS", raising=False)
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def served_app(mnist, checkpoints_dir) -> Iterator[RunningApp]:
+    """The app on a small MNIST slice with a temp checkpoint folder, shared by one test module."""
+    with running_app(train_overrides=SMALL_TRAIN) as running:
+        yield running
+
+
+@pytest.fixture
+def client(served_app):
+    """A fresh Client for the module's app."""
+    return served_app.client()
+
+
+@pytest.fixture
+def idle_job(served_app):
+    """Make sure no training run is going before (and after) a test that trains."""
+    served_app.job.stop(wait=30)
+    yield served_app.job
+    served_app.job.stop(wait=30)
+
+
+@pytest.fixture(scope="session")
+def drawn_digits(mnist, tmp_path_factory) -> list[tuple[int, Path]]:
+    """A few MNIST *test* digits rendered on a Sketchpad-sized canvas, as (label, png path)."""
+    folder = tmp_path_factory.mktemp("drawn")
+    out = []
+    for i in range(6):  # test images 0..5: 7, 2, 1, 0, 4, 1
+        label = int(mnist.test_labels[i])
+        out.append((label, render_digit(mnist.test_images[i].numpy(), folder / f"test{i}.png")))
+    return out
+
