@@ -56,18 +56,21 @@ def checkpoint_for(name: str) -> Path:
     return SHIPPED_DIR / f"{name}.pt"
 
 
-def _signature(path: Path) -> tuple[str, int, int] | None:
-    """(path, mtime, size) of a file, or None when it does not exist: tells a new file from the old."""
+def _signature(path: Path) -> tuple[str, int, int, int] | None:
+    """(path, inode, mtime, size) of a file, or None when missing: tells a new file from the old.
+
+    save_checkpoint's os.replace gives every new checkpoint a new inode.
+    """
     try:
         st = path.stat()
     except OSError:
         return None
-    return str(path), st.st_mtime_ns, st.st_size
+    return str(path), st.st_ino, st.st_mtime_ns, st.st_size
 
 
 @dataclass
 class _Entry:
-    signature: tuple[str, int, int] | None
+    signature: tuple[str, int, int, int] | None
     model: nn.Module | None = None
     ckpt: dict | None = None
     error: str | None = None
@@ -76,7 +79,7 @@ class _Entry:
 class ModelCache:
     """Loads each model once, lazily, and swaps in a new checkpoint file atomically.
 
-    ``get`` compares the checkpoint file's (path, mtime, size) with what it loaded, so a
+    ``get`` compares the checkpoint file's (path, inode, mtime, size) with what it loaded, so a
     checkpoint written by a training run (or a new ``$DIGITNET_CHECKPOINTS``) is picked up
     even without ``reload``; the stat costs microseconds. An in-flight prediction keeps
     the model object it already holds: entries are replaced, never mutated.

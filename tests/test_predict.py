@@ -1,0 +1,211 @@
+"""Prediction: the shipped models read drawn MNIST digits; the cache loads, reloads and survives broken files."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from digitnet.checkpoint import SHIPPED_DIR, save_checkpoint
+from digitnet.data import MNIST_MEAN, MNIST_STD, DataNotFoundError, load_mnist
+from digitnet.models import MODELS, build_model
+from digitnet.predict import (
+    CACHE,
+    ModelCache,
+    ModelUnavailable,
+    Prediction,
+    checkpoint_for,
+    label_value,
+    predict,
+    predict_all,
+)
+from digitnet.preprocess import ImageError
+
+BLANK = {"background": None, "layers": [], "composite": None}
+
+
+@pytest.fixture(autouse=True)
+def shipped_checkpoints(monkeypatch):
+    """Every test reads the repo's shipped checkpoints unless it points DIGITNET_CHECKPOINTS elsewhere."""
+    monkeypatch.delenv("DIGITNET_CHECKPOINTS", raising=False)
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    try:
+        data = load_mnist(download=False)
+    except DataNotFoundError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    return data.test_images, data.test_labels
+
+
+def on_canvas(img28: np.ndarray, size: int, left: int, top: int) -> np.ndarray:
+    """An MNIST digit enlarged onto an 800x800 transparent canvas, ink in alpha (as the Sketchpad sends it)."""
+    canvas = np.zeros((800, 800, 4), np.uint8)
+    canvas[top : top + size, left : left + size, 3] = np.asarray(
+        Image.fromarray(img28).resize((size, size), Image.Resampling.BILINEAR))
+    return canvas
+
+
+# Five test digits at different sizes and places.
+PLACES = [(0, 400, 50, 300), (1, 200, 550, 20), (2, 600, 100, 100), (3, 300, 10, 480), (4, 500, 290, 150)]
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_shipped_models_read_drawn_test_digits(model, mnist_test):
+    images, labels = mnist_test
+    for index, size, left, top in PLACES:
+        pred = predict(on_canvas(images[index].numpy(), size, left, top), model)
+        assert isinstance(pred, Prediction)
+        assert pred.digit == int(labels[index]), f"{model} read test digit {index} ({int(labels[index])}) as {pred.digit}"
+        assert pred.model == model
+
+
+def test_prediction_fields(mnist_test):
+    images, labels = mnist_test
+    pred = predict(on_canvas(images[0].numpy(), 400, 200, 200), "lenet")
+    assert len(pred.probs) == 10 and sum(pred.probs) == pytest.approx(1.0, abs=1e-5)
+    assert pred.digit == int(np.argmax(pred.probs)) and pred.confidence == pred.probs[pred.digit]
+    assert pred.confidence > 0.5
+    assert pred.seen.shape == (28, 28) and pred.seen.dtype == np.float32 and pred.seen.max() <= 1.0
+    label = label_value(pred)
+    assert list(label) == [str(i) for i in range(10)]
+    assert sum(label.values()) == pytest.approx(1.0, abs=1e-5)
+    assert max(label, key=label.get) == str(int(labels[0]))
+
+
+def test_predict_all_preprocesses_once_and_asks_every_model(mnist_test):
+    images, labels = mnist_test
+    result = predict_all(on_canvas(images[1].numpy(), 300, 100, 100))
+    assert set(result) == set(MODELS)
+    assert all(p.digit == int(labels[1]) for p in result.values())
+    assert all(p.seen is result["lenet"].seen for p in result.values())
+
+
+def test_blank_canvas_gives_none_not_a_guess():
+    assert predict(BLANK, "lenet") is None
+    assert predict(np.zeros((800, 800, 4), np.uint8), "mlp") is None
+    assert predict_all(BLANK) is None
+
+
+def test_unknown_model_is_a_clear_value_error():
+    with pytest.raises(ValueError, match="mlp, cnnnet, lenet"):
+        predict(BLANK, "resnet")
+    with pytest.raises(ValueError):
+        CACHE.get("resnet")
+
+
+def test_not_an_image_is_an_image_error(tmp_path):
+    text = tmp_path / "readme.txt"
+    text.write_text("hello")
+    with pytest.raises(ImageError):
+        predict(str(text), "lenet")
+
+
+def test_inference_leaves_the_callers_thread_count_alone():
+    before = torch.get_num_threads()
+    predict(np.pad(np.full((10, 40), 255, np.uint8), 30), "lenet")
+    assert torch.get_num_threads() == before
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+def _save(folder, name: str, seed: int, test_acc: float):
+    torch.manual_seed(seed)
+    model = build_model(name).eval()
+    return save_checkpoint(folder / f"{name}.pt", model, name, MNIST_MEAN, MNIST_STD, metrics={"test_acc": test_acc}), model
+
+
+def test_checkpoint_for_prefers_a_trained_file(tmp_path, monkeypatch):
+    assert checkpoint_for("lenet") == SHIPPED_DIR / "lenet.pt"
+    monkeypatch.setenv("DIGITNET_CHECKPOINTS", str(tmp_path))
+    assert checkpoint_for("lenet") == SHIPPED_DIR / "lenet.pt"  # nothing trained here yet
+    path, _ = _save(tmp_path, "lenet", 0, 0.5)
+    assert checkpoint_for("LeNet") == path
+    assert checkpoint_for("mlp") == SHIPPED_DIR / "mlp.pt"
+
+
+def test_reload_picks_up_a_new_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITNET_CHECKPOINTS", str(tmp_path))
+    cache = ModelCache()
+    _save(tmp_path, "lenet", 0, 0.5)
+    first, ckpt = cache.get("lenet")
+    assert cache.get("lenet")[0] is first  # loaded once
+    assert cache.status()["lenet"] == "ok (test acc 50.0%)"
+    x = torch.randn(1, 1, 28, 28)
+    with torch.inference_mode():
+        old_out = first(x)
+    _, trained = _save(tmp_path, "lenet", 1, 0.75)
+    cache.reload("lenet")
+    second, ckpt = cache.get("lenet")
+    assert second is not first and ckpt["metrics"]["test_acc"] == 0.75
+    assert cache.status()["lenet"] == "ok (test acc 75.0%)"
+    with torch.inference_mode():
+        assert torch.allclose(second(x), trained(x))
+        assert torch.allclose(first(x), old_out)  # a prediction holding the old model is unaffected
+
+
+def test_a_new_file_is_picked_up_even_without_reload(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITNET_CHECKPOINTS", str(tmp_path))
+    cache = ModelCache()
+    shipped, _ = cache.get("mlp")
+    _save(tmp_path, "mlp", 2, 0.25)  # a training run finished and wrote its checkpoint
+    model, ckpt = cache.get("mlp")
+    assert model is not shipped and ckpt["metrics"]["test_acc"] == 0.25
+
+
+def test_a_corrupt_checkpoint_makes_only_that_model_unavailable(tmp_path, monkeypatch, mnist_test):
+    monkeypatch.setenv("DIGITNET_CHECKPOINTS", str(tmp_path))
+    bad = tmp_path / "cnnnet.pt"
+    bad.write_bytes(b"\x80\x02 this is not a checkpoint")
+    cache = ModelCache()
+    status = cache.load_all()
+    assert str(bad) in status["cnnnet"]
+    assert status["lenet"].startswith("ok") and status["mlp"].startswith("ok")
+    with pytest.raises(ModelUnavailable, match="cnnnet.pt"):
+        cache.get("cnnnet")
+    images, labels = mnist_test
+    result = predict_all(on_canvas(images[2].numpy(), 300, 250, 250), cache=cache)
+    assert isinstance(result["cnnnet"], str) and str(bad) in result["cnnnet"]
+    assert result["lenet"].digit == int(labels[2]) and result["mlp"].digit == int(labels[2])
+    with pytest.raises(ModelUnavailable, match=str(bad)):
+        predict(on_canvas(images[2].numpy(), 300, 250, 250), "cnnnet", cache=cache)
+
+
+def test_a_checkpoint_of_the_wrong_model_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITNET_CHECKPOINTS", str(tmp_path))
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "mlp.pt", build_model("lenet"), "lenet", MNIST_MEAN, MNIST_STD)
+    cache = ModelCache()
+    with pytest.raises(ModelUnavailable, match="mlp.pt.*lenet"):
+        cache.get("mlp")
+
+
+def test_predictions_while_reloading_from_other_threads(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITNET_CHECKPOINTS", str(tmp_path))
+    cache = ModelCache()
+    _save(tmp_path, "lenet", 0, 0.5)
+    drawing = np.pad(np.full((60, 12), 255, np.uint8), 100)  # a "1"
+    errors, results = [], []
+
+    def worker():
+        try:
+            for _ in range(15):
+                results.append(predict(drawing, "lenet", cache=cache))
+        except Exception as exc:  # any error fails the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for seed in range(5):
+        _save(tmp_path, "lenet", seed, 0.5)
+        cache.reload("lenet")
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(results) == 60 and all(len(r.probs) == 10 for r in results)
