@@ -6,7 +6,7 @@ Threads: one 28x28 image is far too small for torch's intra-op parallelism to pa
 off (LeNet is ~0.4 MFLOP). Worse, on a busy 2-core machine (a training run next to
 the app) OpenMP's worker threads wait on each other: measured here, one LeNet forward
 took 100 ms with 2 threads and 0.5 ms with 1. So each forward runs with one thread
-(``preprocess.single_thread``) and the calling thread's count is restored right after:
+(``single_thread``) and the calling thread's count is restored right after:
 ``torch.set_num_threads`` also sets the default that threads started later (a Trainer)
 inherit, and training should keep every core it can get. The pair of calls costs ~1 us.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import torch.nn as nn
 
 from .checkpoint import SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
 from .models import MODELS, check_model_name
-from .preprocess import single_thread, to_mnist_array, to_tensor
+from .preprocess import to_mnist_array, to_tensor
 
 DEFAULT_MODEL = "lenet"
 
@@ -143,6 +144,23 @@ class ModelCache:
 
 
 CACHE = ModelCache()
+
+@contextmanager
+def single_thread():
+    """Run a block with one torch intra-op thread, then restore this thread's count.
+
+    See the module docstring for why; the pair of calls costs about a microsecond.
+    """
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
 
 def _run(name: str, seen: np.ndarray, cache: ModelCache) -> Prediction:
     """One model on one preprocessed 28x28 image."""

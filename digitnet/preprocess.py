@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import math
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from .data import MNIST_MEAN, MNIST_STD
@@ -310,33 +308,38 @@ def normalize_stroke(ink: np.ndarray) -> np.ndarray:
     radius = (STROKE_TARGET * side - stroke_width(mask.astype(np.float32))) / 2  # dilation by r adds 2r
     if radius < 0.5:
         return ink
-    r = math.ceil(radius)
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    disk = torch.from_numpy(((yy * yy + xx * xx) <= radius * radius + 0.5).astype(np.float32))
-    m = torch.from_numpy(np.pad(mask, r).astype(np.float32))
-    with single_thread():  # a tiny convolution: threads only add waiting (see digitnet.predict)
-        wide = F.conv2d(m[None, None], disk[None, None], padding=r)[0, 0] > 0.5  # (H + 2r, W + 2r)
-    return wide.numpy().astype(np.float32)
+    return dilate_disk(mask, radius).astype(np.float32)
 
 
-@contextmanager
-def single_thread():
-    """Run a block with one torch intra-op thread, then restore this thread's count.
+def dilate_disk(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Binary dilation of ``mask`` by a disk of ``radius``; the result is padded by ceil(radius).
 
-    On a busy 2-core machine OpenMP threads waiting on each other turned a 0.5 ms
-    forward pass into 100 ms; for 28x28-sized work one thread is always fastest.
-    ``torch.set_num_threads`` also sets the default for threads started later (a
-    Trainer), hence the restore; the pair of calls costs about a microsecond.
+    A disk is a stack of horizontal runs: each row offset dy contributes the mask dilated
+    horizontally by sqrt(r^2 - dy^2), shifted by dy. Horizontal dilations come from one
+    cumulative sum, so the cost is ~(3r) array passes, not r^2 (a conv2d took 5 ms here).
     """
-    previous = torch.get_num_threads()
-    if previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    r = math.ceil(radius)
+    h, w = mask.shape
+    wide = w + 2 * r  # output width
+    # Rows padded by r (the output's margin), columns by 2r so no window leaves the array.
+    padded = np.pad(mask, ((r, r), (2 * r, 2 * r)))
+    csum = np.zeros((h + 2 * r, w + 4 * r + 1), np.int32)
+    np.cumsum(padded, axis=1, out=csum[:, 1:])
+    runs: dict[int, np.ndarray] = {}
+    out = np.zeros((h + 2 * r, wide), bool)
+    for dy in range(-r, r + 1):
+        reach = radius * radius + 0.5 - dy * dy
+        if reach < 0:
+            continue  # this row of the square holds no part of the disk
+        half = int(math.isqrt(int(reach))) if reach >= 1 else 0
+        if half not in runs:  # any ink within +-half columns of each output column
+            runs[half] = (csum[:, r + half + 1 : r + half + 1 + wide] - csum[:, r - half : r - half + wide]) > 0
+        run = runs[half]
+        if dy >= 0:
+            out[dy:] |= run[: h + 2 * r - dy]
+        else:
+            out[:dy] |= run[-dy:]
+    return out
 
 
 # ----------------------------------------------------------------------------- public API
