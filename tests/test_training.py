@@ -1,0 +1,121 @@
+"""Trainer on a small MNIST slice: metrics through the callback, stop, checkpoint, reproducibility, errors."""
+
+import math
+import threading
+
+import pytest
+import torch
+
+from digitnet import data as mdata
+from digitnet.checkpoint import load_model
+from digitnet.training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult
+
+pytestmark = pytest.mark.skipif(not mdata._have_files(mdata.data_dir()), reason="MNIST not found: set DIGITNET_DATA")
+
+SMALL = dict(train_limit=3000, val_size=500, test_limit=1000, batch_size=100, log_every=5)
+
+
+def small_config(**kw):
+    return TrainConfig(**{**dict(model="mlp", epochs=2, **SMALL), **kw})
+
+
+def test_trainer_reports_metrics_and_writes_a_checkpoint_that_predicts_the_same(tmp_path):
+    events = []
+    trainer = Trainer(small_config(), events.append, checkpoint_dir=tmp_path)
+    result = trainer.run()
+    batches = [e for e in events if isinstance(e, BatchProgress)]
+    epochs = [e for e in events if isinstance(e, EpochMetrics)]
+    assert isinstance(events[-1], TrainResult) and trainer.state == "done"
+    assert len(epochs) == 2 and [m.epoch for m in result.history] == [1, 2]
+    assert len(batches) >= 2 * 6  # several running-loss reports per epoch (30 batches, every 5)
+    assert batches[-1].eta_seconds == pytest.approx(0, abs=0.5) and batches[0].eta_seconds > 0
+    assert epochs[1].train_loss < epochs[0].train_loss  # the curve goes down
+    assert 0.85 < result.test_acc <= 1 and 0.85 < epochs[-1].val_acc <= 1
+    assert sum(map(sum, result.confusion)) == 1000
+    assert sum(result.confusion[i][i] for i in range(10)) == round(result.test_acc * 1000)
+    assert result.misclassified and all(m["true"] != m["pred"] for m in result.misclassified)
+    model, ckpt = load_model(tmp_path / "mlp.pt")
+    assert ckpt["metrics"]["test_acc"] == pytest.approx(result.test_acc)
+    assert ckpt["config"]["epochs"] == 2 and len(ckpt["metrics"]["history"]) == 2
+    d = mdata.load_mnist()
+    x = mdata.normalize(d.test_images[:50])
+    trainer.model.eval()
+    with torch.inference_mode():
+        assert torch.equal(model(x).argmax(1), trainer.model(x).argmax(1))
+        assert torch.allclose(model(x), trainer.model(x), atol=1e-5)
+
+
+def test_stop_ends_the_run_at_the_next_batch_and_saves_nothing(tmp_path):
+    first_batch = threading.Event()
+
+    def callback(event):
+        if isinstance(event, BatchProgress):
+            first_batch.set()
+
+    trainer = Trainer(small_config(epochs=50, log_every=1), callback, checkpoint_dir=tmp_path)
+    trainer.start()
+    assert first_batch.wait(60)
+    trainer.stop()
+    assert trainer.join(10), "training thread did not stop"
+    assert trainer.state == "stopped" and trainer.result.state == "stopped"
+    assert len(trainer.result.history) < 50
+    assert not (tmp_path / "mlp.pt").exists()
+
+
+def test_seeded_runs_are_reproducible():
+    a = Trainer(small_config(epochs=1, seed=7), save=False).run()
+    b = Trainer(small_config(epochs=1, seed=7), save=False).run()
+    c = Trainer(small_config(epochs=1, seed=8), save=False).run()
+    assert a.history[0].train_loss == pytest.approx(b.history[0].train_loss, rel=1e-5)
+    assert a.test_acc == pytest.approx(b.test_acc, abs=1e-3)
+    assert a.history[0].train_loss != pytest.approx(c.history[0].train_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lenet", "cnnnet"])
+def test_cnns_learn_on_a_small_slice(name):
+    result = Trainer(small_config(model=name, epochs=2), save=False).run()
+    assert result.test_acc > 0.75  # chance is 0.10; 3,000 images and two epochs are plenty to learn
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("epochs", 0, "epochs must be at least 1"),
+    ("epochs", 2.5, "epochs must be a whole number"),
+    ("lr", 0, "learning rate must be greater than 0"),
+    ("lr", -1, "learning rate must be greater than 0"),
+    ("lr", math.nan, "learning rate must be a finite number"),
+    ("lr", math.inf, "learning rate must be a finite number"),
+    ("batch_size", 0, "batch size must be at least 1"),
+    ("model", "resnet", "unknown model"),
+    ("optimizer", "rmsprop", "unknown optimizer"),
+    ("schedule", "cosine", "unknown schedule"),
+    ("dropout", 1.0, "dropout must be at most"),
+])
+def test_invalid_configs_are_refused_with_a_clear_message(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value}).validate()
+
+
+def test_batch_larger_than_the_data_is_refused():
+    with pytest.raises(ValueError, match="batch size must be at most 3000"):
+        Trainer(small_config(batch_size=5000), save=False).run()
+
+
+def test_errors_in_the_thread_end_in_state_error(monkeypatch):
+    def no_data(*a, **k):
+        raise mdata.DataNotFoundError("MNIST not found in /nowhere")
+
+    monkeypatch.setattr(mdata, "load_mnist", no_data)
+    seen = []
+    trainer = Trainer(small_config(), seen.append, save=False)
+    trainer.start()
+    assert trainer.join(10)
+    assert trainer.state == "error" and "MNIST not found" in trainer.error
+    assert isinstance(seen[-1], mdata.DataNotFoundError)
+
+
+def test_seed_recipe_preset_is_the_articles():
+    from digitnet.training import SEED_RECIPE
+
+    cfg = TrainConfig(**SEED_RECIPE).validate()
+    assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.batch_size, cfg.epochs) == ("sgd", 0.01, 0.9, 64, 20)
+    assert (cfg.schedule, cfg.step_size, cfg.gamma) == ("step", 5, 0.5)
