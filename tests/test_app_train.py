@@ -119,12 +119,13 @@ def test_every_tab_polls_the_same_shared_job(served_app, idle_job):
     client = served_app.client()
     client.predict(model="lenet", epochs=1, api_name="/train")
     final, _ = wait_until_finished(client)
-    version, key, status, progress, loss, acc, results, figure, gallery = refresh(-1, "")
+    version, key, status, progress, loss, acc, results, figure, gallery, models = refresh(-1, "")
     assert version == idle_job.snapshot().version and key.endswith(":done")
     assert "done" in status and "test accuracy" in results
     assert len(loss.value["data"]) >= 2 and len(acc.value["data"]) == 2  # train + validation, epoch 1
     assert figure is not None and len(gallery) > 0
     assert all(caption.startswith("true ") and "predicted" in caption for _, caption in gallery)
+    assert "**LeNet** ok" in models
     # A second tab opened now sees exactly the same; a tab that is up to date is sent nothing new.
     assert refresh(-1, "")[2] == status
     assert all(v == gr.skip() for v in refresh(version, key))
