@@ -1,0 +1,97 @@
+"""Compare table: three rows, figures from the loaded models, their checkpoints and the drawn benchmark's JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+from digitnet import compare
+from digitnet.models import MODELS, build_model
+from digitnet.predict import CACHE, ModelUnavailable
+
+# Parameter counts worked out by hand from the architectures (weights + biases; BatchNorm scale + shift).
+EXPECTED_PARAMETERS = {
+    "mlp": (784 * 300 + 300) + 2 * 300 + (300 * 100 + 100) + 2 * 100 + (100 * 10 + 10),
+    "cnnnet": (16 * 25 + 16) + 2 * 16 + (30 * 16 * 25 + 30) + 2 * 30 + (480 * 100 + 100) + (100 * 10 + 10),
+    "lenet": (6 * 25 + 6) + 2 * 6 + (16 * 6 * 25 + 16) + 2 * 16 + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10),
+}
+
+
+@pytest.fixture
+def drawn_json(tmp_path):
+    path = tmp_path / "drawn.json"
+    path.write_text(json.dumps({"n": 1000, "in_process": {"mlp": 0.961, "cnnnet": 0.987, "lenet": 0.99}}))
+    return path
+
+
+def test_three_rows_with_figures_from_their_sources(drawn_json):
+    rows = compare.compare_models(drawn_path=drawn_json, runs=5)
+    assert [r["name"] for r in rows] == list(MODELS)
+    for r in rows:
+        model, ckpt = CACHE.get(r["name"])
+        assert r["parameters"] == EXPECTED_PARAMETERS[r["name"]] == sum(p.numel() for p in build_model(r["name"]).parameters())
+        assert r["test_acc"] == ckpt["metrics"]["test_acc"]
+        seconds = [h["seconds"] for h in ckpt["metrics"]["history"]]
+        assert r["epoch_seconds"] == pytest.approx(statistics.median(seconds)) and r["epochs"] == len(seconds)
+        assert 0 < r["latency_ms"] < 1000
+        assert r["error"] is None
+    assert {r["name"]: r["drawn_acc"] for r in rows} == {"mlp": 0.961, "cnnnet": 0.987, "lenet": 0.99}
+    # The fully connected MLP has far more weights than the convolutional LeNet.
+    assert rows[0]["parameters"] > rows[2]["parameters"]
+
+
+def test_table_for_display(drawn_json):
+    table = compare.compare_table(drawn_path=drawn_json, runs=3)
+    assert list(table["Model"]) == ["MLP", "CNNNet", "LeNet"]
+    assert list(table.columns) == ["Model", "Parameters", "Test accuracy", "Drawn-digit accuracy",
+                                   "Latency (median, ms)", "Seconds per epoch"]
+    assert table.loc[2, "Drawn-digit accuracy"].startswith("99.00%")
+    assert table.loc[0, "Parameters"] == f"{EXPECTED_PARAMETERS['mlp']:,}"
+    acc = CACHE.get("lenet")[1]["metrics"]["test_acc"]
+    assert table.loc[2, "Test accuracy"].startswith(f"{100 * acc:.2f}%")
+
+
+def test_drawn_results_missing_or_broken_say_not_measured(tmp_path):
+    assert compare.load_drawn_accuracy(tmp_path / "absent.json") == ({}, None)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert compare.load_drawn_accuracy(broken) == ({}, None)
+    table = compare.compare_table(drawn_path=tmp_path / "absent.json", runs=1)
+    assert set(table["Drawn-digit accuracy"]) == {compare.NOT_MEASURED}
+
+
+def test_drawn_results_older_than_the_weights_are_flagged(drawn_json):
+    old = time.time() - 10 * 365 * 86400
+    os.utime(drawn_json, (old, old))
+    rows = compare.compare_models(drawn_path=drawn_json, runs=1)
+    assert all(r["drawn_stale"] for r in rows)
+    assert "earlier weights" in compare.compare_table(rows).loc[0, "Drawn-digit accuracy"]
+
+
+def test_an_unavailable_model_keeps_its_row():
+    class OneBroken:
+        def get(self, name):
+            if name == "cnnnet":
+                raise ModelUnavailable("checkpoint checkpoints/cnnnet.pt is truncated")
+            return CACHE.get(name)
+
+    rows = compare.compare_models(cache=OneBroken(), drawn_path="/nonexistent.json", runs=1)
+    assert [r["error"] is not None for r in rows] == [False, True, False]
+    assert "truncated" in rows[1]["error"]
+    table = compare.compare_table(rows)
+    assert table.loc[1, "Parameters"] == compare.UNAVAILABLE and table.loc[2, "Parameters"] != compare.UNAVAILABLE
+
+
+def test_latency_is_measured_not_typed_in():
+    """A model that is 10x the work takes longer: the figure comes from a clock."""
+    import torch.nn as nn
+
+    small = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
+    big = nn.Sequential(nn.Flatten(), nn.Linear(784, 2000), nn.ReLU(), nn.Linear(2000, 2000), nn.Linear(2000, 10)).eval()
+    seen = np.zeros((28, 28), np.float32)
+    assert compare.measure_latency(big, 0.1307, 0.3081, runs=15, seen=seen) > compare.measure_latency(small, 0.1307, 0.3081, runs=15, seen=seen)
