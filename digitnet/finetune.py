@@ -1,0 +1,498 @@
+"""Teach a model your handwriting: "my digits" (collect, save, load) and the ``FineTuner``.
+
+"My digits" is plain data, kept per browser session by the app (a ``gr.State``) and on
+the server nowhere else: a list of ``(image, label)`` pairs, ``image`` the (28, 28)
+float32 array in [0, 1] that ``digitnet.preprocess.to_mnist_array`` made of a drawing
+(what the model saw), ``label`` the digit the person says it is. ``save_my_digits``
+writes it to an ``.npz`` the person downloads; ``load_my_digits`` reads one back and
+refuses anything else with a message that says what is wrong.
+
+``FineTuner`` has the interface of ``digitnet.training.Trainer`` (start/stop/join/run,
+state/result/error, a callback receiving ``BatchProgress``, ``EpochMetrics`` and the
+``TrainResult``), so the app's single shared training job can run it like a training
+run. It starts from the model's current checkpoint and takes a few hundred quick steps
+whose batches mix the person's digits (augmented: a handful of drawings become many)
+with MNIST training images, so the model learns the style without forgetting MNIST.
+
+Forgetting is what a naive fine-tune does: measured on the 2-epoch LeNet, 100 Adam
+steps of cross-entropy on 48 MNIST + 16 personal digits cost 0.6-0.9 points of MNIST
+test accuracy. Two things keep it near zero here (``benchmarks/finetune.py``):
+
+- distillation on the MNIST half of each batch: besides the labels, the model is held
+  to the starting model's own output distribution there (a KL term, "learning without
+  forgetting"), which keeps the decision boundaries it had on MNIST where the personal
+  digits do not need them moved;
+- BatchNorm layers keep their running statistics (eval mode): batches that are a
+  quarter one person's thick or slanted strokes would otherwise shift the statistics
+  every MNIST digit is normalised with.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import data as mdata
+from .checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .models import DISPLAY_NAMES, check_model_name
+from .training import BatchProgress, EpochMetrics, TrainResult, confusion_matrix, evaluate, resolve_device
+
+MNIST_SIZE = 28
+NUM_CLASSES = 10
+MAX_MY_DIGITS = 1000  # a person draws tens, not thousands; bounds upload size and fine-tune cost
+# An honest file of MAX_MY_DIGITS float32 images is ~3.2 MB uncompressed; anything that
+# unpacks to far more is not a my-digits file (or is a zip bomb) and is refused unread.
+MAX_UNPACKED_BYTES = 8 * 1024 * 1024
+MY_DIGITS_FORMAT = "digitnet-my-digits-1"  # stored in the file, so a foreign .npz is told apart
+MY_DIGITS_FILENAME = "my-digits.npz"
+
+MyDigits = list[tuple[np.ndarray, int]]
+
+
+class MyDigitsError(ValueError):
+    """A my-digits file or entry is not valid; the message says what is wrong."""
+
+
+# ----------------------------------------------------------------------------- my digits
+
+
+def _check_label(label: Any) -> int:
+    """A digit 0..9 given as int, numpy int or a string like "7"."""
+    try:
+        value = int(str(label).strip()) if isinstance(label, str) else int(label)
+        ok = not isinstance(label, bool) and float(label) == value
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not 0 <= value <= 9:
+        raise MyDigitsError(f"the label must be a digit from 0 to 9, got {label!r}")
+    return value
+
+
+def _check_image(image: Any) -> np.ndarray:
+    """A (28, 28) array in [0, 1] (as ``to_mnist_array`` makes) -> float32 copy."""
+    arr = np.asarray(image)
+    if arr.shape != (MNIST_SIZE, MNIST_SIZE):
+        raise MyDigitsError(f"a digit must be a 28x28 image (the preprocessed drawing), got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise MyDigitsError(f"a digit image must hold numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+        raise MyDigitsError("a digit image must hold values between 0 and 1 (white ink on black)")
+    return arr
+
+
+def add_digit(digits: MyDigits | None, image: Any, label: Any) -> MyDigits:
+    """Return a new "my digits" list with (image, label) appended; MyDigitsError if invalid or full.
+
+    ``image`` is ``Prediction.seen`` / ``to_mnist_array(sketch)``. A new list, not an
+    in-place append, so a ``gr.State`` value shared by reference is never mutated.
+    """
+    digits = list(digits or [])
+    if len(digits) >= MAX_MY_DIGITS:
+        raise MyDigitsError(f"you already have {len(digits)} digits, the most this app keeps ({MAX_MY_DIGITS})")
+    digits.append((_check_image(image), _check_label(label)))
+    return digits
+
+
+def my_digits_summary(digits: MyDigits | None) -> str:
+    """'12 digits: 0 x2, 3 x1, 7 x9' (or 'no digits yet') for a status line."""
+    digits = digits or []
+    if not digits:
+        return "no digits yet"
+    counts = np.bincount([label for _, label in digits], minlength=NUM_CLASSES)
+    parts = ", ".join(f"{d} x{c}" for d, c in enumerate(counts) if c)
+    return f"{len(digits)} digit{'s' if len(digits) != 1 else ''}: {parts}"
+
+
+def save_my_digits(digits: MyDigits | None, path: str | os.PathLike | None = None) -> Path:
+    """Write "my digits" to an .npz (images (N,28,28) float32, labels (N,) int64); return its path.
+
+    ``path`` None writes ``my-digits.npz`` in a new temp folder (what a download button serves).
+    """
+    digits = list(digits or [])
+    if len(digits) > MAX_MY_DIGITS:
+        raise MyDigitsError(f"{len(digits)} digits are more than the {MAX_MY_DIGITS} a file may hold")
+    images = np.stack([_check_image(im) for im, _ in digits]) if digits else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.float32)
+    labels = np.array([_check_label(lb) for _, lb in digits], dtype=np.int64)
+    if path is None:
+        path = Path(tempfile.mkdtemp(prefix="digitnet-")) / MY_DIGITS_FILENAME
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a name without it
+        np.savez_compressed(f, images=images, labels=labels, format=np.array(MY_DIGITS_FORMAT))
+    return path
+
+
+def load_my_digits(path: str | os.PathLike) -> MyDigits:
+    """Read a file written by ``save_my_digits``; MyDigitsError naming the fault for anything else."""
+    p = Path(path)
+    name = p.name
+    if not p.is_file():
+        raise MyDigitsError(f"{name}: no such file")
+    try:
+        with zipfile.ZipFile(p) as z:
+            unpacked = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, OSError):
+        raise MyDigitsError(f"{name} is not a my-digits file (expected the .npz this app lets you download)") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise MyDigitsError(f"{name} is too large to be a my-digits file ({unpacked / 1e6:.0f} MB unpacked; "
+                            f"at most {MAX_MY_DIGITS} digits are kept)")
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            if not {"images", "labels"} <= keys:
+                raise MyDigitsError(f"{name} is not a my-digits file: it has no 'images' and 'labels' arrays "
+                                    f"(found: {', '.join(sorted(keys)) or 'nothing'})")
+            if "format" in keys and str(npz["format"]) != MY_DIGITS_FORMAT:
+                raise MyDigitsError(f"{name} has format {str(npz['format'])!r}, expected {MY_DIGITS_FORMAT!r}")
+            images, labels = npz["images"], npz["labels"]
+    except MyDigitsError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:  # pickled objects, truncated members
+        raise MyDigitsError(f"{name} could not be read as a my-digits file: {str(exc)[:200]}") from None
+    if images.ndim != 3 or images.shape[1:] != (MNIST_SIZE, MNIST_SIZE):
+        raise MyDigitsError(f"{name}: images must have shape (N, 28, 28), got {images.shape}")
+    if labels.shape != (len(images),):
+        raise MyDigitsError(f"{name}: expected {len(images)} labels, one per image, got shape {labels.shape}")
+    if len(images) > MAX_MY_DIGITS:
+        raise MyDigitsError(f"{name} holds {len(images)} digits, more than the {MAX_MY_DIGITS} this app keeps")
+    if len(labels) and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9):
+        bad = labels[(labels < 0) | (labels > 9)] if np.issubdtype(labels.dtype, np.number) else labels
+        raise MyDigitsError(f"{name}: labels must be whole numbers from 0 to 9, found {bad[:5].tolist()}")
+    try:
+        return [(_check_image(im), int(lb)) for im, lb in zip(images, labels)]
+    except MyDigitsError as exc:
+        raise MyDigitsError(f"{name}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+
+
+@dataclass
+class FineTuneConfig:
+    """A fine-tune run. The defaults take a few seconds on one CPU core (``benchmarks/finetune.py``)."""
+
+    model: str = "lenet"
+    epochs: int = 4  # rounds of ``steps_per_epoch`` steps; each ends with a validation point on the curves
+    steps_per_epoch: int = 25  # 100 steps in all: ~2 s for the MLP, ~7 s for LeNet on one core
+    personal_per_batch: int = 16  # drawn with replacement from my digits, each freshly augmented
+    mnist_per_batch: int = 64  # the rest of the batch: MNIST training images, so MNIST is not forgotten
+    lr: float = 3e-4  # Adam; small, because the start is a trained optimum
+    distill: float = 10.0  # weight of the KL to the starting model's outputs on the MNIST images
+    augment: bool = True  # random small rotations/shifts/scales/shears of both halves (never flips)
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads for this run; 0 leaves torch's setting alone
+    device: str = "auto"
+    val_limit: int = 1000  # MNIST validation images behind each epoch's val point (cheap, shows forgetting)
+    test_limit: int | None = None  # evaluate on only this many test images (tests); None: all 10,000
+    log_every: int = 5  # steps between running-loss reports
+    max_epochs: int = 1000
+
+    def validate(self) -> "FineTuneConfig":
+        """Check every field; raise ``ValueError`` with a message a person can act on."""
+        self.model = check_model_name(self.model)
+
+        def whole(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+            try:
+                ok = not isinstance(value, bool) and float(value) == int(float(value))
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok or int(float(value)) < lo or (hi is not None and int(float(value)) > hi):
+                bounds = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+                raise ValueError(f"{name} must be a whole number {bounds}, got {value!r}")
+            return int(float(value))
+
+        self.epochs = whole("epochs", self.epochs, 1, self.max_epochs)
+        self.steps_per_epoch = whole("steps per epoch", self.steps_per_epoch, 1, 100_000)
+        self.personal_per_batch = whole("personal digits per batch", self.personal_per_batch, 1, 4096)
+        self.mnist_per_batch = whole("MNIST images per batch", self.mnist_per_batch, 0, 4096)
+        self.seed = whole("seed", self.seed, 0, 2**31 - 1)
+        self.threads = whole("threads", self.threads, 0, 256)
+        self.val_limit = whole("val_limit", self.val_limit, 0)
+        self.log_every = whole("log_every", self.log_every, 1)
+        for name, value, hi in (("learning rate", self.lr, 1.0), ("distillation weight", self.distill, 1000.0)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0 or value > hi or (name == "learning rate" and value == 0):
+                raise ValueError(f"{name} must be a number in {'(0' if name == 'learning rate' else '[0'}, {hi}], got {value!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"unknown device {self.device!r}: choose auto, cpu or cuda")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FineTuneConfig":
+        """Build a config from a dict, ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _freeze_batchnorm(model: nn.Module) -> None:
+    """BatchNorm layers to eval mode: normalise with the running statistics, never update them."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def personal_tensors(digits: MyDigits) -> tuple[torch.Tensor, torch.Tensor]:
+    """My digits -> (images (N, 1, 28, 28) float in [0, 1], labels (N,) int64), validated."""
+    if not digits:
+        raise MyDigitsError("there are no digits to learn from yet: correct a few predictions first")
+    images = np.stack([_check_image(im) for im, _ in digits])
+    labels = np.array([_check_label(lb) for _, lb in digits], dtype=np.int64)
+    return torch.from_numpy(images)[:, None], torch.from_numpy(labels)
+
+
+@torch.inference_mode()
+def accuracy_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float) -> float:
+    """Accuracy of ``model`` (eval mode) on images in [0, 1] (N, 1, 28, 28)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return float((model((images - mean) / std).argmax(1) == labels).float().mean()) if len(labels) else float("nan")
+    finally:
+        model.train(was_training)
+
+
+class FineTuner:
+    """Fine-tunes one model on "my digits" mixed with MNIST; the interface of ``training.Trainer``.
+
+    ``source`` is the checkpoint to start from (default: the one the Draw tab uses,
+    ``digitnet.predict.checkpoint_for(model)``); the result is saved, atomically and in
+    the same format, to ``<checkpoint_dir>/<model>.pt``. Its metrics keep the base run's
+    per-epoch ``history`` (so the compare table's seconds per epoch stay the training
+    figure), update ``test_acc``/``test_loss``/``confusion``, and add ``finetune``:
+    how many personal digits, steps, seconds, accuracy on them before/after, the MNIST
+    test accuracy before. Nothing is shared with the app's model cache: the model is
+    loaded fresh from the file.
+    """
+
+    def __init__(
+        self,
+        config: FineTuneConfig,
+        digits: MyDigits,
+        callback: Callable[[object], None] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        data_root: str | Path | None = None,
+        save: bool = True,
+        source: str | Path | None = None,
+    ) -> None:
+        self.config = config.validate()
+        self.images, self.labels = personal_tensors(digits)  # validated now: errors reach the caller, not a thread
+        self.callback = callback or (lambda event: None)
+        self.checkpoint_dir = checkpoint_dir
+        self.data_root = data_root
+        self.save = save
+        if source is None:
+            from .predict import checkpoint_for  # lazy: predict imports the model cache machinery
+
+            source = checkpoint_for(self.config.model)
+        self.source = Path(source)
+        self.state = "idle"
+        self.error: str | None = None
+        self.result: TrainResult | None = None
+        self.model: nn.Module | None = None
+        self.finetune_info: dict | None = None  # what a finished run adds to the checkpoint's metrics
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # The same control surface as Trainer ----------------------------------------------------
+
+    def start(self) -> threading.Thread:
+        """Run in a daemon thread and return it at once."""
+        if self._thread is not None:
+            raise RuntimeError("this FineTuner was already started")
+        self.state = "running"
+        self._thread = threading.Thread(target=self._run_catching, name=f"digitnet-finetune-{self.config.model}", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        """Ask the run to stop before its next step."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once ``stop()`` was called."""
+        return self._stop.is_set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the background thread; True when it has ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def describe(self) -> str:
+        """'LeNet' etc., for messages."""
+        return DISPLAY_NAMES[self.config.model]
+
+    def _run_catching(self) -> None:
+        try:
+            self.run()
+        except Exception as exc:  # reported through state/error; the thread ends cleanly
+            known = (ValueError, mdata.DataNotFoundError, MyDigitsError)
+            self.error = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
+            self.state = "error"
+            try:
+                self.callback(exc)
+            except Exception:
+                pass
+
+    # The run ------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        """Fine-tune, evaluate on the MNIST test set, save the checkpoint; return the result."""
+        cfg = self.config
+        self.state = "running"
+        t0 = time.perf_counter()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = resolve_device(cfg.device)
+        base = load_checkpoint(self.source)
+        if base["arch"] != cfg.model:
+            raise ValueError(f"{self.source} holds a {base['arch']} model, not {cfg.model}")
+        mean, std = float(base["mean"]), float(base["std"])
+        teacher = model_from_checkpoint(base, self.source).to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        model = copy.deepcopy(teacher)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        self.model = model
+
+        dataset = mdata.load_mnist(self.data_root)
+        train, val = mdata.train_val_split(dataset)
+        val = mdata.Split(val.images[: cfg.val_limit], val.labels[: cfg.val_limit])
+        test = mdata.test_split(dataset, cfg.test_limit)
+        personal_x = (self.images - mean) / std  # batches are built and augmented on the CPU, then moved
+        personal_y = self.labels
+        personal_before = accuracy_on(teacher, self.images.to(device), personal_y.to(device), mean, std)
+        base_test_acc = (base.get("metrics") or {}).get("test_acc")
+
+        generator = torch.Generator().manual_seed(cfg.seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        total_steps = cfg.epochs * cfg.steps_per_epoch
+        history: list[EpochMetrics] = []
+        stopped = False
+        log_t = [time.perf_counter(), 0]
+
+        for epoch in range(1, cfg.epochs + 1):
+            e0 = time.perf_counter()
+            model.train()
+            _freeze_batchnorm(model)
+            loss_sum = correct = seen = 0.0
+            window, window_steps = 0.0, 0
+            for step in range(1, cfg.steps_per_epoch + 1):
+                if self._stop.is_set():
+                    stopped = True
+                    break
+                x, y, n_mnist = self._batch(train, personal_x, personal_y, generator, mean, std, device)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+                if cfg.distill and n_mnist:
+                    with torch.no_grad():
+                        target = teacher(x[:n_mnist]).log_softmax(1)
+                    kl = F.kl_div(logits[:n_mnist].log_softmax(1), target, log_target=True, reduction="batchmean")
+                    loss = loss + cfg.distill * kl
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                value = loss.item()  # a few hundred steps: one sync per step is nothing here
+                loss_sum += value * len(y)
+                correct += float((logits.detach().argmax(1) == y).sum())
+                seen += len(y)
+                window += value
+                window_steps += 1
+                if step % cfg.log_every == 0 or step == cfg.steps_per_epoch:
+                    now = time.perf_counter()
+                    done = (epoch - 1) * cfg.steps_per_epoch + step
+                    rate = (done - log_t[1]) * len(y) / max(now - log_t[0], 1e-9)
+                    log_t[:] = [now, done]
+                    self.callback(BatchProgress(
+                        epoch=epoch, epochs=cfg.epochs, batch=step, batches=cfg.steps_per_epoch,
+                        train_loss=window / window_steps, samples_per_second=rate,
+                        eta_seconds=(now - t0) / done * (total_steps - done), elapsed=now - t0,
+                    ))
+                    window, window_steps = 0.0, 0
+            if stopped:
+                break
+            val_loss, val_acc, _ = evaluate(model, val, device, mean=mean, std=std) if len(val) else (float("nan"), float("nan"), None)
+            metrics = EpochMetrics(
+                epoch=epoch, train_loss=loss_sum / max(seen, 1), train_acc=correct / max(seen, 1),
+                val_loss=val_loss, val_acc=val_acc, seconds=time.perf_counter() - e0, lr=cfg.lr,
+            )
+            history.append(metrics)
+            self.callback(metrics)
+
+        result = TrainResult(config=asdict(cfg), history=history, state="stopped" if stopped else "done",
+                             train_seconds=time.perf_counter() - t0)
+        if not stopped:
+            test_loss, test_acc, probs = evaluate(model, test, device, mean=mean, std=std)
+            preds = probs.argmax(1)
+            result.test_loss, result.test_acc = test_loss, test_acc
+            result.confusion = confusion_matrix(test.labels, preds).tolist()
+            wrong = (preds != test.labels).nonzero().flatten()
+            conf = probs[wrong, preds[wrong]]
+            order = conf.argsort(descending=True)[:32]  # the most confident mistakes first, as Trainer does
+            result.misclassified = [
+                {"index": int(wrong[j]), "true": int(test.labels[wrong[j]]), "pred": int(preds[wrong[j]]),
+                 "prob": float(conf[j])}
+                for j in order
+            ]
+            personal_after = accuracy_on(model, self.images.to(device), personal_y.to(device), mean, std)
+            self.finetune_info = {
+                "personal_digits": len(self.labels),
+                "steps": total_steps,
+                "seconds": result.train_seconds,
+                "personal_acc_before": personal_before,
+                "personal_acc_after": personal_after,
+                "base_test_acc": base_test_acc,
+                "test_acc": test_acc,
+                "test_images": len(test),
+                "source": str(self.source),
+                "history": [asdict(m) for m in history],
+            }
+            if self.save:
+                metrics = dict(base.get("metrics") or {})
+                previous = metrics.get("finetune")
+                metrics.update(test_acc=test_acc, test_loss=test_loss, confusion=result.confusion,
+                               val_acc=history[-1].val_acc if history else None)
+                metrics["finetune"] = {**self.finetune_info,
+                                       "rounds": (previous or {}).get("rounds", 0) + 1}  # fine-tunes since training
+                config = dict(base.get("config") or {})
+                config["finetune"] = asdict(cfg)
+                path = checkpoint_path(cfg.model, self.checkpoint_dir)
+                save_checkpoint(path, model.cpu(), cfg.model, mean, std, metrics, config)
+                result.checkpoint = str(path)
+        self.result = result
+        self.state = result.state
+        self.callback(result)
+        return result
+
+    def _batch(self, train: mdata.Split, px: torch.Tensor, py: torch.Tensor, generator: torch.Generator,
+               mean: float, std: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """One mixed batch: (x, y, number of MNIST images first in it)."""
+        cfg = self.config
+        mnist_idx = torch.randint(len(train), (cfg.mnist_per_batch,), generator=generator)
+        mine_idx = torch.randint(len(py), (cfg.personal_per_batch,), generator=generator)
+        xm = mdata.normalize(train.images[mnist_idx], mean, std)  # (M, 1, 28, 28)
+        xp = px[mine_idx]  # (P, 1, 28, 28)
+        if cfg.augment:
+            # Augmented apart: augment() pads with the batch minimum, the same background value in both.
+            xm = mdata.augment(xm, generator) if len(xm) else xm
+            xp = mdata.augment(xp, generator)
+        x = torch.cat([xm, xp]).to(device, non_blocking=True)
+        y = torch.cat([train.labels[mnist_idx], py[mine_idx]]).to(device, non_blocking=True)
+        return x, y, len(xm)
