@@ -41,7 +41,7 @@ assert {v for _, v in OPTIMIZER_CHOICES} == set(OPTIMIZERS) and {v for _, v in S
 
 BLANK_MESSAGE = "Draw a digit"  # what a blank canvas shows instead of a guess
 CANVAS_SIZE = (800, 800)  # the drawing's pixel size; benchmarks/drawn.py renders digits on the same canvas
-CANVAS_HEIGHT = 440  # on-screen size; the canvas is scaled to fit
+CANVAS_HEIGHT = 500  # on-screen size (toolbar included); the 800x800 canvas is scaled to fit
 BRUSH_RADIUS = 24  # canvas pixels: a digit drawn 500 px tall gets MNIST-like strokes (~10% of its size)
 SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so pixels stay visible
 GALLERY_SCALE = 3  # misclassified digits at 84x84
@@ -63,7 +63,7 @@ SELECT_BRUSH_JS = """
     if (button) { button.click(); return; }
     if (tries > 0) setTimeout(() => pick(tries - 1), 100);
   };
-  setTimeout(() => pick(50), 60);
+  setTimeout(() => pick(300), 60);  // keep trying for ~30 s: a slow phone renders the toolbar late
 }
 """
 
@@ -157,6 +157,31 @@ def accuracy_frame(s: JobSnapshot) -> pd.DataFrame:
             rows.append((float(h["epoch"]), 100.0 * h["val_acc"], "validation"))
     return pd.DataFrame(rows, columns=["epoch", "accuracy", "curve"]).astype(
         {"epoch": "float64", "accuracy": "float64", "curve": "string"})
+
+
+def curve_captions(s: JobSnapshot) -> tuple[str, str]:
+    """Captions under the loss and accuracy plots, e.g. "train loss 0.084 at epoch 2.35".
+
+    They change with every new point, which also matters to Gradio 6.31's plot: it fixes the
+    colour legend's categories when the chart is (re)built and only swaps the data on a plain
+    value update, so a chart that started empty would never draw its lines. A changed caption
+    makes it rebuild the chart with the current categories.
+    """
+    if not s.loss_points:
+        loss = "train loss: no batches yet" if s.state == "running" else "no run yet"
+    else:
+        x, value = s.loss_points[-1]
+        loss = f"train loss {value:.3f} at epoch {x:.2f}"
+        if s.history and s.history[-1].get("val_loss") is not None:
+            loss += f" · validation loss {s.history[-1]['val_loss']:.3f}"
+    if not s.history:
+        acc = "accuracy appears after the first epoch" if s.state == "running" else "no run yet"
+    else:
+        h = s.history[-1]
+        acc = f"epoch {h['epoch']}: train {h['train_acc']:.2%}"
+        if h.get("val_acc") is not None:
+            acc += f" · validation {h['val_acc']:.2%}"
+    return loss, acc
 
 
 def confusion_figure(confusion: list[list[int]]) -> Figure:
@@ -301,8 +326,9 @@ def build_demo(
         if s.version == seen_version:
             return (gr.skip(),) * 10
         x_max = float(max(s.epochs, 1))
-        loss = gr.LinePlot(value=loss_frame(s), x_lim=[0.0, x_max])
-        acc = gr.LinePlot(value=accuracy_frame(s), x_lim=[0.0, x_max])
+        loss_caption, acc_caption = curve_captions(s)
+        loss = gr.LinePlot(value=loss_frame(s), x_lim=[0.0, x_max], caption=loss_caption)
+        acc = gr.LinePlot(value=accuracy_frame(s), x_lim=[0.0, x_max], caption=acc_caption)
         # What the results panel should show; it is redrawn (figure, gallery) only when this changes.
         key = f"{s.run_id}:{s.result.state if s.result else s.state}"
         if key == shown_results:
@@ -433,15 +459,15 @@ def build_demo(
                         progress = gr.HTML()
                         with gr.Row():
                             loss_plot = gr.LinePlot(loss_frame(job.snapshot()), x="epoch", y="loss", color="curve",
-                                                    label="Loss", height=260, x_title="epoch", y_title="loss")
+                                                    label="Loss", x_title="epoch", y_title="loss")
                             acc_plot = gr.LinePlot(accuracy_frame(job.snapshot()), x="epoch", y="accuracy",
-                                                   color="curve", label="Accuracy (%)", height=260,
+                                                   color="curve", label="Accuracy (%)",
                                                    x_title="epoch", y_title="accuracy (%)")
                         results_md = gr.Markdown(results_markdown(job.snapshot()))
-                        with gr.Row():
-                            confusion = gr.Plot(label="Confusion matrix")
-                            gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified",
-                                                 columns=6, height=360, object_fit="contain")
+                        confusion = gr.Plot(label="Confusion matrix")
+                        # Four columns leave room for the whole caption "true 4, predicted 9 (87%)".
+                        gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified",
+                                             columns=4, height=480, object_fit="contain")
         seen_version = gr.State(-1)
         shown_results = gr.State("")
         timer = gr.Timer(poll_seconds)
