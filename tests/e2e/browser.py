@@ -1,0 +1,118 @@
+"""Helpers for the browser tests: Chromium's location, strokes on the Sketchpad, locators, screenshots.
+
+The tests drive Debian's Chromium (``/usr/bin/chromium``) through the ``playwright`` package;
+``playwright install`` is never needed (and cannot download here).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = ROOT / "artifacts" / "e2e"  # every screenshot of every run (gitignored)
+DOCS = ROOT / "docs"  # the README's screenshots, rewritten only with DIGITNET_UPDATE_SCREENSHOTS=1
+UPDATE_DOCS = os.environ.get("DIGITNET_UPDATE_SCREENSHOTS", "") == "1"
+README_SHOTS = {"draw", "train", "mobile"}  # the screenshots docs/ keeps; the others are artefacts only
+DOC_PNG_COLOURS = 128  # palette PNGs keep a UI screenshot under ~150 KB; the README loads them
+DOC_PNG_MAX_BYTES = 300_000
+
+# Generous: on two busy cores the Sketchpad's software-rendered canvas takes seconds to
+# export a drawing (measured 10 s to over a minute at load average 10-15, see docs/NOTES-e2e.md).
+PAGE_TIMEOUT_MS = 180_000
+ANSWER_TIMEOUT_MS = 180_000
+
+BLANK_MESSAGE = "Draw a digit"  # app.BLANK_MESSAGE
+SKETCH = "#digit-sketch"  # the Sketchpad's elem_id
+CANVAS = f"{SKETCH} canvas"
+BRUSH_BUTTON = f'{SKETCH} button[aria-label="Brush"]'
+CLEAR_BUTTON = f'{SKETCH} button[aria-label="Clear canvas"]'
+
+# Digits as strokes in a unit box (-1..1, y down), drawn as a person would: one stroke each.
+ONE = [[(0.05, -0.85), (0.0, 0.85)]]
+SEVEN = [[(-0.6, -0.8), (0.6, -0.8), (-0.1, 0.85)]]
+STEPS_PER_SEGMENT = 15  # intermediate pointer moves, so the editor sees a real drag
+
+
+def chromium_missing_reason() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    if not CHROMIUM.exists():
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium; .ci/run does)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -r requirements-dev.txt)"
+    return None
+
+
+def canvas_points(page, strokes: Sequence[Sequence[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+    """Map unit-box strokes to page coordinates in the middle of the visible drawing canvas."""
+    box = page.locator(CANVAS).first.bounding_box()
+    assert box is not None, "the Sketchpad canvas is not on screen"
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    half = 0.35 * min(box["width"], box["height"])  # inside the 800x800 drawing area shown at its zoom
+    return [[(cx + x * half, cy + y * half) for x, y in stroke] for stroke in strokes]
+
+
+def mouse_draw(page, strokes) -> None:
+    """Draw strokes with the mouse: press, drag through each point, release."""
+    for stroke in canvas_points(page, strokes):
+        page.mouse.move(*stroke[0])
+        page.mouse.down()
+        for point in stroke[1:]:
+            page.mouse.move(*point, steps=STEPS_PER_SEGMENT)
+        page.mouse.up()
+
+
+def touch_draw(page, cdp, strokes) -> None:
+    """Draw strokes with a finger: real touchStart/touchMove/touchEnd through Chrome DevTools."""
+    for stroke in canvas_points(page, strokes):
+        x0, y0 = stroke[0]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
+        for x1, y1 in stroke[1:]:
+            for i in range(1, STEPS_PER_SEGMENT + 1):
+                t = i / STEPS_PER_SEGMENT
+                point = {"x": x0 + (x1 - x0) * t, "y": y0 + (y1 - y0) * t}
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+            x0, y0 = x1, y1
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def block(page, label: str):
+    """The component block whose label is exactly ``label`` (e.g. "Prediction", "Loss")."""
+    title = page.locator("[data-testid=block-label]", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return page.locator(".block").filter(has=title)
+
+
+def prediction(page):
+    """The Draw tab's answer: the big top class (or "Draw a digit") of the Prediction label."""
+    return block(page, "Prediction").locator("[data-testid=label-output-value]")
+
+
+def screenshot(page, name: str, full_page: bool = False) -> Path:
+    """Save a screenshot to artifacts/e2e/<name>.png; the README's ones also to docs/ on DIGITNET_UPDATE_SCREENSHOTS=1."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    path.write_bytes(small_png(page.screenshot(full_page=full_page)))
+    if UPDATE_DOCS and name in README_SHOTS:
+        DOCS.mkdir(exist_ok=True)
+        shutil.copyfile(path, DOCS / f"{name}.png")
+    return path
+
+
+def small_png(png: bytes) -> bytes:
+    """A palette PNG of a screenshot: UI colours survive, the file shrinks ~5x."""
+    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=DOC_PNG_COLOURS)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    data = out.getvalue()
+    assert len(data) < DOC_PNG_MAX_BYTES, f"screenshot too large for the README: {len(data):,} bytes"
+    return data

@@ -1,0 +1,50 @@
+"""Fixtures for the browser tests: one Chromium per module, one launched app per module.
+
+Every test here is skipped, with the reason, when Chromium or playwright is missing, before
+any app is launched. The app runs on a small MNIST slice with DIGITNET_CHECKPOINTS in a
+temp folder (``checkpoints_dir`` from tests/conftest.py), so a run never writes into the
+repo's checkpoints/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import SMALL_TRAIN, RunningApp, running_app
+
+from .browser import CHROMIUM, CHROMIUM_ARGS, chromium_missing_reason
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip this folder's tests cleanly when there is no browser to drive."""
+    reason = chromium_missing_reason()
+    if reason is None:
+        return
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium, driven by playwright (one per test module: page loads are heavy)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def app_server(checkpoints_dir) -> Iterator[RunningApp]:
+    """The app on a free local port, a small MNIST slice for training, checkpoints in a temp folder."""
+    with running_app(train_overrides=SMALL_TRAIN) as running:
+        yield running
