@@ -203,8 +203,13 @@ def test_an_upload_over_the_file_size_limit_is_refused(served_app, client, files
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (2200, 2200, 3), dtype=np.uint8)).save(path)  # ~14.5 MB: incompressible
     assert path.stat().st_size > 10 * 2**20
+    # gradio_client reads the limit from the app's config and refuses before uploading...
     with pytest.raises(ValueError, match=r"noise\.png exceeds the maximum file size of 10485760 bytes"):
         client.predict(sketch=composite(path), model="lenet", api_name="/predict")
+    # ...and the server itself refuses a client that uploads anyway.
+    with path.open("rb") as f:
+        r = httpx.post(f"{served_app.url}gradio_api/upload", files={"files": ("noise.png", f, "image/png")}, timeout=60)
+    assert r.status_code == 413 and "maximum allowed size" in r.text
     read_correctly(client, files)
 
 
