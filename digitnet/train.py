@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=D.gamma, help=f"StepLR decay (default: {D.gamma})")
     p.add_argument("--weight-decay", type=float, default=D.weight_decay, help=f"weight decay (default: {D.weight_decay})")
     p.add_argument("--dropout", type=float, default=D.dropout, help=f"dropout probability (default: {D.dropout})")
-    p.add_argument("--no-augment", dest="augment", action="store_false", help="turn off random affine augmentation (default: on)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=D.augment,
+                   help=f"random small rotations/shifts/scales/shears of each batch (default: {'on' if D.augment else 'off'})")
     p.add_argument("--seed", type=int, default=D.seed, help=f"random seed (default: {D.seed})")
     p.add_argument("--threads", type=int, default=D.threads, help="torch threads (default: 0 = torch's choice, all cores)")
     p.add_argument("--device", default=D.device, choices=["auto", "cpu", "cuda"], help="device (default: auto = CUDA if available)")
