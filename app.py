@@ -15,17 +15,17 @@ Public API (``gradio_client``):
 from __future__ import annotations
 
 import os
-from dataclasses import fields
 from typing import Any
 
 import gradio as gr
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from digitnet.checkpoint import SHIPPED_DIR
 from digitnet.job import (
-    JobBusy, JobSnapshot, TrainingDisabled, TrainingJob, allow_training_from_env,
+    TRAINER_NICENESS, JobBusy, JobSnapshot, TrainingDisabled, TrainingJob, allow_training_from_env,
     max_epochs_from_env, misclassified_images,
 )
 from digitnet.models import DISPLAY_NAMES, MODELS
@@ -184,10 +184,14 @@ def curve_captions(s: JobSnapshot) -> tuple[str, str]:
     return loss, acc
 
 
-def confusion_figure(confusion: list[list[int]]) -> Figure:
-    """A 10x10 heatmap of counts, rows = true digit, columns = prediction (no pyplot: thread-safe)."""
+def confusion_image(confusion: list[list[int]]) -> np.ndarray:
+    """A 10x10 heatmap of counts (rows = true digit, columns = prediction) as an RGBA image.
+
+    Drawn once per run with matplotlib's object API (no pyplot state, so safe in worker
+    threads) and handed to every tab as pixels.
+    """
     cm = np.asarray(confusion)
-    fig = Figure(figsize=(5, 4.4), layout="constrained")
+    fig = Figure(figsize=(5, 4.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     # Log-ish colour so the few mistakes show next to the ~1,000 correct ones on the diagonal.
     im = ax.imshow(np.log1p(cm), cmap="Blues")
@@ -203,7 +207,9 @@ def confusion_figure(confusion: list[list[int]]) -> Figure:
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test set)")
     fig.colorbar(im, ax=ax, label="log(1 + count)")
-    return fig
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
 
 
 def results_markdown(s: JobSnapshot) -> str:
@@ -234,6 +240,7 @@ def build_demo(
     allow_training: bool | None = None,
     max_epochs: int | None = None,
     train_threads: int | None = None,
+    train_niceness: int = TRAINER_NICENESS,
     shipped_dir: str | os.PathLike = SHIPPED_DIR,
     poll_seconds: float = POLL_SECONDS,
 ) -> gr.Blocks:
@@ -242,12 +249,13 @@ def build_demo(
     ``train_overrides`` are TrainConfig fields fixed by the deployment (tests use
     ``train_limit``/``test_limit``/``val_size`` for small MNIST slices); ``allow_training`` and
     ``max_epochs`` default to ``DIGITNET_ALLOW_TRAINING`` / ``DIGITNET_MAX_EPOCHS``.
-    Checkpoints go to ``DIGITNET_CHECKPOINTS`` (default ./checkpoints).
+    Finished runs save to ``DIGITNET_CHECKPOINTS``, else to the repo's checkpoints/ (where the
+    model cache reads), keeping a copy of a shipped file first (see digitnet/job.py).
     """
     allow = allow_training_from_env() if allow_training is None else allow_training
     cap = max_epochs_from_env() if max_epochs is None else max_epochs
     job = TrainingJob(data_root=data_root, shipped_dir=shipped_dir, overrides=train_overrides, max_epochs=cap,
-                      threads=train_threads, allow=allow, on_saved=CACHE.reload)
+                      threads=train_threads, niceness=train_niceness, allow=allow, on_saved=CACHE.reload)
     d = train_defaults()
     seed_recipe = {**SEED_RECIPE, "epochs": min(SEED_RECIPE["epochs"], cap)}
 
@@ -320,6 +328,17 @@ def build_demo(
             gr.Warning(str(exc))
             return f"⚠️ {exc}"
 
+    drawn: dict[int, tuple] = {}  # run id -> (markdown, figure, gallery), drawn once for all tabs
+
+    def finished_results(s: JobSnapshot) -> tuple:
+        """Test accuracy, confusion heatmap and mistakes of a finished run (cached per run)."""
+        if s.run_id not in drawn:
+            gallery = [(enlarge(img, GALLERY_SCALE), caption)
+                       for img, caption in misclassified_images(s.result, data_root, MISCLASSIFIED_SHOWN)]
+            drawn.clear()  # only the latest run is ever shown
+            drawn[s.run_id] = (results_markdown(s), confusion_image(s.result.confusion), gallery)
+        return drawn[s.run_id]
+
     def refresh(seen_version: int, shown_results: str):
         """Timer tick (every tab): redraw only what changed since this tab last looked."""
         s = job.snapshot()
@@ -334,9 +353,7 @@ def build_demo(
         if key == shown_results:
             results = (gr.skip(),) * 3
         elif s.result is not None and s.result.state == "done":
-            gallery = [(enlarge(img, GALLERY_SCALE), caption)
-                       for img, caption in misclassified_images(s.result, data_root, MISCLASSIFIED_SHOWN)]
-            results = (results_markdown(s), confusion_figure(s.result.confusion), gallery)
+            results = finished_results(s)
         else:
             results = (results_markdown(s), None, [])
         return (s.version, key, status_line(s), progress_html(s), loss, acc, *results,
@@ -464,7 +481,8 @@ def build_demo(
                                                    color="curve", label="Accuracy (%)",
                                                    x_title="epoch", y_title="accuracy (%)")
                         results_md = gr.Markdown(results_markdown(job.snapshot()))
-                        confusion = gr.Plot(label="Confusion matrix")
+                        confusion = gr.Image(label="Confusion matrix", interactive=False, buttons=["download"],
+                                             format="png")
                         # Four columns leave room for the whole caption "true 4, predicted 9 (87%)".
                         gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified",
                                              columns=4, height=480, object_fit="contain")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,10 @@ MNIST_TRAIN_IMAGES = 60_000  # train + validation images in MNIST's training fil
 DEFAULT_MAX_EPOCHS = 30  # DIGITNET_MAX_EPOCHS when unset: ~10 minutes of LeNet on 2 cores
 STOP_WAIT_SECONDS = 10.0  # stop() waits this long for the thread; it stops before the next batch
 ORIGINALS_DIR = ".shipped-originals"  # under the shipped folder; holds pre-training copies
+# The training thread runs this much "nicer" than the server's threads (Linux: nice is per
+# thread, and threads it starts inherit it): a visitor's drawing preempts training at once,
+# while training alone still gets every core it asked for.
+TRAINER_NICENESS = 10
 
 # The parameters a visitor may set (the Train tab's controls and /train's keywords).
 # Everything else (data slices, threads, device) is the deployment's choice.
@@ -81,6 +86,30 @@ def default_train_threads() -> int:
     app's inference handlers set their own (see app.py).
     """
     return max(1, (os.cpu_count() or 1) - 1)
+
+
+def lower_thread_priority(increment: int) -> bool:
+    """Raise the calling thread's nice value by ``increment`` (Linux only); False where unsupported."""
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+        return True
+    except (AttributeError, OSError):  # a sandbox without setpriority: run at normal priority
+        return False
+
+
+class _BackgroundTrainer(Trainer):
+    """A Trainer whose thread lowers its own priority before it starts working."""
+
+    def __init__(self, *args, niceness: int = TRAINER_NICENESS, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.niceness = niceness
+
+    def _run_catching(self) -> None:  # the thread's target in Trainer.start()
+        lower_thread_priority(self.niceness)
+        super()._run_catching()
 
 
 @dataclass
@@ -164,6 +193,7 @@ class TrainingJob:
         overrides: dict | None = None,
         max_epochs: int = DEFAULT_MAX_EPOCHS,
         threads: int | None = None,
+        niceness: int = TRAINER_NICENESS,
         allow: bool = True,
         on_saved: Callable[[str], None] | None = None,
     ) -> None:
@@ -179,6 +209,7 @@ class TrainingJob:
             raise ValueError(f"unknown TrainConfig override(s): {', '.join(sorted(unknown))}")
         self.max_epochs = max_epochs
         self.threads = default_train_threads() if threads is None else threads
+        self.niceness = niceness
         self.allow = allow
         self.on_saved = on_saved
         self._lock = threading.RLock()
@@ -254,7 +285,8 @@ class TrainingJob:
             if busy:
                 raise JobBusy(busy)
             self._keep_shipped_original(cfg.model, folder)
-            trainer = Trainer(cfg, callback=self._on_event, checkpoint_dir=folder, data_root=self.data_root)
+            trainer = _BackgroundTrainer(cfg, callback=self._on_event, checkpoint_dir=folder, data_root=self.data_root,
+                                         niceness=self.niceness)
             name = DISPLAY_NAMES[cfg.model]
             self._trainer = trainer
             self._snap = JobSnapshot(

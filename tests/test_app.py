@@ -92,6 +92,17 @@ def test_draw_tab_shows_label_bars_seen_image_and_all_models(served_app, mnist):
             assert max(answer, key=answer.get) == "7", f"{name} in the side-by-side view"
 
 
+def test_uploaded_photo_of_dark_ink_on_paper_is_read(served_app, mnist):
+    if not shipped("lenet"):
+        pytest.skip("no shipped LeNet checkpoint yet")
+    recognise = handler(served_app.demo, "recognise")  # photo.change uses the same handler
+    digit = np.kron(mnist.test_images[1].numpy(), np.ones((9, 9), dtype=np.uint8))  # a 2
+    paper = np.full((400, 300, 3), 235, dtype=np.uint8)  # light grey paper, RGB, no alpha
+    paper[60:312, 30:282] = (235 - digit.astype(np.int32) * 200 // 255)[..., None].astype(np.uint8)
+    label, *_ = recognise(paper, "lenet")
+    assert max(label, key=label.get) == "2"
+
+
 def test_draw_tab_blank_canvas_shows_message_not_a_guess(served_app):
     recognise = handler(served_app.demo, "recognise")
     label, bars, seen, *answers = recognise(BLANK_SKETCH, "lenet")

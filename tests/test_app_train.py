@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import gradio as gr
+import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
 
@@ -145,3 +146,36 @@ def test_training_can_be_turned_off_and_epochs_capped(mnist, checkpoints_dir, mo
     with running_app(train_overrides=SMALL_TRAIN) as capped:
         with pytest.raises(AppError, match=r"epochs must be at most 5"):
             capped.client().predict(model="lenet", epochs=6, api_name="/train")
+
+
+def test_curves_progress_and_heatmap_from_a_snapshot():
+    import app
+    from digitnet.job import JobSnapshot
+
+    history = [{"epoch": 1, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.5, "val_acc": 0.85},
+               {"epoch": 2, "train_loss": 0.4, "train_acc": 0.9, "val_loss": None, "val_acc": None}]
+    s = JobSnapshot(version=3, state="running", model="lenet", epoch=2, epochs=4, batch=100, batches=400,
+                    eta_seconds=83, elapsed=10, message="", history=history,
+                    loss_points=[(0.5, 1.5), (1.0, 0.9), (1.25, 0.6)])
+    loss = app.loss_frame(s)
+    assert list(loss["curve"]) == ["train (running)"] * 3 + ["validation"]  # no point for a missing val loss
+    assert loss["epoch"].dtype == "float64" and loss["loss"].dtype == "float64"
+    acc = app.accuracy_frame(s)
+    assert list(acc["accuracy"]) == pytest.approx([70.0, 85.0, 90.0])
+    loss_caption, acc_caption = app.curve_captions(s)
+    assert loss_caption == "train loss 0.600 at epoch 1.25" and acc_caption == "epoch 2: train 90.00%"
+    progress = app.progress_html(s)
+    assert 'value="0.3125"' in progress and "epoch 2/4 · batch 100/400 · ETA 1:23" in progress
+    # The caption changes with every point, so the plot is rebuilt (see curve_captions).
+    s.loss_points.append((1.5, 0.5))
+    assert app.curve_captions(s)[0] != loss_caption
+    empty = app.loss_frame(JobSnapshot(version=0, state="idle", model=None, epoch=0, epochs=0, batch=0, batches=0,
+                                       eta_seconds=None, elapsed=0, message=""))
+    assert len(empty) == 0 and str(empty["curve"].dtype) == "string"  # typed even when empty
+
+    cm = [[0] * 10 for _ in range(10)]
+    for d in range(10):
+        cm[d][d] = 95
+    cm[4][9] = 5
+    heatmap = app.confusion_image(cm)
+    assert heatmap.ndim == 3 and heatmap.shape[2] == 4 and heatmap.dtype == np.uint8

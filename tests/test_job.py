@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
+import threading
 import time
 
 import pytest
@@ -10,7 +13,7 @@ import pytest
 import digitnet.training as training
 from digitnet.checkpoint import load_checkpoint, save_checkpoint
 from digitnet.job import (
-    ORIGINALS_DIR, JobBusy, TrainingDisabled, TrainingJob, max_epochs_from_env,
+    ORIGINALS_DIR, TRAINER_NICENESS, JobBusy, TrainingDisabled, TrainingJob, max_epochs_from_env,
 )
 from digitnet.models import build_model
 
@@ -138,3 +141,21 @@ def test_max_epochs_from_env(monkeypatch):
     monkeypatch.setenv("DIGITNET_MAX_EPOCHS", "lots")
     with pytest.raises(ValueError, match="DIGITNET_MAX_EPOCHS must be a whole number"):
         max_epochs_from_env()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
+def test_the_training_thread_runs_nicer_than_the_server(mnist, shipped_dir, tmp_path, monkeypatch):
+    seen: list[int] = []
+    batches = training.mdata.iterate_batches
+
+    def recording(*args, **kwargs):  # runs in the training thread
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        yield from batches(*args, **kwargs)
+
+    monkeypatch.setattr(training.mdata, "iterate_batches", recording)
+    job, _ = make_job(mnist, shipped_dir, checkpoints=tmp_path / "ck")
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    job.start(model="mlp", epochs=1)
+    assert job.join(60) and job.status()["state"] == "done"
+    assert seen and all(nice == min(19, mine + TRAINER_NICENESS) for nice in seen)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller is untouched
