@@ -43,6 +43,9 @@ MNIST_CENTER = 14.0
 # Inputs whose longer side exceeds this are first shrunk by an integer box reduction:
 # an 800x800 Sketchpad canvas is never touched, a 5000x5000 photo shrinks 5x in ~ms.
 MAX_INPUT_SIDE = 1024
+# Image files with more pixels than this are refused before they are decoded: a 24-megapixel
+# photo fits; a 10000x10000 PNG (a few kB on disk) would need 400 MB and seconds as RGBA.
+MAX_INPUT_PIXELS = 40_000_000
 # After cropping, the digit is brought to at most this side before stroke-width
 # normalisation: 4x the final 20 px keeps stroke detail and makes the rest cheap.
 WORK_SIDE = 80
@@ -74,12 +77,21 @@ def _open_path(path: str | os.PathLike) -> Image.Image:
     if not p.is_file():
         raise ImageError(f"image file {p} does not exist")
     try:
-        im = Image.open(p)
+        im = Image.open(p)  # reads the header only
+    except Image.DecompressionBombError as exc:  # over twice PIL's own limit
+        raise ImageError(f"{p.name} is too large: at most {MAX_INPUT_PIXELS // 1_000_000} megapixels") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{p.name} is not an image file that can be read: use a PNG, JPEG or WebP") from exc
+    if im.width * im.height > MAX_INPUT_PIXELS:
+        im.close()
+        raise ImageError(f"{p.name} is {im.width}x{im.height} pixels: at most "
+                         f"{MAX_INPUT_PIXELS // 1_000_000} megapixels, please shrink it")
+    try:
         # JPEG can decode at 1/2, 1/4, 1/8 size directly: a 24-megapixel photo loads in ms.
         im.draft(None, (MAX_INPUT_SIDE, MAX_INPUT_SIDE))
         im.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{p} is not an image file that can be read ({exc})") from exc
+        raise ImageError(f"{p.name} is not an image file that can be read ({exc})") from exc
     return im
 
 
