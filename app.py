@@ -10,11 +10,23 @@ Public API (``gradio_client``):
   /status()                -> JSON: state, model, epoch, epochs, history, test_acc, message, ...
   /stop()                  -> the /status JSON once the run has stopped
   /restore(model)          -> message; brings back the shipped weights of one model
+
+The issue-8 extras are also callable by ``gradio_client`` but left out of the API page
+(``api_visibility="undocumented"``), so the documented API stays the five above:
+  /explain(sketch, photo, model) -> (text, saliency image, first-layer image, filters image or None)
+  /compare()                     -> the compare table (gr.Dataframe value)
+  /add_digit(sketch, photo, digit), /load_digits(file), /save_digits(), /clear_digits()
+                                 -> this session's "my digits" (a gr.State per Client / browser tab)
+  /finetune(model)               -> message; fine-tunes on this session's digits in the shared job
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -24,13 +36,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from digitnet.checkpoint import SHIPPED_DIR
+from digitnet.compare import compare_table
+from digitnet.explain import Explanation, explain
+from digitnet.finetune import (
+    MAX_MY_DIGITS, MY_DIGITS_FILENAME, MyDigits, MyDigitsError, add_digit, load_my_digits, my_digits_summary,
+    save_my_digits,
+)
 from digitnet.job import (
-    TRAINER_NICENESS, JobBusy, JobSnapshot, TrainingDisabled, TrainingJob, allow_training_from_env,
-    max_epochs_from_env, misclassified_images,
+    MIN_FINETUNE_DIGITS, TRAINER_NICENESS, JobBusy, JobSnapshot, TrainingDisabled, TrainingJob,
+    allow_training_from_env, max_epochs_from_env, misclassified_images,
 )
 from digitnet.models import DISPLAY_NAMES, MODELS
 from digitnet.predict import CACHE, ModelUnavailable, label_value, predict, predict_all
-from digitnet.preprocess import ImageError
+from digitnet.preprocess import ImageError, to_mnist_array
 from digitnet.training import OPTIMIZERS, SCHEDULES, SEED_RECIPE, TrainConfig
 
 MODEL_CHOICES = [(DISPLAY_NAMES[name], name) for name in MODELS]  # (shown, API value)
@@ -47,6 +65,12 @@ SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so
 GALLERY_SCALE = 3  # misclassified digits at 84x84
 MISCLASSIFIED_SHOWN = 24
 TOP_CLASSES = 3  # the Draw tab's label; the bar chart and the API carry all ten
+MY_DIGITS_SCALE = 3  # "my digits" gallery thumbnails at 84x84
+MY_DIGITS_SHOWN = 40  # the gallery shows the latest ones; the count covers all
+# A saved my-digits file is handed to Gradio, which copies it into its own cache (cleaned
+# with delete_cache); our copy is deleted by the next save once it is this old.
+DOWNLOAD_KEEP_SECONDS = 120
+NO_DRAWING_MESSAGE = "Draw a digit (or upload a photo) first."
 
 # Queue: recognition is cheap (milliseconds) and must never wait behind anything, so it runs
 # several at a time; training starts one at a time (the job refuses a second run anyway).
@@ -70,6 +94,7 @@ SELECT_BRUSH_JS = """
 CSS = """
 #seen-image img { image-rendering: pixelated; }
 #misclassified img { image-rendering: pixelated; }
+#my-digits img { image-rendering: pixelated; }
 """
 
 
@@ -221,9 +246,60 @@ def results_markdown(s: JobSnapshot) -> str:
         return "The last run was stopped: no test results, nothing saved."
     wrong = sum(sum(row) for row in r.confusion) - sum(r.confusion[i][i] for i in range(10)) if r.confusion else 0
     total = sum(sum(row) for row in r.confusion) if r.confusion else 0
-    return (f"### {DISPLAY_NAMES[s.model]}: test accuracy **{r.test_acc:.2%}**\n"
+    what = f"{DISPLAY_NAMES[s.model]} fine-tuned on personal digits" if s.kind == "finetune" else DISPLAY_NAMES[s.model]
+    return (f"### {what}: test accuracy **{r.test_acc:.2%}**\n"
             f"{wrong} of {total:,} test digits misread · trained in {r.train_seconds:.0f} s"
             + (f" · saved to `{r.checkpoint}`" if r.checkpoint else ""))
+
+
+def explanation_markdown(e: Explanation | None) -> str:
+    """What the Explain view shows, in words, and how long it took."""
+    if e is None:
+        return NO_DRAWING_MESSAGE
+    name = DISPLAY_NAMES[e.model]
+    text = (f"**{name} reads a {e.digit}** ({e.probs[e.digit]:.0%}), explained in {1000 * e.seconds:.0f} ms.\n\n"
+            f"**Left, saliency**: your drawing (grey) with the pixels that made it a {e.digit} in red and those "
+            f"that spoke against it in blue (integrated gradients from a blank canvas; they add up to the "
+            f"{e.digit}'s score).\n\n")
+    if e.filters_image is not None:
+        text += (f"**Middle**: the {e.maps_title}: bright where a filter found its pattern in your strokes. "
+                 f"**Right**: the {len(e.filters)} learned 5x5 conv1 filters themselves (red +, blue -), "
+                 f"one per map, in the same order.")
+    else:
+        text += (f"**Middle**: the {e.maps_title}, strongest first: the strokes each unit looks for. "
+                 "The MLP has no convolution filters, so there is no right-hand picture.")
+    return text
+
+
+def finetune_line(s: JobSnapshot) -> str:
+    """The Draw tab's word on a fine-tune in the shared job ('' when the last run was a training run)."""
+    if s.kind != "finetune":
+        return ""
+    name = DISPLAY_NAMES[s.model]
+    if s.state == "running":
+        step = f", step {s.batch}/{s.batches}" if s.batches else ""
+        return f"\n\n⏳ {name} is being fine-tuned on someone's digits: round {max(s.epoch, 1)}/{s.epochs}{step}."
+    if s.state == "done" and s.finetune:
+        f = s.finetune
+        return (f"\n\n✅ {name} was fine-tuned on {f['personal_digits']} personal digits: they are read "
+                f"{f['personal_acc_before']:.0%} -> {f['personal_acc_after']:.0%} right, MNIST test accuracy "
+                f"{s.result.test_acc:.2%}. Restore the shipped weights on the Train tab.")
+    return f"\n\n{STATE_ICONS.get(s.state, '')} {s.message}"
+
+
+def my_digits_gallery(digits: MyDigits) -> list[tuple[np.ndarray, str]]:
+    """The latest "my digits" as (enlarged image, "a 7") for a gr.Gallery."""
+    return [(enlarge(image, MY_DIGITS_SCALE), f"a {label}") for image, label in digits[-MY_DIGITS_SHOWN:]][::-1]
+
+
+def my_digits_markdown(digits: MyDigits) -> str:
+    """'My digits: 12 digits: 0 x2, ...' plus what fine-tuning needs."""
+    text = f"**My digits**: {my_digits_summary(digits)}"
+    if len(digits) > MY_DIGITS_SHOWN:
+        text += f" (showing the latest {MY_DIGITS_SHOWN})"
+    if len(digits) < MIN_FINETUNE_DIGITS:
+        text += f" · fine-tuning needs at least {MIN_FINETUNE_DIGITS}"
+    return text
 
 
 def train_defaults() -> TrainConfig:
@@ -243,6 +319,7 @@ def build_demo(
     train_niceness: int = TRAINER_NICENESS,
     shipped_dir: str | os.PathLike = SHIPPED_DIR,
     poll_seconds: float = POLL_SECONDS,
+    finetune_overrides: dict | None = None,
 ) -> gr.Blocks:
     """Build the Blocks app with its one shared training job.
 
@@ -251,11 +328,14 @@ def build_demo(
     ``max_epochs`` default to ``DIGITNET_ALLOW_TRAINING`` / ``DIGITNET_MAX_EPOCHS``.
     Finished runs save to ``DIGITNET_CHECKPOINTS``, else to the repo's checkpoints/ (where the
     model cache reads), keeping a copy of a shipped file first (see digitnet/job.py).
+    ``finetune_overrides`` are FineTuneConfig fields for "Fine-tune on my digits" (tests use
+    fewer steps); the slice's ``test_limit`` applies to fine-tunes too.
     """
     allow = allow_training_from_env() if allow_training is None else allow_training
     cap = max_epochs_from_env() if max_epochs is None else max_epochs
     job = TrainingJob(data_root=data_root, shipped_dir=shipped_dir, overrides=train_overrides, max_epochs=cap,
-                      threads=train_threads, niceness=train_niceness, allow=allow, on_saved=CACHE.reload)
+                      threads=train_threads, niceness=train_niceness, allow=allow, on_saved=CACHE.reload,
+                      finetune_overrides=finetune_overrides)
     d = train_defaults()
     seed_recipe = {**SEED_RECIPE, "epochs": min(SEED_RECIPE["epochs"], cap)}
 
@@ -357,7 +437,7 @@ def build_demo(
         else:
             results = (results_markdown(s), None, [])
         return (s.version, key, status_line(s), progress_html(s), loss, acc, *results,
-                models_markdown(CACHE.status()))
+                models_markdown(CACHE.status()) + finetune_line(s))
 
     def seed_preset():
         """Fill the form with the seed article's recipe."""
@@ -395,6 +475,89 @@ def build_demo(
             return job.restore_shipped(model)
         except (JobBusy, TrainingDisabled, ValueError, FileNotFoundError) as exc:
             raise gr.Error(str(exc)) from exc
+
+    # ---- issue 8: explain, compare, my digits ------------------------------------------------
+
+    def drawing_or_photo(sketch, photo) -> np.ndarray | None:
+        """The preprocessed 28x28 of the drawing, or of the photo when nothing is drawn; None if neither."""
+        try:
+            seen = to_mnist_array(sketch) if sketch is not None else None
+            return seen if seen is not None or photo is None else to_mnist_array(photo)
+        except ImageError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def explain_view(sketch, photo, model: str):
+        """Why this answer: text, saliency overlay, first-layer maps, conv1 filters (hidden for the MLP)."""
+        seen = drawing_or_photo(sketch, photo)
+        if seen is None:
+            return NO_DRAWING_MESSAGE, None, None, gr.Image(value=None, visible=True)
+        try:
+            e = explain(seen, model)
+        except (ValueError, ModelUnavailable) as exc:
+            raise gr.Error(str(exc)) from exc
+        maps_label = "First layer: conv1 feature maps" if e.filters_image is not None else "First layer: fc1 weight patterns"
+        return (explanation_markdown(e), e.saliency_image, gr.Image(value=e.maps_image, label=maps_label),
+                gr.Image(value=e.filters_image, visible=e.filters_image is not None))
+
+    def compare_view():
+        """The three models side by side, measured now."""
+        return compare_table()
+
+    def show_digits(digits: MyDigits):
+        """State, summary line and gallery for a (new) my-digits list."""
+        return digits, my_digits_markdown(digits), my_digits_gallery(digits)
+
+    def add_to_my_digits(sketch, photo, digit, digits: MyDigits):
+        """"That was a ...": the preprocessed drawing joins this session's digits with the right label."""
+        seen = drawing_or_photo(sketch, photo)
+        if seen is None:
+            raise gr.Error(f"{NO_DRAWING_MESSAGE} Then say which digit it was and add it.")
+        if digit is None or digit == "":
+            raise gr.Error("Pick the digit it really was (0-9) under \"That was a ...\", then add it.")
+        try:
+            return show_digits(add_digit(digits, seen, digit))
+        except MyDigitsError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def load_digits(file, digits: MyDigits):
+        """Upload a my-digits file saved earlier: its digits join this session's."""
+        if file is None:
+            raise gr.Error("No file was uploaded.")
+        try:
+            loaded = load_my_digits(file)
+        except MyDigitsError as exc:
+            raise gr.Error(str(exc)) from exc
+        merged = list(digits or []) + loaded
+        if len(merged) > MAX_MY_DIGITS:
+            raise gr.Error(f"With this file you would have {len(merged)} digits; this app keeps at most "
+                           f"{MAX_MY_DIGITS}. Clear yours first, or load a smaller file.")
+        gr.Info(f"Loaded {len(loaded)} digit{'s' if len(loaded) != 1 else ''} from {Path(file).name}.")
+        return show_digits(merged)
+
+    downloads = Path(tempfile.mkdtemp(prefix="digitnet-my-digits-"))
+
+    def save_digits(digits: MyDigits):
+        """Write this session's digits to a file for download (our copy goes at a later save)."""
+        if not digits:
+            raise gr.Error("There are no digits to save yet: correct a prediction with \"Add to my digits\" first.")
+        now = time.time()
+        for old in downloads.iterdir():  # Gradio has long copied these into its own cache
+            if now - old.stat().st_mtime > DOWNLOAD_KEEP_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        folder = Path(tempfile.mkdtemp(dir=downloads))
+        return gr.File(value=str(save_my_digits(digits, folder / MY_DIGITS_FILENAME)), visible=True)
+
+    def clear_digits():
+        """Forget this session's digits."""
+        return show_digits([])
+
+    def finetune(model: str, digits: MyDigits) -> str:
+        """Fine-tune ``model`` on this session's digits in the shared background job."""
+        try:
+            s = job.start_finetune(digits or [], model)
+        except (JobBusy, TrainingDisabled, ValueError) as exc:
+            raise gr.Error(str(exc)) from exc
+        return f"Fine-tune started: {s.message} Watch it on the Train tab; the Draw tab uses the result once it is done."
 
     # ---- components --------------------------------------------------------------------------
 
@@ -434,6 +597,41 @@ def build_demo(
                 api_model = gr.Dropdown(MODEL_CHOICES, value=DEFAULT_MODEL, allow_custom_value=True, visible=False,
                                         label="model")
                 api_label = gr.Label(visible=False, label="prediction")
+
+                with gr.Accordion("Why this answer?", open=True):
+                    with gr.Row():
+                        explain_btn = gr.Button("Explain this answer", variant="primary", scale=0, min_width=200)
+                        explain_md = gr.Markdown("See which of your strokes decided the answer and what the "
+                                                 "model's first layer made of them: draw, then click the button.")
+                    with gr.Row():
+                        saliency_img = gr.Image(label="Saliency: red for the answer, blue against", interactive=False,
+                                                height=260, buttons=[], format="png", elem_id="explain-saliency")
+                        maps_img = gr.Image(label="First layer", interactive=False, height=260, buttons=[],
+                                            format="png", elem_id="explain-maps")
+                        filters_img = gr.Image(label="conv1 filters (5x5, learned)", interactive=False, height=260,
+                                               buttons=[], format="png", elem_id="explain-filters")
+                with gr.Accordion("Teach it your handwriting", open=True):
+                    gr.Markdown(
+                        "Wrong answer? Say which digit it was and add the drawing to *my digits*. They stay in "
+                        "this browser tab only (save them as a file to keep them, load the file next time). "
+                        f"With at least {MIN_FINETUNE_DIGITS}, fine-tune the model selected above on them: a "
+                        "short run that mixes your digits (shifted, turned, scaled) with MNIST so the model "
+                        "learns your style without forgetting MNIST. It runs in the shared training job "
+                        "(Train tab), and the Draw tab uses the result as soon as it is done.")
+                    with gr.Row(equal_height=True):
+                        truth = gr.Radio([str(d) for d in range(10)], value=None, label="That was a ...", scale=4)
+                        add_btn = gr.Button("Add to my digits", scale=1, min_width=160)
+                    my_md = gr.Markdown(my_digits_markdown([]))
+                    my_gallery = gr.Gallery(label="My digits (latest first)", elem_id="my-digits", columns=10,
+                                            height=220, object_fit="contain", interactive=False)
+                    with gr.Row():
+                        finetune_btn = gr.Button("Fine-tune on my digits", variant="primary", interactive=allow)
+                        save_btn = gr.Button("Save my digits as a file")
+                        upload_btn = gr.UploadButton("Load my digits from a file", file_types=[".npz"],
+                                                     type="filepath")
+                        forget_btn = gr.Button("Forget my digits")
+                    my_file = gr.File(label="Your digits, ready to download", visible=False, interactive=False)
+                    teach_msg = gr.Markdown()
 
             with gr.Tab("Train", id="train"):
                 if not allow:
@@ -486,6 +684,16 @@ def build_demo(
                         # Four columns leave room for the whole caption "true 4, predicted 9 (87%)".
                         gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified",
                                              columns=4, height=480, object_fit="contain")
+            with gr.Tab("Compare", id="compare") as compare_tab:
+                gr.Markdown(
+                    "### The three models side by side\n"
+                    "Parameters are counted on the loaded model; test accuracy and seconds per training epoch "
+                    "come from its checkpoint (the run that made the weights); drawn-digit accuracy from "
+                    "`benchmarks/drawn.py` (digits drawn like on the canvas); latency is measured now, the median "
+                    "of single-image predictions with one thread, as the Draw tab runs them.")
+                compare_btn = gr.Button("Measure again", size="sm", scale=0)
+                compare_df = gr.Dataframe(label="Models", interactive=False, wrap=True, elem_id="compare-table")
+        my_digits = gr.State([])  # this browser tab's digits: per session, never shared, never written to disk
         seen_version = gr.State(-1)
         shown_results = gr.State("")
         timer = gr.Timer(poll_seconds)
@@ -522,6 +730,24 @@ def build_demo(
         restore_btn.click(restore_click, t_model, form_msg, concurrency_limit=None, **private)
         timer.tick(refresh, [seen_version, shown_results], view, concurrency_limit=None, **private)
         demo.load(refresh, [seen_version, shown_results], view, concurrency_limit=None, **private)
+
+        # Issue 8: on demand only (buttons), and callable by gradio_client without joining the documented API.
+        extra = dict(api_visibility="undocumented")
+        explain_btn.click(explain_view, [sketch, photo, model], [explain_md, saliency_img, maps_img, filters_img],
+                          api_name="explain", concurrency_id="explain", concurrency_limit=2, **extra)
+        compare_tab.select(compare_view, None, compare_df, concurrency_id="compare", **private)
+        compare_btn.click(compare_view, None, compare_df, api_name="compare", concurrency_id="compare", **extra)
+        digits_view = [my_digits, my_md, my_gallery]
+        add_btn.click(add_to_my_digits, [sketch, photo, truth, my_digits], digits_view, api_name="add_digit",
+                      concurrency_limit=None, **extra)
+        upload_btn.upload(load_digits, [upload_btn, my_digits], digits_view, api_name="load_digits",
+                          concurrency_limit=None, **extra)
+        save_btn.click(save_digits, my_digits, my_file, api_name="save_digits", concurrency_limit=None, **extra)
+        forget_btn.click(clear_digits, None, digits_view, api_name="clear_digits", concurrency_limit=None,
+                         **extra).then(lambda: gr.File(value=None, visible=False), None, my_file, **private)
+        finetune_btn.click(finetune, [model, my_digits], teach_msg, api_name="finetune", concurrency_id="train",
+                           concurrency_limit=1, **extra).then(
+            refresh, [seen_version, shown_results], view, show_progress="hidden", concurrency_limit=None, **private)
 
         gr.api(train, api_name="train", concurrency_id="train", concurrency_limit=1)
         gr.api(status, api_name="status", concurrency_limit=None)

@@ -2,6 +2,9 @@
 
 The app holds a single ``TrainingJob`` for every visitor: a second start while a run is
 going is refused with a message naming the run ("LeNet is already training (epoch 2/5)").
+A run is either a training run (``start``) or a fine-tune on a visitor's own digits
+(``start_finetune``, a ``digitnet.finetune.FineTuner``); both report the same events, so
+the Train tab's live view, /status, the hot-swap and the shipped-original copy are shared.
 The ``Trainer`` reports through a callback in its own thread; this class keeps the live
 state (running loss points, per-epoch history, the final result) behind a lock and hands
 out copies, so any number of browser tabs can poll it. It never imports gradio.
@@ -31,6 +34,7 @@ import torch
 
 from . import data as mdata
 from .checkpoint import SHIPPED_DIR, checkpoint_dir, checkpoint_path
+from .finetune import FineTuneConfig, FineTuner, MyDigits
 from .models import DISPLAY_NAMES, check_model_name
 from .training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult
 
@@ -42,6 +46,11 @@ ORIGINALS_DIR = ".shipped-originals"  # under the shipped folder; holds pre-trai
 # thread, and threads it starts inherit it): a visitor's drawing preempts training at once,
 # while training alone still gets every core it asked for.
 TRAINER_NICENESS = 10
+# Fewer digits than this teach a model nothing it keeps (each batch would repeat the same
+# three drawings 16 times); the app asks for a few more corrections instead.
+MIN_FINETUNE_DIGITS = 5
+# Deployment-wide TrainConfig overrides that also bound a fine-tune's MNIST evaluation.
+SHARED_EVAL_OVERRIDES = ("test_limit",)
 
 # The parameters a visitor may set (the Train tab's controls and /train's keywords).
 # Everything else (data slices, threads, device) is the deployment's choice.
@@ -100,16 +109,30 @@ def lower_thread_priority(increment: int) -> bool:
         return False
 
 
-class _BackgroundTrainer(Trainer):
-    """A Trainer whose thread lowers its own priority before it starts working."""
+class _LowPriority:
+    """Mixin for Trainer-like classes: the run's thread lowers its own priority before working."""
+
+    niceness: int = TRAINER_NICENESS
+
+    def _run_catching(self) -> None:  # the thread's target in Trainer.start() / FineTuner.start()
+        lower_thread_priority(self.niceness)
+        super()._run_catching()  # type: ignore[misc]
+
+
+class _BackgroundTrainer(_LowPriority, Trainer):
+    """A Trainer whose thread runs at lower priority."""
 
     def __init__(self, *args, niceness: int = TRAINER_NICENESS, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.niceness = niceness
 
-    def _run_catching(self) -> None:  # the thread's target in Trainer.start()
-        lower_thread_priority(self.niceness)
-        super()._run_catching()
+
+class _BackgroundFineTuner(_LowPriority, FineTuner):
+    """A FineTuner whose thread runs at lower priority."""
+
+    def __init__(self, *args, niceness: int = TRAINER_NICENESS, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.niceness = niceness
 
 
 @dataclass
@@ -131,6 +154,8 @@ class JobSnapshot:
     result: TrainResult | None = None
     run_id: int = 0  # one per started run: results are redrawn once per run
     config: dict = field(default_factory=dict)
+    kind: str = "training"  # "training" (start) or "finetune" (start_finetune)
+    finetune: dict | None = None  # a finished fine-tune: personal digits, accuracy on them before/after, ...
 
     def status(self) -> dict:
         """The /status JSON (DESIGN.md): state, model, epoch, epochs, history, test_acc, message, ..."""
@@ -149,6 +174,8 @@ class JobSnapshot:
             "test_acc": result.test_acc if result else None,
             "checkpoint": result.checkpoint if result else None,
             "message": self.message,
+            "kind": self.kind,
+            "finetune": self.finetune,
         }
 
 
@@ -196,10 +223,13 @@ class TrainingJob:
         niceness: int = TRAINER_NICENESS,
         allow: bool = True,
         on_saved: Callable[[str], None] | None = None,
+        finetune_overrides: dict | None = None,
     ) -> None:
         """``checkpoints`` None means ``$DIGITNET_CHECKPOINTS`` (read at each start); ``overrides``
         are deployment-side TrainConfig fields (e.g. ``train_limit`` for tests); ``on_saved(name)``
-        runs after a finished run saved its checkpoint (the app hot-swaps the model there)."""
+        runs after a finished run saved its checkpoint (the app hot-swaps the model there);
+        ``finetune_overrides`` are FineTuneConfig fields for fine-tunes (``overrides``'
+        ``test_limit`` applies to them too unless given here)."""
         self.checkpoints = checkpoints
         self.data_root = data_root
         self.shipped_dir = Path(shipped_dir)
@@ -207,6 +237,12 @@ class TrainingJob:
         unknown = set(self.overrides) - set(TrainConfig.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown TrainConfig override(s): {', '.join(sorted(unknown))}")
+        shared = {k: v for k, v in self.overrides.items() if k in SHARED_EVAL_OVERRIDES}
+        self.finetune_overrides = {**shared, **(finetune_overrides or {})}
+        unknown = set(self.finetune_overrides) - set(FineTuneConfig.__dataclass_fields__) | \
+            ({"model", "max_epochs", "threads"} & set(finetune_overrides or {}))
+        if unknown:
+            raise ValueError(f"unknown or reserved FineTuneConfig override(s): {', '.join(sorted(unknown))}")
         self.max_epochs = max_epochs
         self.threads = default_train_threads() if threads is None else threads
         self.niceness = niceness
@@ -242,6 +278,9 @@ class TrainingJob:
             s = self._snap
             if s.state != "running":
                 return None
+            if s.kind == "finetune":
+                return (f"{DISPLAY_NAMES[s.model]} is already training "
+                        f"(a fine-tune on someone's digits, round {max(s.epoch, 1)}/{s.epochs})")
             return f"{DISPLAY_NAMES[s.model]} is already training (epoch {max(s.epoch, 1)}/{s.epochs})"
 
     def config_for(self, **params) -> TrainConfig:
@@ -296,6 +335,48 @@ class TrainingJob:
                 run_id=self._snap.run_id + 1, config=asdict(cfg),
             )
             trainer.start()
+            return self.snapshot()
+
+    def finetune_config(self, model: str) -> FineTuneConfig:
+        """The FineTuneConfig for ``model`` with this deployment's overrides; ValueError if invalid."""
+        return FineTuneConfig.from_dict({**self.finetune_overrides, "model": model, "threads": self.threads}).validate()
+
+    def start_finetune(self, digits: MyDigits, model: str) -> JobSnapshot:
+        """Fine-tune ``model`` on a visitor's digits (mixed with MNIST) in the background; returns at once.
+
+        Refuses like ``start``: JobBusy while any run goes, TrainingDisabled, ValueError
+        (``MyDigitsError``) for fewer than MIN_FINETUNE_DIGITS digits or invalid ones. The
+        result is saved where training saves (the shipped original kept first) and hot-swapped.
+        """
+        if not self.allow:
+            raise TrainingDisabled("Training is turned off on this deployment (DIGITNET_ALLOW_TRAINING=0).")
+        with self._lock:
+            busy = self.busy_message()
+            if busy:
+                raise JobBusy(busy)
+        digits = list(digits or [])
+        if len(digits) < MIN_FINETUNE_DIGITS:
+            raise ValueError(f"Fine-tuning needs at least {MIN_FINETUNE_DIGITS} of your digits; you have "
+                             f"{len(digits)}. Correct a few more predictions with \"Add to my digits\" first.")
+        cfg = self.finetune_config(model)
+        folder = self.checkpoint_folder()
+        with self._lock:
+            busy = self.busy_message()  # checked again: another request may have started meanwhile
+            if busy:
+                raise JobBusy(busy)
+            self._keep_shipped_original(cfg.model, folder)
+            # Validates the digits and finds the checkpoint to start from (the one the Draw tab uses).
+            tuner = _BackgroundFineTuner(cfg, digits, callback=self._on_event, checkpoint_dir=folder,
+                                         data_root=self.data_root, niceness=self.niceness)
+            self._trainer = tuner
+            self._snap = JobSnapshot(
+                version=self._snap.version + 1, state="running", model=cfg.model, epoch=1, epochs=cfg.epochs,
+                batch=0, batches=0, eta_seconds=None, elapsed=0.0,
+                message=(f"{DISPLAY_NAMES[cfg.model]}: fine-tuning on {len(digits)} personal digits mixed with MNIST "
+                         f"({cfg.epochs} rounds of {cfg.steps_per_epoch} steps)..."),
+                run_id=self._snap.run_id + 1, config=asdict(cfg), kind="finetune",
+            )
+            tuner.start()
             return self.snapshot()
 
     def stop(self, wait: float = STOP_WAIT_SECONDS) -> JobSnapshot:
@@ -387,6 +468,7 @@ class TrainingJob:
         """A run ended (done or stopped): hot-swap a saved checkpoint, then publish the result."""
         name = self._snap.model
         display = DISPLAY_NAMES[name]
+        info = getattr(self._trainer, "finetune_info", None) if self._snap.kind == "finetune" else None
         if result.state == "done":
             swap = ""
             if result.checkpoint and self.on_saved is not None:
@@ -397,10 +479,19 @@ class TrainingJob:
                     swap = f" But the Draw tab could not load it: {exc}"
             acc = f"test accuracy {result.test_acc:.2%}" if result.test_acc is not None else "no test set"
             saved = f" Saved {result.checkpoint}." if result.checkpoint else ""
-            message = f"{display} finished in {result.train_seconds:.0f} s: {acc}.{saved}{swap}"
+            if info is not None:
+                before = info.get("base_test_acc")
+                mnist = (f"MNIST test accuracy {before:.2%} -> {result.test_acc:.2%}" if isinstance(before, float)
+                         else acc)
+                message = (f"{display} fine-tuned on {info['personal_digits']} personal digits in "
+                           f"{result.train_seconds:.0f} s: your digits {info['personal_acc_before']:.0%} -> "
+                           f"{info['personal_acc_after']:.0%} right, {mnist}.{saved}{swap}")
+            else:
+                message = f"{display} finished in {result.train_seconds:.0f} s: {acc}.{saved}{swap}"
         else:
             epochs_done = len(result.history)
-            message = (f"{display} stopped after {epochs_done} full epoch{'s' if epochs_done != 1 else ''}; "
+            unit = "round" if self._snap.kind == "finetune" else "epoch"
+            message = (f"{display} stopped after {epochs_done} full {unit}{'s' if epochs_done != 1 else ''}; "
                        "nothing was saved and the Draw tab keeps its weights.")
         with self._lock:
             s = self._snap
@@ -408,6 +499,7 @@ class TrainingJob:
             s.state = result.state
             s.eta_seconds = None
             s.message = message
+            s.finetune = None if info is None else {k: v for k, v in info.items() if k != "history"}
             s.version += 1
 
 

@@ -1,0 +1,271 @@
+"""Issue 8 in the app, through gradio_client: Explain, Compare, "my digits" per session, fine-tune in the shared job.
+
+The extras are undocumented endpoints (callable, but not on the API page, which lists the
+five documented ones); gradio_client has no parameter names for such endpoints, so they
+are called with positional arguments, and hand back the server's file paths (fetched here
+over HTTP, as a browser does) and component updates as they are. Each ``Client`` is its own browser session, so "my digits" (a
+``gr.State``) of one client must never show up in another's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+import app
+from conftest import SMALL_TRAIN, render_digit, running_app, sketch_value
+from digitnet import data as mdata
+from digitnet.checkpoint import SHIPPED_DIR, load_checkpoint
+from digitnet.explain import explain
+from digitnet.finetune import load_my_digits, save_my_digits
+from digitnet.job import MIN_FINETUNE_DIGITS
+from digitnet.models import DISPLAY_NAMES, MODELS, build_model, count_parameters
+from digitnet.preprocess import to_mnist_array
+
+# A fine-tune of 2 rounds x 5 steps: seconds on the slice, still the real FineTuner and job path.
+QUICK_FINETUNE = dict(epochs=2, steps_per_epoch=5, val_limit=200)
+RUN_TIMEOUT = 120
+POLL = 0.05
+
+
+def shipped(name: str) -> bool:
+    """True when the repo ships a checkpoint for ``name``."""
+    return (SHIPPED_DIR / f"{name}.pt").is_file()
+
+
+@pytest.fixture(scope="module")
+def extras_app(mnist, checkpoints_dir) -> Iterator[object]:
+    """The app on the small MNIST slice, with quick fine-tunes, saving into a temp checkpoint folder."""
+    with running_app(train_overrides=SMALL_TRAIN, finetune_overrides=QUICK_FINETUNE) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def digit_pngs(mnist, tmp_path_factory) -> list[tuple[int, Path]]:
+    """MNIST test digits 0..11 drawn on a Sketchpad-sized canvas, as (label, png)."""
+    folder = tmp_path_factory.mktemp("mine")
+    return [(int(mnist.test_labels[i]), render_digit(mnist.test_images[i].numpy(), folder / f"d{i}.png"))
+            for i in range(12)]
+
+
+def seen_of(png: Path) -> np.ndarray:
+    """The 28x28 the app makes of a drawing (what joins "my digits")."""
+    return to_mnist_array(np.asarray(Image.open(png)))
+
+
+def value_of(output):
+    """An output's value, whether the handler returned it plainly or as a component update."""
+    if isinstance(output, dict) and output.get("__type__") == "update":
+        return output.get("value")
+    return output
+
+
+def fetch(running, output, folder: Path) -> Path | None:
+    """Download a file output from the app over HTTP (as a browser does) into ``folder``."""
+    path = value_of(output)
+    if path is None:
+        return None
+    response = httpx.get(f"{running.url}gradio_api/file={path}", timeout=30)
+    response.raise_for_status()
+    target = folder / f"{len(list(folder.iterdir()))}-{Path(path).name}"
+    target.write_bytes(response.content)
+    return target
+
+
+def image_shape(path: Path) -> tuple[int, ...]:
+    """(H, W, C) of a downloaded image file."""
+    return np.asarray(Image.open(path).convert("RGB")).shape
+
+
+def wait_until_finished(client, timeout: float = RUN_TIMEOUT) -> dict:
+    """Poll /status until the shared job is no longer running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = client.predict(api_name="/status")
+        if s["state"] != "running":
+            return s
+        time.sleep(POLL)
+    raise AssertionError(f"the run did not finish in {timeout} s")
+
+
+# ---------------------------------------------------------------------------- explain
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_explain_shows_images_of_the_right_size_and_leaves_predict_alone(extras_app, digit_pngs, model, tmp_path):
+    if not shipped(model):
+        pytest.skip(f"no shipped checkpoint for {model} yet")
+    client = extras_app.client()
+    truth, png = digit_pngs[0]  # a 7
+    before = client.predict(sketch=sketch_value(png), model=model, api_name="/predict")
+    text, saliency, maps, filters = client.predict(sketch_value(png), None, model, api_name="/explain")
+    saliency, maps, filters = (fetch(extras_app, out, tmp_path) for out in (saliency, maps, filters))
+    reference = explain(seen_of(png), model)  # the same drawing explained in process
+    assert f"reads a {truth}" in text and DISPLAY_NAMES[model] in text and " ms" in text
+    assert image_shape(saliency) == (224, 224, 3)
+    assert image_shape(maps) == reference.maps_image.shape
+    if model == "mlp":
+        assert filters is None and "no convolution filters" in text
+        assert reference.maps.shape == (16, 28, 28)
+    else:
+        assert image_shape(filters) == reference.filters_image.shape
+        assert f"{len(reference.filters)} learned 5x5 conv1 filters" in text
+    after = client.predict(sketch=sketch_value(png), model=model, api_name="/predict")
+    assert after == before  # explaining never touches the model /predict uses
+
+
+def test_explain_without_a_drawing_asks_for_one(extras_app):
+    text, saliency, maps, filters = extras_app.client().predict(
+        {"background": None, "layers": [], "composite": None}, None, "lenet", api_name="/explain")
+    assert text == app.NO_DRAWING_MESSAGE and saliency is None and value_of(maps) is None
+
+
+# ---------------------------------------------------------------------------- compare
+
+
+def test_compare_lists_the_three_models_with_their_parameter_counts(extras_app):
+    table = extras_app.client().predict(api_name="/compare")
+    rows = [dict(zip(table["headers"], row)) for row in table["data"]]
+    assert [r["Model"] for r in rows] == [DISPLAY_NAMES[name] for name in MODELS]
+    for name, row in zip(MODELS, rows):
+        if not shipped(name):
+            continue
+        assert row["Parameters"] == f"{count_parameters(build_model(name)):,}"
+        assert row["Test accuracy"].endswith("%") or "fine-tuned" in row["Test accuracy"]
+        assert float(row["Latency (median, ms)"]) > 0
+
+
+# ---------------------------------------------------------------------------- my digits
+
+
+def test_my_digits_belong_to_one_session_and_survive_a_file_round_trip(extras_app, digit_pngs, tmp_path):
+    alice, bob = extras_app.client(), extras_app.client()  # two visitors
+    (seven, png7), (two, png2) = digit_pngs[0], digit_pngs[1]
+    alice.predict(sketch_value(png7), None, str(seven), api_name="/add_digit")
+    summary, gallery = alice.predict(sketch_value(png2), None, "3", api_name="/add_digit")
+    assert summary.startswith("**My digits**: 2 digits: 3 x1, 7 x1")
+    assert [item["caption"] for item in gallery] == ["a 3", "a 7"]
+    assert image_shape(fetch(extras_app, gallery[0]["image"], tmp_path))[:2] == (28 * app.MY_DIGITS_SCALE,) * 2  # latest first
+    summary_b, gallery_b = bob.predict(sketch_value(png2), None, str(two), api_name="/add_digit")
+    assert summary_b.startswith("**My digits**: 1 digit: 2 x1")  # nothing of Alice's
+    assert [item["caption"] for item in gallery_b] == ["a 2"]
+
+    # Alice downloads hers: the preprocessed drawings with the labels she gave.
+    def download(client) -> Path:
+        return fetch(extras_app, client.predict(api_name="/save_digits"), tmp_path)
+
+    saved = load_my_digits(download(alice))
+    assert [label for _, label in saved] == [7, 3]
+    np.testing.assert_allclose(saved[0][0], seen_of(png7), atol=1e-6)
+    np.testing.assert_allclose(saved[1][0], seen_of(png2), atol=1e-6)
+    assert [label for _, label in load_my_digits(download(bob))] == [2]
+
+    # A new visitor loads Alice's file: the same two digits.
+    carol = extras_app.client()
+    summary_c, _ = carol.predict(handle_file(str(download(alice))), api_name="/load_digits")
+    assert summary_c.startswith("**My digits**: 2 digits: 3 x1, 7 x1")
+    # Forgetting empties Alice's session only.
+    summary_a, gallery_a = alice.predict(api_name="/clear_digits")
+    assert "no digits yet" in summary_a and gallery_a == []
+    assert [label for _, label in load_my_digits(download(carol))] == [7, 3]
+
+
+def test_adding_needs_a_drawing_and_a_digit(extras_app, digit_pngs):
+    client = extras_app.client()
+    with pytest.raises(AppError, match="Draw a digit"):
+        client.predict({"background": None, "layers": [], "composite": None}, None, "4", api_name="/add_digit")
+    with pytest.raises(AppError, match=r"Pick the digit it really was"):
+        client.predict(sketch_value(digit_pngs[0][1]), None, None, api_name="/add_digit")
+    with pytest.raises(AppError, match="no digits to save"):
+        client.predict(api_name="/save_digits")
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda p: p.write_bytes(b"certainly not a zip file"), r"is not a my-digits file"),
+    (lambda p: np.savez(p.open("wb"), weights=np.zeros(3)), r"has no 'images' and 'labels' arrays"),
+    (lambda p: np.savez(p.open("wb"), images=np.zeros((2, 28, 28)), labels=np.array([3, 12])),
+     r"labels must be whole numbers from 0 to 9"),
+])
+def test_a_bad_upload_is_refused_with_a_clear_error(extras_app, tmp_path, write, message):
+    path = tmp_path / "upload.npz"
+    write(path)
+    client = extras_app.client()
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(path)), api_name="/load_digits")
+    summary, _ = client.predict(api_name="/clear_digits")  # the session is unharmed
+    assert "no digits yet" in summary
+
+
+# ---------------------------------------------------------------------------- fine-tune
+
+
+def test_finetune_with_too_few_digits_is_refused(extras_app, digit_pngs):
+    client = extras_app.client()
+    with pytest.raises(AppError, match=rf"at least {MIN_FINETUNE_DIGITS} of your digits; you have 0"):
+        client.predict("mlp", api_name="/finetune")
+    for label, png in digit_pngs[:2]:
+        client.predict(sketch_value(png), None, str(label), api_name="/add_digit")
+    with pytest.raises(AppError, match=rf"at least {MIN_FINETUNE_DIGITS} of your digits; you have 2"):
+        client.predict("mlp", api_name="/finetune")
+    assert extras_app.job.snapshot().state != "running"
+
+
+def test_finetune_runs_in_the_shared_job_and_the_draw_tab_uses_it(extras_app, digit_pngs, checkpoints_dir,
+                                                                 tmp_path, monkeypatch):
+    if not shipped("mlp"):
+        pytest.skip("no shipped MLP checkpoint yet")
+    job = extras_app.job
+    job.stop(wait=30)
+    mine = [(seen_of(png), label) for label, png in digit_pngs[:10]]
+    visitor, other = extras_app.client(), extras_app.client()
+    summary, _ = visitor.predict(handle_file(str(save_my_digits(mine, tmp_path / "mine.npz"))),
+                                 api_name="/load_digits")
+    assert summary.startswith("**My digits**: 10 digits")
+
+    # Hold the run in its data loading until the refusals below are checked: no race with a fast run.
+    gate = threading.Event()
+    real_load = mdata.load_mnist
+
+    def gated_load(*args, **kwargs):
+        gate.wait(RUN_TIMEOUT)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(mdata, "load_mnist", gated_load)
+    try:
+        started = visitor.predict("mlp", api_name="/finetune")
+        assert started.startswith("Fine-tune started: MLP: fine-tuning on 10 personal digits")
+        status = visitor.predict(api_name="/status")
+        assert status["state"] == "running" and status["kind"] == "finetune" and status["model"] == "mlp"
+        busy = r"MLP is already training \(a fine-tune on someone's digits, round 1/2\)"
+        with pytest.raises(AppError, match=busy):
+            visitor.predict("mlp", api_name="/finetune")
+        with pytest.raises(AppError, match=busy):
+            other.predict(model="lenet", epochs=1, api_name="/train")
+    finally:
+        gate.set()
+    final = wait_until_finished(other)  # /status is the same for every visitor
+    assert final["state"] == "done", final["message"]
+    assert final["kind"] == "finetune" and final["model"] == "mlp"
+    assert [h["epoch"] for h in final["history"]] == [1, 2] and len(final["running_loss"]) >= 2
+    assert final["finetune"]["personal_digits"] == 10
+    assert final["test_acc"] > 0.9  # MNIST not forgotten (test slice of 500)
+    assert "fine-tuned on 10 personal digits" in final["message"] and "Draw tab uses it" in final["message"]
+    saved = load_checkpoint(checkpoints_dir / "mlp.pt")
+    assert final["checkpoint"] == str(checkpoints_dir / "mlp.pt")
+    assert saved["metrics"]["finetune"]["personal_digits"] == 10
+
+    # The Draw tab's model is the fine-tuned one now: the compare table reads its checkpoint.
+    table = other.predict(api_name="/compare")
+    mlp_row = dict(zip(table["headers"], table["data"][list(MODELS).index("mlp")]))
+    assert "fine-tuned on 10 digits" in mlp_row["Test accuracy"]
+    label = other.predict(sketch=sketch_value(digit_pngs[0][1]), model="mlp", api_name="/predict")
+    assert label["label"] == str(digit_pngs[0][0])
