@@ -88,7 +88,8 @@ def touch_draw(page, cdp, strokes) -> None:
 
 def block(page, label: str):
     """The component block whose label is exactly ``label`` (e.g. "Prediction", "Loss")."""
-    title = page.locator("[data-testid=block-label]", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    # Most components title their block with a block-label; plots use a block-info span.
+    title = page.locator("[data-testid=block-label], [data-testid=block-info]", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
     return page.locator(".block").filter(has=title)
 
 
@@ -97,15 +98,24 @@ def prediction(page):
     return block(page, "Prediction").locator("[data-testid=label-output-value]")
 
 
-def screenshot(page, name: str, full_page: bool = False) -> Path:
+def screenshot(page, name: str, full_page: bool = False, clip: dict | None = None) -> Path:
     """Save a screenshot to artifacts/e2e/<name>.png; the README's ones also to docs/ on DIGITNET_UPDATE_SCREENSHOTS=1."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    path.write_bytes(small_png(page.screenshot(full_page=full_page)))
+    path.write_bytes(small_png(page.screenshot(full_page=full_page or clip is not None, clip=clip)))
     if UPDATE_DOCS and name in README_SHOTS:
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(path, DOCS / f"{name}.png")
     return path
+
+
+def page_clip(page, top_locator, bottom_locator, margin: int = 8) -> dict:
+    """A full-width clip of the page from one element's top to another's bottom (page coordinates)."""
+    scroll = page.evaluate("() => window.scrollY")
+    top, bottom = top_locator.bounding_box(), bottom_locator.bounding_box()
+    width = page.viewport_size["width"]
+    y0 = max(0.0, top["y"] + scroll - margin)
+    return {"x": 0, "y": y0, "width": width, "height": bottom["y"] + bottom["height"] + scroll + margin - y0}
 
 
 def small_png(png: bytes) -> bytes:
