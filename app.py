@@ -95,6 +95,9 @@ CSS = """
 #seen-image img { image-rendering: pixelated; }
 #misclassified img { image-rendering: pixelated; }
 #my-digits img { image-rendering: pixelated; }
+/* Gradio 6.31 stretches a gallery's few items over the whole row (columns = min(columns, items));
+   my digits stay small thumbnails however few there are. */
+#my-digits .grid-container { grid-template-columns: repeat(auto-fill, 96px) !important; grid-auto-rows: 96px !important; }
 """
 
 

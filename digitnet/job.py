@@ -39,6 +39,7 @@ from .models import DISPLAY_NAMES, check_model_name
 from .training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult
 
 MNIST_TRAIN_IMAGES = 60_000  # train + validation images in MNIST's training file
+MNIST_TEST_IMAGES = 10_000
 DEFAULT_MAX_EPOCHS = 30  # DIGITNET_MAX_EPOCHS when unset: ~10 minutes of LeNet on 2 cores
 STOP_WAIT_SECONDS = 10.0  # stop() waits this long for the thread; it stops before the next batch
 ORIGINALS_DIR = ".shipped-originals"  # under the shipped folder; holds pre-training copies
@@ -481,8 +482,11 @@ class TrainingJob:
             saved = f" Saved {result.checkpoint}." if result.checkpoint else ""
             if info is not None:
                 before = info.get("base_test_acc")
-                mnist = (f"MNIST test accuracy {before:.2%} -> {result.test_acc:.2%}" if isinstance(before, float)
-                         else acc)
+                # The checkpoint's figure is on the whole test set; a deployment's slice is not comparable.
+                if isinstance(before, float) and info.get("test_images") == MNIST_TEST_IMAGES:
+                    mnist = f"MNIST test accuracy {before:.2%} -> {result.test_acc:.2%}"
+                else:
+                    mnist = f"MNIST test accuracy {result.test_acc:.2%} (on {info.get('test_images')} test images)"
                 message = (f"{display} fine-tuned on {info['personal_digits']} personal digits in "
                            f"{result.train_seconds:.0f} s: your digits {info['personal_acc_before']:.0%} -> "
                            f"{info['personal_acc_after']:.0%} right, {mnist}.{saved}{swap}")

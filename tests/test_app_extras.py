@@ -259,6 +259,7 @@ def test_finetune_runs_in_the_shared_job_and_the_draw_tab_uses_it(extras_app, di
     assert final["finetune"]["personal_digits"] == 10
     assert final["test_acc"] > 0.9  # MNIST not forgotten (test slice of 500)
     assert "fine-tuned on 10 personal digits" in final["message"] and "Draw tab uses it" in final["message"]
+    assert "(on 500 test images)" in final["message"]  # not set against the full-test-set figure
     saved = load_checkpoint(checkpoints_dir / "mlp.pt")
     assert final["checkpoint"] == str(checkpoints_dir / "mlp.pt")
     assert saved["metrics"]["finetune"]["personal_digits"] == 10
