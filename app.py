@@ -32,6 +32,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import pandas as pd
+from gradio.components.image_editor import EditorData
+from gradio.data_classes import FileData
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -76,6 +78,7 @@ NO_DRAWING_MESSAGE = "Draw a digit (or upload a photo) first."
 # several at a time; training starts one at a time (the job refuses a second run anyway).
 PREDICT_CONCURRENCY = 4
 QUEUE_MAX_SIZE = 256  # beyond this, visitors are told the queue is full instead of waiting forever
+MAX_UPLOAD_SIZE = "10mb"  # per uploaded file: a drawing is ~20 kB, a phone photo ~5 MB; bigger is refused
 POLL_SECONDS = 1.0  # how often every open tab asks the shared training job for news
 
 # Gradio 6's Sketchpad opens with no tool selected, and "Clear canvas" deselects the brush
@@ -104,7 +107,13 @@ CSS = """
 # launch() settings for every way the app is served (python app.py, tests, Spaces): no share link
 # (Spaces serves the app itself; a laptop needs none) and no server-side rendering, which would
 # need Node.js beside Python and gains nothing for a two-tab tool.
-LAUNCH_OPTIONS = dict(share=False, ssr_mode=False, css=CSS)
+LAUNCH_OPTIONS = dict(share=False, ssr_mode=False, css=CSS, max_file_size=MAX_UPLOAD_SIZE)
+
+
+class SketchData(EditorData):
+    """A Sketchpad value whose ``layers`` may also be null (API callers send that for "no layers")."""
+
+    layers: list[FileData] | None = None
 
 
 # ------------------------------------------------------------------------------ pure functions
@@ -439,7 +448,11 @@ def build_demo(
             results = finished_results(s)
         else:
             results = (results_markdown(s), None, [])
-        return (s.version, key, status_line(s), progress_html(s), loss, acc, *results,
+        # The tick that first shows a run's results does not mark the version as seen, so the next
+        # tick redraws the curves once more: under load Gradio 6.31's chart could drop the update
+        # that carried the last epoch when it coincided with the results panel's redraw.
+        version = s.version if key == shown_results else seen_version
+        return (version, key, status_line(s), progress_html(s), loss, acc, *results,
                 models_markdown(CACHE.status()) + finetune_line(s))
 
     def seed_preset():
@@ -579,6 +592,7 @@ def build_demo(
                             brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
                             layers=False, transforms=(), buttons=[],
                         )
+                        sketch.data_model = SketchData  # Gradio validates it before any handler runs
                         with gr.Accordion("...or upload a photo or scan of a digit", open=False):
                             photo = gr.Image(label="Photo or scan (dark ink on paper, or light on dark)",
                                              sources=["upload", "clipboard"], type="numpy", image_mode=None,
@@ -711,8 +725,11 @@ def build_demo(
         photo.change(recognise, [photo, model], outputs, trigger_mode="always_last", **fast)
         model.change(recognise_either, [sketch, photo, model], outputs, trigger_mode="always_last", **fast)
         # The documented /predict: an API-only event (no UI trigger) whose output holds all ten classes.
+        # preprocess=False: predict() reads the uploaded files itself (the composite only; a huge one
+        # refused before decoding; a non-image a clear error) instead of Gradio decoding every
+        # layer to a full-size RGBA array first, where a failure is only "an exception was raised".
         gr.on([], predict_api, [sketch, api_model], api_label, api_name="predict", show_progress="hidden",
-              concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY)
+              concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY, preprocess=False)
 
         demo.load(None, js=SELECT_BRUSH_JS)
         sketch.clear(None, js=SELECT_BRUSH_JS)

@@ -121,7 +121,12 @@ def test_every_tab_polls_the_same_shared_job(served_app, idle_job):
     client.predict(model="lenet", epochs=1, api_name="/train")
     final, _ = wait_until_finished(client)
     version, key, status, progress, loss, acc, results, figure, gallery, models = refresh(-1, "")
-    assert version == idle_job.snapshot().version and key.endswith(":done")
+    assert version == -1 and key.endswith(":done")  # results shown: the curves are redrawn once more
+    again = refresh(version, key)
+    assert again[0] == idle_job.snapshot().version and again[1] == key
+    assert again[4].value == loss.value and again[5].value == acc.value
+    assert all(v == gr.skip() for v in again[6:9])  # the results panel is not redrawn
+    version = again[0]
     assert "done" in status and "test accuracy" in results
     assert len(loss.value["data"]) >= 2 and len(acc.value["data"]) == 2  # train + validation, epoch 1
     assert figure is not None and len(gallery) > 0

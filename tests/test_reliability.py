@@ -225,7 +225,8 @@ def test_epochs_are_capped_in_the_form_the_presets_and_the_api(mnist, checkpoint
             c.predict(model="mlp", epochs=5, api_name="/train")
         started = c.predict(model="mlp", epochs=4, api_name="/train")  # the cap itself is allowed
         assert started["state"] == "running" and started["epochs"] == 4
-        assert c.predict(api_name="/stop")["state"] == "stopped"
+        # (the point here is the cap; a 4-epoch MLP on the small slice may finish before /stop lands)
+        assert c.predict(api_name="/stop")["state"] in ("stopped", "done")
 
 
 # ---------------------------------------------------------------------------- checkpoints at start-up (item 3)
