@@ -33,7 +33,6 @@ import copy
 import math
 import os
 import tempfile
-import threading
 import time
 import zipfile
 from dataclasses import asdict, dataclass, fields
@@ -47,8 +46,8 @@ import torch.nn.functional as F
 
 from . import data as mdata
 from .checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint, save_checkpoint
-from .models import DISPLAY_NAMES, check_model_name
-from .training import BatchProgress, EpochMetrics, TrainResult, confusion_matrix, evaluate, resolve_device
+from .models import check_model_name
+from .training import BackgroundRun, BatchProgress, EpochMetrics, TrainResult, confusion_matrix, evaluate, resolve_device
 
 MNIST_SIZE = 28
 NUM_CLASSES = 10
@@ -265,7 +264,7 @@ def accuracy_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, me
         model.train(was_training)
 
 
-class FineTuner:
+class FineTuner(BackgroundRun):
     """Fine-tunes one model on "my digits" mixed with MNIST; the interface of ``training.Trainer``.
 
     ``source`` is the checkpoint to start from (default: the one the Draw tab uses,
@@ -278,6 +277,9 @@ class FineTuner:
     loaded fresh from the file.
     """
 
+    thread_name = "digitnet-finetune"
+    known_errors = (ValueError, mdata.DataNotFoundError, MyDigitsError)
+
     def __init__(
         self,
         config: FineTuneConfig,
@@ -288,9 +290,9 @@ class FineTuner:
         save: bool = True,
         source: str | Path | None = None,
     ) -> None:
+        super().__init__(callback)
         self.config = config.validate()
         self.images, self.labels = personal_tensors(digits)  # validated now: errors reach the caller, not a thread
-        self.callback = callback or (lambda event: None)
         self.checkpoint_dir = checkpoint_dir
         self.data_root = data_root
         self.save = save
@@ -299,56 +301,7 @@ class FineTuner:
 
             source = checkpoint_for(self.config.model)
         self.source = Path(source)
-        self.state = "idle"
-        self.error: str | None = None
-        self.result: TrainResult | None = None
-        self.model: nn.Module | None = None
         self.finetune_info: dict | None = None  # what a finished run adds to the checkpoint's metrics
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # The same control surface as Trainer ----------------------------------------------------
-
-    def start(self) -> threading.Thread:
-        """Run in a daemon thread and return it at once."""
-        if self._thread is not None:
-            raise RuntimeError("this FineTuner was already started")
-        self.state = "running"
-        self._thread = threading.Thread(target=self._run_catching, name=f"digitnet-finetune-{self.config.model}", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def stop(self) -> None:
-        """Ask the run to stop before its next step."""
-        self._stop.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        """True once ``stop()`` was called."""
-        return self._stop.is_set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the background thread; True when it has ended."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def describe(self) -> str:
-        """'LeNet' etc., for messages."""
-        return DISPLAY_NAMES[self.config.model]
-
-    def _run_catching(self) -> None:
-        try:
-            self.run()
-        except Exception as exc:  # reported through state/error; the thread ends cleanly
-            known = (ValueError, mdata.DataNotFoundError, MyDigitsError)
-            self.error = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
-            self.state = "error"
-            try:
-                self.callback(exc)
-            except Exception:
-                pass
 
     # The run ------------------------------------------------------------------------------
 

@@ -273,27 +273,19 @@ class TrainingStopped(Exception):
     """Raised internally when a stop was requested."""
 
 
-class Trainer:
-    """Runs one training job, in the caller's thread (``run``) or a background one (``start``).
+class BackgroundRun:
+    """What the Trainer and the FineTuner share: run in a daemon thread, stop, join, report errors.
 
-    ``callback`` receives ``BatchProgress`` several times per epoch, ``EpochMetrics``
-    after each epoch and the ``TrainResult`` at the end; it runs in the training thread.
-    ``state`` goes idle -> running -> done | stopped | error.
+    Subclasses set ``config`` (with a ``model`` name) and implement ``run()``. ``state`` goes
+    idle -> running -> done | stopped | error; an exception in the thread ends in ``error``
+    with ``error`` set (known errors by their message alone) and is passed to ``callback``.
     """
 
-    def __init__(
-        self,
-        config: TrainConfig,
-        callback: Callable[[object], None] | None = None,
-        checkpoint_dir: str | Path | None = None,
-        data_root: str | Path | None = None,
-        save: bool = True,
-    ) -> None:
-        self.config = config.validate()
+    thread_name = "digitnet-run"
+    known_errors: tuple[type[Exception], ...] = (ValueError, mdata.DataNotFoundError)
+
+    def __init__(self, callback: Callable[[object], None] | None = None) -> None:
         self.callback = callback or (lambda event: None)
-        self.checkpoint_dir = checkpoint_dir
-        self.data_root = data_root
-        self.save = save
         self.state = "idle"
         self.error: str | None = None
         self.result: TrainResult | None = None
@@ -301,12 +293,17 @@ class Trainer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def run(self) -> TrainResult:
+        """Do the work in the caller's thread."""
+        raise NotImplementedError
+
     def start(self) -> threading.Thread:
         """Run in a daemon thread and return it at once."""
         if self._thread is not None:
-            raise RuntimeError("this Trainer was already started")
+            raise RuntimeError(f"this {type(self).__name__} was already started")
         self.state = "running"
-        self._thread = threading.Thread(target=self._run_catching, name=f"digitnet-train-{self.config.model}", daemon=True)
+        self._thread = threading.Thread(target=self._run_catching, name=f"{self.thread_name}-{self.config.model}",
+                                        daemon=True)
         self._thread.start()
         return self._thread
 
@@ -326,16 +323,45 @@ class Trainer:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def describe(self) -> str:
+        """'LeNet' etc., for messages."""
+        return DISPLAY_NAMES[self.config.model]
+
     def _run_catching(self) -> None:
         try:
             self.run()
         except Exception as exc:  # reported through state/error; the thread ends cleanly
-            self.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, mdata.DataNotFoundError)) else str(exc)
+            self.error = str(exc) if isinstance(exc, self.known_errors) else f"{type(exc).__name__}: {exc}"
             self.state = "error"
             try:
                 self.callback(exc)
             except Exception:
                 pass
+
+
+class Trainer(BackgroundRun):
+    """Runs one training job, in the caller's thread (``run``) or a background one (``start``).
+
+    ``callback`` receives ``BatchProgress`` several times per epoch, ``EpochMetrics``
+    after each epoch and the ``TrainResult`` at the end; it runs in the training thread.
+    ``state`` goes idle -> running -> done | stopped | error.
+    """
+
+    thread_name = "digitnet-train"
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        callback: Callable[[object], None] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        data_root: str | Path | None = None,
+        save: bool = True,
+    ) -> None:
+        super().__init__(callback)
+        self.config = config.validate()
+        self.checkpoint_dir = checkpoint_dir
+        self.data_root = data_root
+        self.save = save
 
     def run(self) -> TrainResult:
         """Train, evaluate on the test set, save the checkpoint; return the result."""
@@ -421,7 +447,3 @@ class Trainer:
         self.state = result.state
         self.callback(result)
         return result
-
-    def describe(self) -> str:
-        """'LeNet' etc., for messages."""
-        return DISPLAY_NAMES[self.config.model]
