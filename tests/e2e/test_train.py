@@ -96,8 +96,6 @@ def test_a_short_run_draws_its_curves_and_shows_results(page):
     screenshot(page, "train", full_page=True)
 
 
-@pytest.mark.xfail(strict=False, reason="app bug seen in 3 of 5 runs: after 'done' the plots kept only epochs "
-                   "1-2 of 3 for over 60 s (docs/NOTES-e2e.md)")
 def test_the_plots_of_the_finished_run_show_every_epoch(page):
     # Runs after the 3-epoch run above. Accuracy: one point per epoch for train and validation,
     # so 6; loss: the running train loss (at least one point per epoch on this small slice,
