@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from . import data as mdata
 from .checkpoint import SHIPPED_DIR, checkpoint_dir, checkpoint_path
@@ -310,20 +309,26 @@ class TrainingJob:
 
     # ---- actions -------------------------------------------------------------------------------
 
-    def start(self, **params) -> JobSnapshot:
-        """Start a run in the background and return at once; JobBusy/TrainingDisabled/ValueError refuse."""
+    def _refuse_if_busy(self) -> None:
+        """Raise JobBusy naming the run that is going, if any (call with the lock held)."""
+        busy = self.busy_message()
+        if busy:
+            raise JobBusy(busy)
+
+    def _refuse_if_cannot_start(self) -> None:
+        """Raise TrainingDisabled on a read-only deployment, JobBusy while a run goes."""
         if not self.allow:
             raise TrainingDisabled("Training is turned off on this deployment (DIGITNET_ALLOW_TRAINING=0).")
         with self._lock:
-            busy = self.busy_message()
-            if busy:
-                raise JobBusy(busy)
+            self._refuse_if_busy()
+
+    def start(self, **params) -> JobSnapshot:
+        """Start a run in the background and return at once; JobBusy/TrainingDisabled/ValueError refuse."""
+        self._refuse_if_cannot_start()
         cfg = self.config_for(**params)
         folder = self.checkpoint_folder()
         with self._lock:
-            busy = self.busy_message()  # checked again: another request may have started meanwhile
-            if busy:
-                raise JobBusy(busy)
+            self._refuse_if_busy()  # checked again: another request may have started meanwhile
             self._keep_shipped_original(cfg.model, folder)
             trainer = _BackgroundTrainer(cfg, callback=self._on_event, checkpoint_dir=folder, data_root=self.data_root,
                                          niceness=self.niceness)
@@ -349,12 +354,7 @@ class TrainingJob:
         (``MyDigitsError``) for fewer than MIN_FINETUNE_DIGITS digits or invalid ones. The
         result is saved where training saves (the shipped original kept first) and hot-swapped.
         """
-        if not self.allow:
-            raise TrainingDisabled("Training is turned off on this deployment (DIGITNET_ALLOW_TRAINING=0).")
-        with self._lock:
-            busy = self.busy_message()
-            if busy:
-                raise JobBusy(busy)
+        self._refuse_if_cannot_start()
         digits = list(digits or [])
         if len(digits) < MIN_FINETUNE_DIGITS:
             raise ValueError(f"Fine-tuning needs at least {MIN_FINETUNE_DIGITS} of your digits; you have "
@@ -362,9 +362,7 @@ class TrainingJob:
         cfg = self.finetune_config(model)
         folder = self.checkpoint_folder()
         with self._lock:
-            busy = self.busy_message()  # checked again: another request may have started meanwhile
-            if busy:
-                raise JobBusy(busy)
+            self._refuse_if_busy()  # checked again: another request may have started meanwhile
             self._keep_shipped_original(cfg.model, folder)
             # Validates the digits and finds the checkpoint to start from (the one the Draw tab uses).
             tuner = _BackgroundFineTuner(cfg, digits, callback=self._on_event, checkpoint_dir=folder,
