@@ -35,7 +35,7 @@ import os
 import tempfile
 import time
 import zipfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from . import data as mdata
 from .checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .models import check_model_name
-from .training import BackgroundRun, BatchProgress, EpochMetrics, TrainResult, confusion_matrix, evaluate, resolve_device
+from .training import BackgroundRun, BatchProgress, check_device, config_from_dict, EpochMetrics, TrainResult, confusion_matrix, evaluate, resolve_device
 
 MNIST_SIZE = 28
 NUM_CLASSES = 10
@@ -226,15 +226,13 @@ class FineTuneConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value < 0 or value > hi or (name == "learning rate" and value == 0):
                 raise ValueError(f"{name} must be a number in {'(0' if name == 'learning rate' else '[0'}, {hi}], got {value!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"unknown device {self.device!r}: choose auto, cpu or cuda")
+        check_device(self.device)
         return self
 
     @classmethod
     def from_dict(cls, values: dict) -> "FineTuneConfig":
         """Build a config from a dict, ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        return config_from_dict(cls, values)
 
 
 def _freeze_batchnorm(model: nn.Module) -> None:

@@ -96,15 +96,26 @@ class TrainConfig:
         self.schedule = str(self.schedule).lower()
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"unknown device {self.device!r}: choose auto, cpu or cuda")
+        check_device(self.device)
         return self
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         """Build a config from a dict, ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        return config_from_dict(cls, values)
+
+
+def check_device(name: str) -> str:
+    """Return ``name`` if it is a device choice ('auto', 'cpu', 'cuda'), else raise a clear ValueError."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}: choose auto, cpu or cuda")
+    return name
+
+
+def config_from_dict(cls, values: dict):
+    """Build the dataclass ``cls`` from a dict, ignoring keys it has no field for."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 # The seed article's recipe, as a preset (the Train tab's "seed's recipe" button, the benchmark).
