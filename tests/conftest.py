@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -29,8 +30,23 @@ from digitnet import data as mdata  # noqa: E402
 # A slice of MNIST big enough that LeNet learns something in one epoch, small enough that a
 # run takes a couple of seconds on two CPU cores.
 SMALL_TRAIN = dict(train_limit=2000, val_size=500, test_limit=500)
+RUN_TIMEOUT = 120  # seconds a test waits for a training run on the small slice (a few, idle)
+POLL = 0.05  # seconds between /status polls
 CANVAS = 800  # the Sketchpad's canvas size (app.CANVAS_SIZE)
 BLANK_SKETCH = {"background": None, "layers": [], "composite": None}  # an untouched Sketchpad
+
+
+def wait_until_finished(client, timeout: float = RUN_TIMEOUT) -> tuple[dict, list[dict]]:
+    """Poll /status until the run ends; return (final status, every status seen while running)."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = client.predict(api_name="/status")
+        if s["state"] != "running":
+            return s, seen
+        seen.append(s)
+        time.sleep(POLL)
+    raise AssertionError(f"training did not finish in {timeout} s: {seen[-1] if seen else None}")
 
 
 def free_port() -> int:

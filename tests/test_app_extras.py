@@ -10,7 +10,6 @@ over HTTP, as a browser does) and component updates as they are. Each ``Client``
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +21,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
-from conftest import SMALL_TRAIN, render_digit, running_app, sketch_value
+from conftest import SMALL_TRAIN, render_digit, running_app, sketch_value, wait_until_finished
 from digitnet import data as mdata
 from digitnet.checkpoint import SHIPPED_DIR, load_checkpoint
 from digitnet.explain import explain
@@ -34,7 +33,6 @@ from digitnet.preprocess import to_mnist_array
 # A fine-tune of 2 rounds x 5 steps: seconds on the slice, still the real FineTuner and job path.
 QUICK_FINETUNE = dict(epochs=2, steps_per_epoch=5, val_limit=200)
 RUN_TIMEOUT = 120
-POLL = 0.05
 
 
 def shipped(name: str) -> bool:
@@ -86,15 +84,6 @@ def image_shape(path: Path) -> tuple[int, ...]:
     return np.asarray(Image.open(path).convert("RGB")).shape
 
 
-def wait_until_finished(client, timeout: float = RUN_TIMEOUT) -> dict:
-    """Poll /status until the shared job is no longer running."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = client.predict(api_name="/status")
-        if s["state"] != "running":
-            return s
-        time.sleep(POLL)
-    raise AssertionError(f"the run did not finish in {timeout} s")
 
 
 # ---------------------------------------------------------------------------- explain
@@ -252,7 +241,7 @@ def test_finetune_runs_in_the_shared_job_and_the_draw_tab_uses_it(extras_app, di
             other.predict(model="lenet", epochs=1, api_name="/train")
     finally:
         gate.set()
-    final = wait_until_finished(other)  # /status is the same for every visitor
+    final = wait_until_finished(other, RUN_TIMEOUT)[0]  # /status is the same for every visitor
     assert final["state"] == "done", final["message"]
     assert final["kind"] == "finetune" and final["model"] == "mlp"
     assert [h["epoch"] for h in final["history"]] == [1, 2] and len(final["running_loss"]) >= 2

@@ -9,26 +9,9 @@ import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
 
-from conftest import SMALL_TRAIN, running_app, sketch_value
+from conftest import SMALL_TRAIN, running_app, sketch_value, wait_until_finished
 from digitnet.checkpoint import load_checkpoint
 from digitnet.predict import ModelCache, predict
-
-POLL = 0.05
-RUN_TIMEOUT = 120  # seconds; a run here takes a few
-
-
-def wait_until_finished(client, timeout: float = RUN_TIMEOUT) -> tuple[dict, list[dict]]:
-    """Poll /status until the run ends; return (final status, every status seen while running)."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = client.predict(api_name="/status")
-        if s["state"] != "running":
-            return s, seen
-        seen.append(s)
-        time.sleep(POLL)
-    raise AssertionError(f"training did not finish in {timeout} s: {seen[-1] if seen else None}")
-
 
 def confidences(label: dict) -> dict[str, float]:
     return {c["label"]: c["confidence"] for c in label["confidences"]}

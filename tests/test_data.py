@@ -1,6 +1,5 @@
 """Data: MNIST loading, the split, normalisation, augmentation, clear errors."""
 
-import os
 
 import pytest
 import torch

@@ -14,7 +14,6 @@ preprocess.py carry it they are expected failures (strict: they flag when the pa
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 
-import pytest
 
 import digitnet.training as training
-from conftest import running_app
+from conftest import running_app, wait_until_finished
 
-POLL = 0.05
 RUN_TIMEOUT = 120  # seconds; a tiny run takes one or two here
 TINY = dict(train_limit=500, val_size=100, test_limit=200)  # a run is a second or two
 RUNS, WARM_UP = 10, 2
@@ -26,14 +23,8 @@ RSS_GROWTH_LIMIT_MB = 100
 
 
 def finished(client, timeout: float = RUN_TIMEOUT) -> dict:
-    """Poll /status until the run is no longer running; return that status."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = client.predict(api_name="/status")
-        if s["state"] != "running":
-            return s
-        time.sleep(POLL)
-    raise AssertionError(f"training did not end in {timeout} s")
+    """The /status of the run once it is no longer running."""
+    return wait_until_finished(client, timeout)[0]
 
 
 def status_line(demo) -> str:
