@@ -54,11 +54,15 @@ def plot_points(page, label: str) -> int:
     return block(page, label).evaluate(LINE_VERTICES_JS)
 
 
-def start(page, epochs: int) -> None:
-    """Set the epochs, click Train and wait until the status line says running."""
-    epochs_box = page.get_by_label("number input for Epochs")
-    epochs_box.fill(str(epochs))
-    epochs_box.press("Enter")
+def set_number(box, value: int) -> None:
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def start(page, epochs: int, batch_size: int = 128) -> None:
+    """Set the epochs and batch size, click Train and wait until the status line says running."""
+    set_number(page.get_by_label("number input for Epochs"), epochs)  # the slider's number box
+    set_number(page.get_by_role("spinbutton", name="Batch size", exact=True), batch_size)
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(r"^Started: "))).to_be_visible()
     expect(state(page)).to_have_text("running")
@@ -108,16 +112,22 @@ def test_the_plots_of_the_finished_run_show_every_epoch(page):
 
 def test_the_curves_grow_while_training_and_stop_ends_the_run(page):
     before = plot_points(page, "Accuracy (%)")  # the previous run's curves, until the new run resets them
-    start(page, epochs=30)
-    reset = []
+    # Batch 16: 125 batches per epoch on the slice, so a running-loss point every 50 batches and
+    # epochs slow enough that the 1-second timer sees the curves between two epochs even on a
+    # fast machine (at batch 128 a fast CI machine ran two epochs between two ticks).
+    start(page, epochs=30, batch_size=16)
+    reset, seen_loss = [], set()
 
-    def two_new_epochs(sample) -> bool:
+    def grown_for_two_epochs(sample) -> bool:
         if sample[2] < before or sample[2] == 0:
             reset.append(sample)
-        return sample[0] != "running" or (bool(reset) and sample[2] >= 4)
+        if reset and sample[0] == "running" and sample[1]:
+            seen_loss.add(sample[1])
+        return sample[0] != "running" or (bool(reset) and sample[2] >= 4 and len(seen_loss) >= 2)
 
-    # Watch until the new run's two epochs are on the accuracy plot (two curves: 4 points).
-    samples = watch(page, two_new_epochs)
+    # Watch until the new run's two epochs are on the accuracy plot (two curves: 4 points) and
+    # the loss plot has been seen at two different lengths.
+    samples = watch(page, grown_for_two_epochs)
     assert samples[-1][0] == "running", f"the run ended before it could be stopped: {samples[-5:]}"
     running_loss = [loss for st, loss, _ in samples if st == "running"]
     # The first samples may still show the previous run's curves; after the new run resets them,
