@@ -7,7 +7,9 @@ thread setting, cache or allocator state leaks from one run into the next:
     ``ToTensor`` + ``Normalize([0.5], [0.5])`` + ``DataLoader(batch_size=64, shuffle=True)``,
     ``SGD(lr=0.01, momentum=0.9)``, ``StepLR(5, 0.5)``, cross-entropy on the 60,000
     training images. The model is the SAME class from ``digitnet.models`` (so it
-    outputs logits, the seed's softmax-then-CrossEntropy bug fixed); only the recipe differs.
+    outputs logits, the seed's softmax-then-CrossEntropy bug fixed), with its first
+    layer put back to the plain ``nn.Conv2d`` the seed used (digitnet's ``GreyConv2d``
+    has a faster weight gradient, which is part of digitnet's recipe, not the seed's).
 (b) digitnet's default recipe (``TrainConfig()`` with nothing changed) through the
     same ``Trainer`` the app and the command line use;
 (c) digitnet's default recipe at the seed's batch size (64), for the
@@ -68,6 +70,20 @@ MAX_CLI_RSS_MB = 1500.0
 
 # --------------------------------------------------------------------------- children
 
+def with_plain_convolutions(model):
+    """``model`` with every ``GreyConv2d`` replaced by the plain ``nn.Conv2d`` (same weights)."""
+    import torch.nn as nn
+
+    from digitnet.models import GreyConv2d
+
+    for name, child in model.named_children():
+        if isinstance(child, GreyConv2d):
+            plain = nn.Conv2d(1, child.out_channels, child.kernel_size, padding=child.padding)
+            plain.load_state_dict(child.state_dict())
+            setattr(model, name, plain)
+    return model
+
+
 def _seed_run(model_name: str, epochs: int, data: str, train_limit: int | None, test_limit: int | None) -> dict:
     """(a) The seed's recipe, timed as described in the module docstring."""
     import torch
@@ -88,7 +104,7 @@ def _seed_run(model_name: str, epochs: int, data: str, train_limit: int | None, 
     train_loader = DataLoader(train_dataset, batch_size=SEED_BATCH_SIZE, shuffle=True)
     test_loader = DataLoader(test_dataset, batch_size=SEED_TEST_BATCH_SIZE, shuffle=False)
     torch.manual_seed(0)
-    model = build_model(model_name)
+    model = with_plain_convolutions(build_model(model_name))
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=SEED_LR, momentum=SEED_MOMENTUM)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=SEED_STEP_SIZE, gamma=SEED_GAMMA)

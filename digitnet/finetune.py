@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from . import data as mdata
 from .checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .models import check_model_name
-from .training import BackgroundRun, BatchProgress, check_device, config_from_dict, EpochMetrics, TrainResult, confusion_matrix, evaluate, resolve_device
+from .training import (BackgroundRun, BatchProgress, check_device, config_from_dict, EpochMetrics, TrainResult,
+                       confusion_matrix, evaluate, resolve_device, usable_cores)
 
 MNIST_SIZE = 28
 NUM_CLASSES = 10
@@ -193,7 +194,7 @@ class FineTuneConfig:
     distill: float = 10.0  # weight of the KL to the starting model's outputs on the MNIST images
     augment: bool = True  # random small rotations/shifts/scales/shears of both halves (never flips)
     seed: int = 0
-    threads: int = 0  # torch intra-op threads for this run; 0 leaves torch's setting alone
+    threads: int = 0  # torch intra-op threads for this run; 0 = every usable core (training.usable_cores)
     device: str = "auto"
     val_limit: int = 1000  # MNIST validation images behind each epoch's val point (cheap, shows forgetting)
     test_limit: int | None = None  # evaluate on only this many test images (tests); None: all 10,000
@@ -308,8 +309,7 @@ class FineTuner(BackgroundRun):
         cfg = self.config
         self.state = "running"
         t0 = time.perf_counter()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(cfg.threads or usable_cores())
         device = resolve_device(cfg.device)
         base = load_checkpoint(self.source)
         if base["arch"] != cfg.model:

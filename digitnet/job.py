@@ -35,7 +35,7 @@ from . import data as mdata
 from .checkpoint import SHIPPED_DIR, checkpoint_dir, checkpoint_path
 from .finetune import FineTuneConfig, FineTuner, MyDigits
 from .models import DISPLAY_NAMES, check_model_name
-from .training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult
+from .training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult, usable_cores
 
 MNIST_TRAIN_IMAGES = 60_000  # train + validation images in MNIST's training file
 MNIST_TEST_IMAGES = 10_000
@@ -88,13 +88,16 @@ def max_epochs_from_env() -> int:
 
 
 def default_train_threads() -> int:
-    """Torch threads for a training run while the app serves: all cores but one.
+    """Torch threads for a training run while the app serves: every usable core.
 
-    The spare core keeps drawing recognition quick. With OpenMP, ``torch.set_num_threads``
-    applies to the calling thread, so the Trainer sets it inside its own thread and the
-    app's inference handlers set their own (see app.py).
+    Drawing stays quick because the training thread (and the OpenMP workers it starts)
+    runs ``TRAINER_NICENESS`` levels nicer, so a drawing's few milliseconds preempt it;
+    benchmarks/RESULTS-app.md measured /predict as quick during training as idle with two
+    trainer threads on two cores. With OpenMP, ``torch.set_num_threads`` applies to the
+    calling thread, so the Trainer sets it inside its own thread and the app's inference
+    handlers set their own (digitnet/predict.py).
     """
-    return max(1, (os.cpu_count() or 1) - 1)
+    return usable_cores()
 
 
 def lower_thread_priority(increment: int) -> bool:

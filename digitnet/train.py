@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=D.augment,
                    help=f"random small rotations/shifts/scales/shears of each batch (default: {'on' if D.augment else 'off'})")
     p.add_argument("--seed", type=int, default=D.seed, help=f"random seed (default: {D.seed})")
-    p.add_argument("--threads", type=int, default=D.threads, help="torch threads (default: 0 = torch's choice, all cores)")
+    p.add_argument("--threads", type=int, default=D.threads, help="torch threads (default: 0 = every core this process may use)")
     p.add_argument("--device", default=D.device, choices=["auto", "cpu", "cuda"], help="device (default: auto = CUDA if available)")
     p.add_argument("--train-limit", type=int, default=None, help="use only this many training images (default: all 55,000)")
     p.add_argument("--val-size", type=int, default=D.val_size, help=f"validation images held out of training (default: {D.val_size})")

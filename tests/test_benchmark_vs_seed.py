@@ -56,3 +56,22 @@ def test_tiny_benchmark_reports_every_field(tmp_path, mnist):  # mnist: skips wh
     assert entry["samples_per_second_ratio"] == pytest.approx(
         entry["digitnet_samples_per_second"] / entry["seed_samples_per_second"])
     assert set(report["checks"]) == {"mlp_ttt_under_0.5_seed_mlp_epoch", "mlp_same_batch_speedup_at_least_5x"}
+
+
+def test_the_seed_side_trains_plain_pytorch_layers_with_the_same_weights():
+    import torch
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from vs_seed import with_plain_convolutions
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    from digitnet.models import GreyConv2d, build_model
+
+    torch.manual_seed(0)
+    ours = build_model("lenet")
+    seeds = with_plain_convolutions(build_model("lenet"))
+    seeds.load_state_dict(ours.state_dict())
+    assert type(seeds.conv1) is torch.nn.Conv2d and isinstance(ours.conv1, GreyConv2d)
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(seeds.eval()(x), ours.eval()(x))

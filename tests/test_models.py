@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from digitnet.models import MODELS, build_model, count_parameters
+from digitnet.models import MODELS, GreyConv2d, build_model, count_parameters
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -61,3 +61,22 @@ def test_dropout_is_active_only_in_training():
     assert not torch.allclose(model(x), model(x))
     model.eval()
     assert torch.allclose(model(x), model(x))
+
+
+@pytest.mark.parametrize("padding", [0, 2])
+def test_the_first_layers_fast_convolution_gives_pytorchs_gradients(padding):
+    torch.manual_seed(0)
+    fast = GreyConv2d(6, 5, padding=padding)
+    plain = torch.nn.Conv2d(1, 6, 5, padding=padding)
+    plain.load_state_dict(fast.state_dict())  # the same keys: checkpoints load into either
+    x = torch.randn(16, 1, 28, 28)
+    grad_out = torch.randn(16, 6, 28 - 4 + 2 * padding, 28 - 4 + 2 * padding)
+    grads = []
+    for conv in (fast, plain):
+        xi = x.clone().requires_grad_(True)
+        out = conv(xi)
+        out.backward(grad_out)
+        grads.append((out.detach(), xi.grad, conv.weight.grad, conv.bias.grad))
+    for mine, theirs in zip(*grads):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-3)
+    assert grads[0][2].abs().max() > 1  # a real gradient, not zeros on both sides

@@ -8,7 +8,8 @@ import torch
 
 from digitnet import data as mdata
 from digitnet.checkpoint import load_model
-from digitnet.training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult
+from digitnet import training
+from digitnet.training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult, usable_cores
 
 pytestmark = pytest.mark.skipif(not mdata._have_files(mdata.data_dir()), reason="MNIST not found: set DIGITNET_DATA")
 
@@ -119,3 +120,33 @@ def test_seed_recipe_preset_is_the_articles():
     cfg = TrainConfig(**SEED_RECIPE).validate()
     assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.batch_size, cfg.epochs) == ("sgd", 0.01, 0.9, 64, 20)
     assert (cfg.schedule, cfg.step_size, cfg.gamma) == ("step", 5, 0.5)
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "200000 100000\n"}, 2),  # cgroup v2: a 2-CPU quota on an 8-core host (a Space)
+    ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: both cores get work
+    ({"cpu.max": "max 100000\n"}, 8),  # no quota: the affinity decides
+    ({"quota": "100000\n", "period": "100000\n"}, 1),  # cgroup v1
+    ({"quota": "-1\n", "period": "100000\n"}, 8),
+    ({}, 8),  # no cgroup files at all (not Linux, or not a container)
+])
+def test_usable_cores_follows_the_containers_quota_not_the_hosts_core_count(tmp_path, monkeypatch, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(training, "CGROUP_CPU_QUOTA_FILES", (
+        (str(tmp_path / "cpu.max"), None), (str(tmp_path / "quota"), str(tmp_path / "period"))))
+    monkeypatch.setattr(training.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert usable_cores() == expected
+
+
+def test_training_uses_every_usable_core_by_default(monkeypatch):
+    monkeypatch.setattr(training, "usable_cores", lambda: 3)  # a count torch would not pick by itself here
+    seen = []
+    cfg = TrainConfig(model="mlp", epochs=1, train_limit=256, val_size=64, test_limit=64)
+    assert cfg.threads == 0
+    before = torch.get_num_threads()
+    try:
+        Trainer(cfg, callback=lambda e: seen.append(torch.get_num_threads()), save=False).run()
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {3}
