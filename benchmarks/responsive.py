@@ -8,7 +8,7 @@ that alternate between the app idle and a full-MNIST training run going on. The 
 training is at most 3x the idle one.
 
     python benchmarks/responsive.py                      # the app's own thread budget
-    python benchmarks/responsive.py --train-threads 2 --niceness 0   # an unbudgeted trainer
+    python benchmarks/responsive.py --niceness 0                      # a trainer at normal priority
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=15, help="calls of each endpoint per phase (default: 15)")
     p.add_argument("--cycles", type=int, default=3, help="idle/training phase pairs (default: 3)")
     p.add_argument("--train-threads", default="auto",
-                   help="torch threads of the training run ('auto' = the app's budget, all cores but one)")
+                   help="torch threads of the training run ('auto' = the app's budget, every usable core)")
     p.add_argument("--niceness", type=int, default=None,
                    help="how much nicer the training thread runs (default: the app's, digitnet.job.TRAINER_NICENESS)")
     p.add_argument("--model", default="lenet", help="model trained during the training phases (default: lenet)")
