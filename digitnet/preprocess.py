@@ -220,18 +220,33 @@ def _gray(arr: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(arr[..., :3])).convert("L"))
 
 
+def _transparent_border(alpha: np.ndarray) -> bool:
+    """Whether a 2-D alpha channel is mostly transparent along its edges (a drawing canvas)."""
+    border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
+    return bool(np.median(border) < 128)
+
+
+def _canvas_alpha(im: Image.Image | np.ndarray) -> np.ndarray | None:
+    """The alpha channel of a PIL picture on a transparent canvas (a Sketchpad drawing), else None.
+
+    Only the alpha channel becomes an array: copying the whole 800x800 RGBA canvas into
+    numpy cost 4 of the 14 ms that reading and preprocessing an uploaded drawing took.
+    """
+    if not isinstance(im, Image.Image) or im.mode not in ("RGBA", "LA") or 0 in im.size:
+        return None
+    alpha = np.asarray(im.getchannel("A"))
+    return alpha if _transparent_border(alpha) else None
+
+
 def _ink_source(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
     """uint8 image -> (2-D uint8 channel where ink is bright, background level, full-ink level).
 
     Ink strength is ``(channel - background) / (full - background)``, clipped to [0, 1].
     """
-    if arr.ndim == 3 and arr.shape[-1] in (2, 4):
-        alpha = arr[..., -1]
-        border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
-        if np.median(border) < 128:
-            # Transparent canvas (Gradio's Sketchpad): whatever colour the brush had,
-            # the ink is where the canvas stopped being transparent.
-            return _shrink(alpha), 0.0, 255.0
+    if arr.ndim == 3 and arr.shape[-1] in (2, 4) and _transparent_border(arr[..., -1]):
+        # Transparent canvas (Gradio's Sketchpad): whatever colour the brush had,
+        # the ink is where the canvas stopped being transparent.
+        return _shrink(arr[..., -1]), 0.0, 255.0
     gray = _shrink(_gray(arr))
     # Polarity: the background is the median brightness (ink covers a minority of the
     # pixels); the ink is whichever extreme lies further from it.
@@ -385,10 +400,14 @@ def to_mnist_array(image: Any) -> np.ndarray | None:
     im = _to_image(image)
     if im is None:
         return None
-    arr = _to_uint8_array(im)
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        return None
-    src, background, full = _ink_source(arr)
+    alpha = _canvas_alpha(im)
+    if alpha is not None:  # the common case, a drawing: see _ink_source
+        src, background, full = _shrink(alpha), 0.0, 255.0
+    else:
+        arr = _to_uint8_array(im)
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            return None
+        src, background, full = _ink_source(arr)
     if full <= background:
         return None  # one flat colour: nothing drawn
     # Everything above stays uint8 on the whole canvas; floats only on the digit's crop.
