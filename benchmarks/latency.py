@@ -134,18 +134,9 @@ def where_the_difference_goes(url: str, path: str, repeats: int) -> dict[str, fl
         with open(path, "rb") as f:
             post(upload_url, files={"files": (os.path.basename(path), f, "image/png")}).raise_for_status()
 
-    def median_of(fn) -> float:
-        fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return 1000 * statistics.median(times)
-
     with httpx.Client() as kept_open:
-        server_upload = median_of(lambda: upload(kept_open.post))
-    return {"upload as gradio_client does it (one-off httpx.post)": median_of(lambda: upload(httpx.post)),
+        server_upload = median_ms(lambda: upload(kept_open.post), repeats, warmup=1)
+    return {"upload as gradio_client does it (one-off httpx.post)": median_ms(lambda: upload(httpx.post), repeats, warmup=1),
             "upload over a kept-open connection": server_upload}
 
 
