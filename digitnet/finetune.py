@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from . import data as mdata
 from .checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .models import check_model_name
-from .training import (BackgroundRun, BatchProgress, check_device, config_from_dict, EpochMetrics, TrainResult,
+from .training import (BackgroundRun, BatchProgress, check_device, EpochMetrics, FromDict, TrainResult,
                        confusion_matrix, evaluate, resolve_device, usable_cores)
 
 MNIST_SIZE = 28
@@ -182,7 +182,7 @@ def load_my_digits(path: str | os.PathLike) -> MyDigits:
 
 
 @dataclass
-class FineTuneConfig:
+class FineTuneConfig(FromDict):
     """A fine-tune run. The defaults take 4-15 seconds on two CPU cores (``benchmarks/finetune.py``)."""
 
     model: str = "lenet"
@@ -235,11 +235,6 @@ class FineTuneConfig:
                 raise ValueError(f"{name} must be a number in {'(0' if name == 'learning rate' else '[0'}, {hi}], got {value!r}")
         check_device(self.device)
         return self
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "FineTuneConfig":
-        """Build a config from a dict, ignoring unknown keys."""
-        return config_from_dict(cls, values)
 
 
 def _freeze_batchnorm(model: nn.Module) -> None:

@@ -57,8 +57,17 @@ def usable_cores() -> int:
     return max(1, cores)
 
 
+class FromDict:
+    """For config dataclasses: ``from_dict`` builds one from a dict, ignoring keys it has no field for."""
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(FromDict):
     """Everything that defines a training run. The defaults are the fast recipe."""
 
     model: str = "lenet"
@@ -130,23 +139,12 @@ class TrainConfig:
         check_device(self.device)
         return self
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        """Build a config from a dict, ignoring unknown keys."""
-        return config_from_dict(cls, values)
-
 
 def check_device(name: str) -> str:
     """Return ``name`` if it is a device choice ('auto', 'cpu', 'cuda'), else raise a clear ValueError."""
     if name not in ("auto", "cpu", "cuda"):
         raise ValueError(f"unknown device {name!r}: choose auto, cpu or cuda")
     return name
-
-
-def config_from_dict(cls, values: dict):
-    """Build the dataclass ``cls`` from a dict, ignoring keys it has no field for."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 # The seed article's recipe, as a preset (the Train tab's "seed's recipe" button, the benchmark).
