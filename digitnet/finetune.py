@@ -48,7 +48,7 @@ from . import data as mdata
 from .checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .models import check_model_name
 from .training import (BackgroundRun, BatchProgress, check_device, EpochMetrics, FromDict, TrainResult,
-                       confusion_matrix, evaluate, resolve_device, usable_cores)
+                       add_test_results, evaluate, resolve_device, usable_cores)
 
 MNIST_SIZE = 28
 NUM_CLASSES = 10
@@ -391,18 +391,7 @@ class FineTuner(BackgroundRun):
         result = TrainResult(config=asdict(cfg), history=history, state="stopped" if stopped else "done",
                              train_seconds=time.perf_counter() - t0)
         if not stopped:
-            test_loss, test_acc, probs = evaluate(model, test, device, mean=mean, std=std)
-            preds = probs.argmax(1)
-            result.test_loss, result.test_acc = test_loss, test_acc
-            result.confusion = confusion_matrix(test.labels, preds).tolist()
-            wrong = (preds != test.labels).nonzero().flatten()
-            conf = probs[wrong, preds[wrong]]
-            order = conf.argsort(descending=True)[:32]  # the most confident mistakes first, as Trainer does
-            result.misclassified = [
-                {"index": int(wrong[j]), "true": int(test.labels[wrong[j]]), "pred": int(preds[wrong[j]]),
-                 "prob": float(conf[j])}
-                for j in order
-            ]
+            add_test_results(result, model, test, device, mean, std)
             personal_after = accuracy_on(model, self.images.to(device), personal_y.to(device), mean, std)
             self.finetune_info = {
                 "personal_digits": len(self.labels),
@@ -411,7 +400,7 @@ class FineTuner(BackgroundRun):
                 "personal_acc_before": personal_before,
                 "personal_acc_after": personal_after,
                 "base_test_acc": base_test_acc,
-                "test_acc": test_acc,
+                "test_acc": result.test_acc,
                 "test_images": len(test),
                 "source": str(self.source),
                 "history": [asdict(m) for m in history],
@@ -419,7 +408,7 @@ class FineTuner(BackgroundRun):
             if self.save:
                 metrics = dict(base.get("metrics") or {})
                 previous = metrics.get("finetune")
-                metrics.update(test_acc=test_acc, test_loss=test_loss, confusion=result.confusion,
+                metrics.update(test_acc=result.test_acc, test_loss=result.test_loss, confusion=result.confusion,
                                val_acc=history[-1].val_acc if history else None)
                 metrics["finetune"] = {**self.finetune_info,
                                        "rounds": (previous or {}).get("rounds", 0) + 1}  # fine-tunes since training

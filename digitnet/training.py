@@ -309,6 +309,23 @@ def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int = 1
     return torch.bincount(labels * classes + preds, minlength=classes * classes).reshape(classes, classes)
 
 
+def add_test_results(result: TrainResult, model: nn.Module, test: mdata.Split, device: torch.device,
+                     mean: float = mdata.MNIST_MEAN, std: float = mdata.MNIST_STD) -> None:
+    """Evaluate ``model`` on ``test``; fill ``result``'s test loss and accuracy, confusion matrix and
+    ``misclassified`` (the 32 most confident mistakes first: what the Train tab's gallery shows)."""
+    result.test_loss, result.test_acc, probs = evaluate(model, test, device, mean=mean, std=std)
+    preds = probs.argmax(1)
+    result.confusion = confusion_matrix(test.labels, preds).tolist()
+    wrong = (preds != test.labels).nonzero().flatten()
+    conf = probs[wrong, preds[wrong]]
+    order = conf.argsort(descending=True)[:32]
+    result.misclassified = [
+        {"index": int(wrong[j]), "true": int(test.labels[wrong[j]]), "pred": int(preds[wrong[j]]),
+         "prob": float(conf[j])}
+        for j in order
+    ]
+
+
 class TrainingStopped(Exception):
     """Raised internally when a stop was requested."""
 
@@ -460,21 +477,10 @@ class Trainer(BackgroundRun):
         result = TrainResult(config=asdict(cfg), history=history, state="stopped" if stopped else "done",
                              train_seconds=time.perf_counter() - t0)
         if not stopped:
-            test_loss, test_acc, probs = evaluate(model, test, device)
-            preds = probs.argmax(1)
-            result.test_loss, result.test_acc = test_loss, test_acc
-            result.confusion = confusion_matrix(test.labels, preds).tolist()
-            wrong = (preds != test.labels).nonzero().flatten()
-            conf = probs[wrong, preds[wrong]]
-            order = conf.argsort(descending=True)[:32]  # the most confident mistakes first
-            result.misclassified = [
-                {"index": int(wrong[j]), "true": int(test.labels[wrong[j]]), "pred": int(preds[wrong[j]]),
-                 "prob": float(conf[j])}
-                for j in order
-            ]
+            add_test_results(result, model, test, device)
             if self.save:
                 metrics = {
-                    "test_acc": test_acc, "test_loss": test_loss,
+                    "test_acc": result.test_acc, "test_loss": result.test_loss,
                     "val_acc": history[-1].val_acc if history else None,
                     "train_seconds": result.train_seconds, "epochs": len(history),
                     "history": [asdict(m) for m in history], "confusion": result.confusion,
