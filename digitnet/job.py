@@ -113,9 +113,14 @@ def lower_thread_priority(increment: int) -> bool:
 
 
 class _LowPriority:
-    """Mixin for Trainer-like classes: the run's thread lowers its own priority before working."""
+    """Mixin for Trainer-like classes: the run's thread lowers its own priority before working.
 
-    niceness: int = TRAINER_NICENESS
+    Takes a ``niceness`` keyword beside the class's own arguments.
+    """
+
+    def __init__(self, *args, niceness: int = TRAINER_NICENESS, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.niceness = niceness
 
     def _run_catching(self) -> None:  # the thread's target in Trainer.start() / FineTuner.start()
         lower_thread_priority(self.niceness)
@@ -125,17 +130,9 @@ class _LowPriority:
 class _BackgroundTrainer(_LowPriority, Trainer):
     """A Trainer whose thread runs at lower priority."""
 
-    def __init__(self, *args, niceness: int = TRAINER_NICENESS, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.niceness = niceness
-
 
 class _BackgroundFineTuner(_LowPriority, FineTuner):
     """A FineTuner whose thread runs at lower priority."""
-
-    def __init__(self, *args, niceness: int = TRAINER_NICENESS, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.niceness = niceness
 
 
 @dataclass
