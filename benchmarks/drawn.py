@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -211,6 +212,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# A child process running the app as a visitor meets it: app.build_demo(**JSON argv[1]) on port argv[2].
+APP_PROCESS = """
+import json, sys, app
+app.build_demo(**json.loads(sys.argv[1])).launch(server_name="127.0.0.1", server_port=int(sys.argv[2]), quiet=True,
+                                                 **{k: v for k, v in app.LAUNCH_OPTIONS.items() if k != "share"})
+"""
+
+
+def launch_app_process(work: Path, timeout: float, **build_kwargs) -> tuple[subprocess.Popen, str]:
+    """Start ``app.build_demo(**build_kwargs)`` in a child process, training into ``work/checkpoints``;
+    wait until it answers; return (process, url). SystemExit with its stderr if it does not start."""
+    from gradio_client import Client
+
+    port = free_port()
+    env = {**os.environ, "DIGITNET_CHECKPOINTS": str(work / "checkpoints"), "DIGITNET_ALLOW_TRAINING": "1"}
+    server = subprocess.Popen([sys.executable, "-c", APP_PROCESS, json.dumps(build_kwargs), str(port)], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            Client(url, verbose=False)
+            return server, url
+        except Exception:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise SystemExit(f"the app did not start: {server.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+
+
+def stop_app_process(server: subprocess.Popen, wait: float = 15) -> None:
+    """Terminate a process from ``launch_app_process``; kill it if it does not end within ``wait`` s."""
+    server.terminate()
+    try:
+        server.wait(wait)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def launch_app():

@@ -23,7 +23,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.drawn import free_port, label_of, make_drawings, sketch_value  # noqa: E402
+from benchmarks.drawn import label_of, launch_app_process, make_drawings, sketch_value, stop_app_process  # noqa: E402
 
 STARTUP_TIMEOUT = 180  # seconds for a launched app to answer
 TRAINING_WARMUP_TIMEOUT = 120  # seconds to wait for the run's first batches before measuring
@@ -47,33 +46,6 @@ TRAINING_WARMUP_TIMEOUT = 120  # seconds to wait for the run's first batches bef
 LAUNCH_TRAIN = dict(train_limit=10_000, val_size=1_000, test_limit=1_000)
 LAUNCH_EPOCHS = 30
 URL_EPOCHS = 3  # --url: the full fast recipe, as a visitor would start it
-SERVER = """
-import json, sys, app
-demo = app.build_demo(train_overrides=json.loads(sys.argv[1]))
-demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[2]), quiet=True,
-            **{k: v for k, v in app.LAUNCH_OPTIONS.items() if k != "share"})
-"""
-
-
-def launch(work: Path) -> tuple[subprocess.Popen, str]:
-    """Start ``app.build_demo()`` in a child process (training into a temp folder); return (process, url)."""
-    from gradio_client import Client
-
-    port = free_port()
-    env = {**os.environ, "DIGITNET_CHECKPOINTS": str(work / "checkpoints"), "DIGITNET_ALLOW_TRAINING": "1"}
-    server = subprocess.Popen([sys.executable, "-c", SERVER, json.dumps(LAUNCH_TRAIN), str(port)], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        try:
-            Client(url, verbose=False)
-            return server, url
-        except Exception:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise SystemExit(f"the app did not start: {server.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
 
 
 def queue_settings(url: str) -> dict:
@@ -255,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                     [all_labels[lo + u * args.drawings: lo + (u + 1) * args.drawings] for u in range(args.users)])
 
         if args.launch:
-            server, url = launch(work)
+            server, url = launch_app_process(work, STARTUP_TIMEOUT, train_overrides=LAUNCH_TRAIN)
         else:
             url = args.url if args.url.endswith("/") else args.url + "/"
         settings = queue_settings(url)
@@ -291,11 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if bad == 0 else 1
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_app_process(server)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,23 +28,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.drawn import launch_app_process, stop_app_process  # noqa: E402
 from digitnet.data import load_mnist  # noqa: E402
 
 CANVAS = 800
 STARTUP_TIMEOUT = 120  # seconds for the app process to answer
-SERVER = """
-import sys, app
-threads = None if sys.argv[1] == "auto" else int(sys.argv[1])
-app.build_demo(train_threads=threads, train_niceness=int(sys.argv[3])).launch(server_name="127.0.0.1", server_port=int(sys.argv[2]), quiet=True,
-                                             **{k: v for k, v in app.LAUNCH_OPTIONS.items() if k != "share"})
-"""
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def drawn_digit(folder: Path, index: int = 0) -> Path:
@@ -104,25 +90,13 @@ def main() -> None:
     from gradio_client import Client, handle_file
 
     work = Path(tempfile.mkdtemp(prefix="digitnet-responsive-"))
-    port = free_port()
-    env = {**os.environ, "DIGITNET_CHECKPOINTS": str(work / "checkpoints"), "DIGITNET_ALLOW_TRAINING": "1"}
     from digitnet.job import TRAINER_NICENESS
 
     niceness = TRAINER_NICENESS if args.niceness is None else args.niceness
-    server = subprocess.Popen([sys.executable, "-c", SERVER, args.train_threads, str(port), str(niceness)],
-                              cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    threads = None if args.train_threads == "auto" else int(args.train_threads)
+    server, url = launch_app_process(work, STARTUP_TIMEOUT, train_threads=threads, train_niceness=niceness)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                client = Client(url, verbose=False)
-                break
-            except Exception:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the app did not start: {server.stderr.read().decode()[-2000:]}")
-                time.sleep(0.5)
+        client = Client(url, verbose=False)
         png = drawn_digit(work)
         # The composite alone, as benchmarks/drawn.py and latency.py send it: one upload per call.
         sketch = {"background": None, "layers": [], "composite": handle_file(str(png))}
@@ -160,11 +134,7 @@ def main() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_app_process(server, wait=10)
 
 
 if __name__ == "__main__":
