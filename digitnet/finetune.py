@@ -48,7 +48,7 @@ from . import data as mdata
 from .checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .models import check_model_name
 from .training import (BackgroundRun, BatchProgress, check_device, EpochMetrics, FromDict, TrainResult,
-                       add_test_results, evaluate, resolve_device, usable_cores)
+                       add_test_results, evaluate)
 
 MNIST_SIZE = 28
 NUM_CLASSES = 10
@@ -308,10 +308,7 @@ class FineTuner(BackgroundRun):
     def run(self) -> TrainResult:
         """Fine-tune, evaluate on the MNIST test set, save the checkpoint; return the result."""
         cfg = self.config
-        self.state = "running"
-        t0 = time.perf_counter()
-        torch.set_num_threads(cfg.threads or usable_cores())
-        device = resolve_device(cfg.device)
+        t0, device = self._begin()
         base = load_checkpoint(self.source)
         if base["arch"] != cfg.model:
             raise ValueError(f"{self.source} holds a {base['arch']} model, not {cfg.model}")
@@ -417,10 +414,7 @@ class FineTuner(BackgroundRun):
                 path = checkpoint_path(cfg.model, self.checkpoint_dir)
                 save_checkpoint(path, model.cpu(), cfg.model, mean, std, metrics, config)
                 result.checkpoint = str(path)
-        self.result = result
-        self.state = result.state
-        self.callback(result)
-        return result
+        return self._finish(result)
 
     def _batch(self, train: mdata.Split, px: torch.Tensor, py: torch.Tensor, generator: torch.Generator,
                mean: float, std: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:

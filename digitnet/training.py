@@ -351,8 +351,22 @@ class BackgroundRun:
         self._thread: threading.Thread | None = None
 
     def run(self) -> TrainResult:
-        """Do the work in the caller's thread."""
+        """Do the work in the caller's thread: ``_begin()``, the run, ``_finish(result)``."""
         raise NotImplementedError
+
+    def _begin(self) -> tuple[float, torch.device]:
+        """Start of ``run()``: state running, the run's torch threads set; return (start time, device)."""
+        self.state = "running"
+        t0 = time.perf_counter()
+        torch.set_num_threads(self.config.threads or usable_cores())
+        return t0, resolve_device(self.config.device)
+
+    def _finish(self, result: TrainResult) -> TrainResult:
+        """End of ``run()``: keep and report the result."""
+        self.result = result
+        self.state = result.state
+        self.callback(result)
+        return result
 
     def start(self) -> threading.Thread:
         """Run in a daemon thread and return it at once."""
@@ -423,10 +437,7 @@ class Trainer(BackgroundRun):
     def run(self) -> TrainResult:
         """Train, evaluate on the test set, save the checkpoint; return the result."""
         cfg = self.config
-        self.state = "running"
-        t0 = time.perf_counter()
-        torch.set_num_threads(cfg.threads or usable_cores())
-        device = resolve_device(cfg.device)
+        t0, device = self._begin()
         dataset = mdata.load_mnist(self.data_root)
         train, val = mdata.train_val_split(dataset, cfg.val_size, limit=cfg.train_limit)
         test = mdata.test_split(dataset, cfg.test_limit)
@@ -488,7 +499,4 @@ class Trainer(BackgroundRun):
                 path = checkpoint_path(cfg.model, self.checkpoint_dir)
                 save_checkpoint(path, model.cpu(), cfg.model, mdata.MNIST_MEAN, mdata.MNIST_STD, metrics, asdict(cfg))
                 result.checkpoint = str(path)
-        self.result = result
-        self.state = result.state
-        self.callback(result)
-        return result
+        return self._finish(result)
