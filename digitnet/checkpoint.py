@@ -21,6 +21,7 @@ FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT_DIR = "./checkpoints"
 # Where the repo's own trained weights live, whatever DIGITNET_CHECKPOINTS says.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINT_MODE = 0o644  # readable by all, writable by the owner, like any file the user writes
 
 
 class CheckpointError(RuntimeError):
@@ -52,22 +53,16 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def save_checkpoint(
-    path: str | os.PathLike,
+def checkpoint_payload(
     model: nn.Module,
     arch: str,
     mean: float,
     std: float,
     metrics: dict | None = None,
     config: dict | None = None,
-) -> Path:
-    """Write the checkpoint to a temp file in the same folder, then ``os.replace`` it into place.
-
-    A crash or a full disk mid-write leaves the previous file untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+) -> dict:
+    """The checkpoint dict (the format above) of ``model``: weights copied to the CPU, plain values only."""
+    return {
         "format_version": FORMAT_VERSION,
         "arch": arch,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -76,13 +71,24 @@ def save_checkpoint(
         "metrics": _plain(metrics or {}),
         "config": _plain(config or {}),
     }
+
+
+def write_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+    """Write a checkpoint dict to a temp file in the same folder, fsync it, then ``os.replace`` it into place.
+
+    A crash or a full disk mid-write leaves the previous file untouched. The file gets the
+    usual ``CHECKPOINT_MODE`` (mkstemp makes 0600 files), set on the file itself: reading the
+    umask would mean changing it, process-wide, inside a threaded server.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.chmod(tmp, CHECKPOINT_MODE)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -93,10 +99,17 @@ def save_checkpoint(
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    arch: str,
+    mean: float,
+    std: float,
+    metrics: dict | None = None,
+    config: dict | None = None,
+) -> Path:
+    """Save ``model`` as a checkpoint file, atomically (see ``write_checkpoint``)."""
+    return write_checkpoint(path, checkpoint_payload(model, arch, mean, std, metrics, config))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

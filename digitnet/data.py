@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .settings import download_allowed
+
 # Mean and std of the MNIST training pixels scaled to [0, 1]; every model expects
 # its input normalised with these (they travel in each checkpoint too).
 MNIST_MEAN = 0.1307
@@ -72,11 +74,6 @@ def _read_idx(path: Path) -> np.ndarray:
     if len(data) != expected:
         raise DataNotFoundError(f"{path} is truncated or corrupt ({len(data)} bytes, expected {expected})")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
-
-
-def download_allowed() -> bool:
-    """False when ``$DIGITNET_DOWNLOAD`` is 0/false/no (offline machines: fail fast, don't wait on the network)."""
-    return os.environ.get("DIGITNET_DOWNLOAD", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def ensure_mnist(root: str | os.PathLike | None = None, download: bool | None = None) -> Path:
@@ -236,3 +233,12 @@ def iterate_batches(
         if augment_batches:
             x = augment(x, generator)
         yield x, split.labels[idx]
+
+
+def random_test_digit(rng: np.random.Generator | None = None, data_root: str | os.PathLike | None = None
+                      ) -> tuple[np.ndarray, int, int]:
+    """A random MNIST test image as (28, 28) float32 in [0, 1] (white ink on black), its label and index."""
+    data = load_mnist(data_root)
+    rng = rng if rng is not None else np.random.default_rng()
+    index = int(rng.integers(len(data.test_labels)))
+    return data.test_images[index].numpy().astype(np.float32) / 255.0, int(data.test_labels[index]), index

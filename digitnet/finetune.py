@@ -288,7 +288,7 @@ class FineTuner(BackgroundRun):
         checkpoint_dir: str | Path | None = None,
         data_root: str | Path | None = None,
         save: bool = True,
-        source: str | Path | None = None,
+        source: str | Path | dict | None = None,
     ) -> None:
         super().__init__(callback)
         self.config = config.validate()
@@ -300,7 +300,12 @@ class FineTuner(BackgroundRun):
             from .predict import checkpoint_for  # lazy: predict imports the model cache machinery
 
             source = checkpoint_for(self.config.model)
-        self.source = Path(source)
+        # A checkpoint dict (a visitor's own weights, in memory) or a checkpoint file.
+        self.base = source if isinstance(source, dict) else None
+        self.source = Path(source) if self.base is None else Path(f"<{self.config.model} weights in memory>")
+        if self.base is not None and self.base.get("arch") != self.config.model:
+            raise ValueError(f"these weights are for {self.base.get('arch')!r}, not {self.config.model!r}")
+        self.mean, self.std = mdata.MNIST_MEAN, mdata.MNIST_STD  # the base checkpoint's, once loaded
         self.finetune_info: dict | None = None  # what a finished run adds to the checkpoint's metrics
 
     # The run ------------------------------------------------------------------------------
@@ -309,10 +314,11 @@ class FineTuner(BackgroundRun):
         """Fine-tune, evaluate on the MNIST test set, save the checkpoint; return the result."""
         cfg = self.config
         t0, device = self._begin()
-        base = load_checkpoint(self.source)
+        base = self.base if self.base is not None else load_checkpoint(self.source)
         if base["arch"] != cfg.model:
             raise ValueError(f"{self.source} holds a {base['arch']} model, not {cfg.model}")
         mean, std = float(base["mean"]), float(base["std"])
+        self.mean, self.std = mean, std
         teacher = model_from_checkpoint(base, self.source).to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)

@@ -1,0 +1,89 @@
+"""What the tab modules share: the app's context, binding handlers to a visitor, images and words.
+
+Handlers are module-level functions whose first two parameters are the app's ``Context``
+and the visitor's ``Workspace``; tests call them directly. ``visitor_handler`` turns one
+into what Gradio calls: the same parameters minus those two, plus a ``gr.Request`` from
+which the visitor's session is found.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gradio as gr
+import numpy as np
+
+from ..models import DISPLAY_NAMES, MODELS
+from ..scheduler import Scheduler
+from ..workspace import Visitors, Workspace
+
+MODEL_CHOICES = [(DISPLAY_NAMES[name], name) for name in MODELS]  # (shown, API value)
+DEFAULT_MODEL = "lenet"
+BLANK_MESSAGE = "Draw a digit"  # what a blank pad shows instead of a guess
+NO_DRAWING_MESSAGE = "Draw a digit (or upload a photo) first."
+STATE_ICONS = {"idle": "💤", "queued": "🕒", "running": "⏳", "done": "✅", "stopped": "⏹️", "error": "❌"}
+
+
+@dataclass
+class Context:
+    """What every handler of one app shares: the training queue, the visitors, the deployment's limits."""
+
+    scheduler: Scheduler
+    visitors: Visitors
+    data_root: Any = None
+    allow_training: bool = True
+    max_epochs: int = 30
+
+
+def visitor_handler(fn: Callable, ctx: Context) -> Callable:
+    """Bind ``fn(ctx, workspace, *inputs)`` to this app: Gradio calls ``handler(*inputs, request)``.
+
+    The wrapper keeps ``fn``'s remaining parameters (names, defaults, type hints, so
+    ``gr.api`` documents them) and adds a ``request: gr.Request`` for the session id.
+    Generators (streaming views) stay generators.
+    """
+    signature = inspect.signature(fn)
+    params = list(signature.parameters.values())[2:]
+    hints = typing.get_type_hints(fn)
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation=gr.Request)
+
+    def split(args: tuple, kwargs: dict) -> tuple[Workspace, tuple, dict]:
+        kwargs = dict(kwargs)
+        req = kwargs.pop("request", None)
+        if req is None:
+            *args, req = args
+        return ctx.visitors.get(req.session_hash), tuple(args), kwargs
+
+    if inspect.isasyncgenfunction(fn):
+        async def handler(*args, **kwargs):
+            ws, args, kwargs = split(args, kwargs)
+            async for item in fn(ctx, ws, *args, **kwargs):
+                yield item
+    else:
+        def handler(*args, **kwargs):
+            ws, args, kwargs = split(args, kwargs)
+            return fn(ctx, ws, *args, **kwargs)
+
+    functools.update_wrapper(handler, fn, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+    handler.__signature__ = signature.replace(parameters=[*params, request])
+    handler.__annotations__ = {**{p.name: hints[p.name] for p in params if p.name in hints},
+                               "request": gr.Request, **({"return": hints["return"]} if "return" in hints else {})}
+    return handler
+
+
+def enlarge(image: np.ndarray, scale: int) -> np.ndarray:
+    """A [0,1] float or uint8 grey image scaled up by an integer factor, nearest-neighbour, as uint8."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return np.kron(a, np.ones((scale, scale), dtype=np.uint8))
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    """0.9912 -> '99.12%'; None -> '–'."""
+    return "–" if value is None else f"{100 * value:.{digits}f}%"

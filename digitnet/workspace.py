@@ -1,0 +1,335 @@
+"""What one visitor owns: their runs, the weights those runs made, which weights they draw with, their digits.
+
+A visitor is one Gradio session (a browser tab, or one ``gradio_client.Client``). Nothing
+here is shared between visitors, and nothing is written to disk: the shipped checkpoints
+are read by ``digitnet.predict.CACHE`` and never change inside the app. A ``Workspace``
+is also what ``digitnet.predict.predict(image, model, cache=workspace)`` reads models
+from: for each model, the visitor's chosen weights, else the shipped ones.
+
+``Visitors`` maps session ids to workspaces. When a visitor leaves (the app's unload
+event), ``Visitors.leave`` takes their waiting run out of the queue, stops a running one
+and forgets everything they had.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .finetune import MyDigits
+from .models import DISPLAY_NAMES, MODELS, check_model_name
+from .predict import CACHE, ModelCache
+from .scheduler import STOP_WAIT_SECONDS, Run, RunState, Scheduler
+
+MAX_RUNS_KEPT = 20  # a visitor's run history; the oldest finished runs (and their weights) go first
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a checkpoint of the largest model (the MLP) is ~1.1 MB
+
+
+class AlreadyTraining(RuntimeError):
+    """The visitor already has a run waiting or running; nothing new was queued."""
+
+
+@dataclass
+class WeightsInUse:
+    """Which weights a visitor's drawings use for one model."""
+
+    model: str
+    run: int | None  # the visitor's run number, None for the shipped weights
+    test_acc: float | None
+    title: str  # "run 2: LeNet", or "shipped"
+
+
+class Workspace:
+    """One visitor's runs, weights and digits; thread-safe (handlers and the worker both touch it)."""
+
+    def __init__(self, owner: str, scheduler: Scheduler, shipped: ModelCache = CACHE) -> None:
+        self.owner = owner
+        self.scheduler = scheduler
+        self.shipped = shipped
+        self.my_digits: MyDigits = []
+        self._lock = threading.RLock()
+        self._runs: list[Run] = []
+        self._numbers = 0
+        self._choice: dict[str, int] = {}  # model -> run number whose weights the drawings use
+        self._models: dict[int, nn.Module] = {}  # run number -> built model, for predictions
+
+    # ---- runs ---------------------------------------------------------------------------------
+
+    def runs(self) -> list[Run]:
+        """Every run of this visitor, oldest first."""
+        with self._lock:
+            return list(self._runs)
+
+    def run(self, number: int) -> Run:
+        """The run with this number; ValueError when there is none."""
+        with self._lock:
+            for run in self._runs:
+                if run.number == number:
+                    return run
+        raise ValueError(f"you have no run {number}")
+
+    def latest(self) -> Run | None:
+        """The visitor's most recent training or fine-tune run (uploads aside)."""
+        with self._lock:
+            for run in reversed(self._runs):
+                if run.snapshot().kind != "upload":
+                    return run
+        return None
+
+    def active(self) -> Run | None:
+        """The run that is waiting or running, if any (a visitor has at most one)."""
+        latest = self.latest()
+        return latest if latest is not None and not latest.snapshot().ended else None
+
+    def _refuse_second(self) -> None:
+        """Each visitor has at most one run queued or running: say so, and what to do."""
+        run = self.active()
+        if run is None:
+            return
+        s = run.snapshot()
+        if s.state == "queued":
+            where = f"is waiting in the queue (position {self.scheduler.position(run)})"
+        else:
+            where = "is training now"
+        raise AlreadyTraining(f"Your {s.title()} {where}. A visitor has one run at a time: stop it, or wait "
+                              "for it to finish, then start the next.")
+
+    def _add(self, submit) -> Run:
+        with self._lock:
+            self._refuse_second()
+            run = submit(self._numbers + 1)
+            self._numbers += 1
+            run.on_end.append(self._adopt)
+            self._runs.append(run)
+            self._trim()
+            return run
+
+    def train(self, **params) -> Run:
+        """Queue a training run; AlreadyTraining, TrainingDisabled, QueueFull or ValueError refuse it."""
+        return self._add(lambda number: self.scheduler.submit_training(self.owner, number, **params))
+
+    def finetune(self, model: str) -> Run:
+        """Queue a fine-tune of the weights this visitor draws with on their own digits."""
+        name = check_model_name(model)
+        base = self.weights_dict(name)
+        digits = list(self.my_digits)
+        return self._add(lambda number: self.scheduler.submit_finetune(self.owner, number, name, digits, base))
+
+    def stop(self, wait: float = STOP_WAIT_SECONDS) -> RunState | None:
+        """Stop this visitor's waiting or running run (None when there is none)."""
+        run = self.active()
+        if run is None:
+            return None
+        return self.scheduler.cancel(run, wait)
+
+    def _adopt(self, run: Run) -> None:
+        """A finished run's weights become the ones this visitor draws with (worker thread)."""
+        if run.weights is None:
+            return
+        with self._lock:
+            self._choice[run.model] = run.number
+
+    def _trim(self) -> None:
+        """Forget the oldest ended runs beyond MAX_RUNS_KEPT, except those whose weights are in use."""
+        in_use = set(self._choice.values())
+        while len(self._runs) > MAX_RUNS_KEPT:
+            old = next((r for r in self._runs if r.snapshot().ended and r.number not in in_use), None)
+            if old is None:
+                return
+            self._runs.remove(old)
+            self._models.pop(old.number, None)
+
+    # ---- weights ------------------------------------------------------------------------------
+
+    def use(self, model: str, run: int | None) -> WeightsInUse:
+        """Draw with a run's weights for ``model`` (None: the shipped ones)."""
+        name = check_model_name(model)
+        with self._lock:
+            if run is None:
+                self._choice.pop(name, None)
+            else:
+                chosen = self.run(int(run))
+                if chosen.model != name or chosen.weights is None:
+                    raise ValueError(f"run {run} has no {DISPLAY_NAMES[name]} weights to use")
+                self._choice[name] = chosen.number
+        return self.in_use(name)
+
+    def in_use(self, model: str) -> WeightsInUse:
+        """Which weights the drawings use for ``model`` now."""
+        name = check_model_name(model)
+        with self._lock:
+            number = self._choice.get(name)
+        if number is None:
+            try:
+                acc = (self.shipped.get(name)[1].get("metrics") or {}).get("test_acc")
+            except Exception:  # an unavailable shipped model is reported where it is used
+                acc = None
+            return WeightsInUse(name, None, acc, "shipped")
+        s = self.run(number).snapshot()
+        return WeightsInUse(name, number, s.test_acc, s.title())
+
+    def choices(self, model: str) -> list[RunState]:
+        """This visitor's runs that have ``model`` weights to draw with, oldest first."""
+        name = check_model_name(model)
+        return [r.snapshot() for r in self.runs() if r.model == name and r.weights is not None]
+
+    def weights_dict(self, model: str) -> dict:
+        """The checkpoint dict of the weights in use for ``model`` (the visitor's or the shipped ones)."""
+        name = check_model_name(model)
+        with self._lock:
+            number = self._choice.get(name)
+        if number is None:
+            return self.shipped.get(name)[1]
+        return self.run(number).weights
+
+    def get(self, name: str) -> tuple[nn.Module, dict]:
+        """(model in eval mode, checkpoint dict) for ``name``: what ``digitnet.predict`` calls."""
+        name = check_model_name(name)
+        with self._lock:
+            number = self._choice.get(name)
+            if number is None:
+                return self.shipped.get(name)
+            run = self.run(number)
+            model = self._models.get(number)
+            if model is None:
+                model = model_from_checkpoint(run.weights, f"run {number}")
+                for p in model.parameters():
+                    p.requires_grad_(False)
+                self._models[number] = model
+            return model, run.weights
+
+    def status(self) -> dict[str, str]:
+        """Per model: which weights are in use and their accuracy (ModelCache.status's shape)."""
+        out = self.shipped.status()
+        for name in MODELS:
+            w = self.in_use(name)
+            if w.run is not None:
+                out[name] = f"your {w.title}" + (f" (test acc {w.test_acc:.1%})" if w.test_acc is not None else "")
+        return out
+
+    def export(self, model: str) -> bytes:
+        """The weights in use for ``model`` as a checkpoint file's bytes (the shipped format)."""
+        buffer = io.BytesIO()
+        torch.save(self.weights_dict(model), buffer)
+        return buffer.getvalue()
+
+    def load(self, path: str | os.PathLike, model: str | None = None) -> Run:
+        """Load a checkpoint file a visitor uploads: it becomes a run of kind "upload" whose weights are in use.
+
+        ``weights_only`` loading, a size limit, and an architecture check (``model``, when
+        given, must match); CheckpointError says what is wrong with a bad file.
+        """
+        path = Path(path)
+        size = path.stat().st_size if path.is_file() else 0
+        if size > MAX_UPLOAD_BYTES:
+            raise CheckpointError(f"{path.name} is {size / 2**20:.1f} MB; a digitnet checkpoint is at most "
+                                  f"{MAX_UPLOAD_BYTES // 2**20} MB")
+        ckpt = load_checkpoint(path)
+        if model is not None and ckpt["arch"] != check_model_name(model):
+            raise CheckpointError(f"{path.name} holds a {DISPLAY_NAMES[ckpt['arch']]} model, not "
+                                  f"{DISPLAY_NAMES[model]}")
+        built = model_from_checkpoint(ckpt, path.name)  # the weights must fit the architecture
+        with self._lock:
+            self._numbers += 1
+            metrics = ckpt.get("metrics") or {}
+            acc = metrics.get("test_acc")
+            run = Run(self.owner, self._numbers, "upload", ckpt["arch"], dict(ckpt.get("config") or {}), 0)
+            run.weights = ckpt
+            history = metrics.get("history") if isinstance(metrics.get("history"), list) else []
+            run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {path.name}.", None,
+                     test_acc=acc if isinstance(acc, float) else None, history=history,
+                     epochs=len(history), epoch=len(history))
+            for p in built.parameters():
+                p.requires_grad_(False)
+            self._models[run.number] = built
+            self._runs.append(run)
+            self._choice[run.model] = run.number
+            self._trim()
+        return run
+
+    # ---- leaving ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """The visitor left: drop a waiting run, stop a running one (without waiting), forget everything."""
+        run = self.active()
+        if run is not None:
+            self.scheduler.cancel(run, wait=0)
+        with self._lock:
+            self._runs.clear()
+            self._models.clear()
+            self._choice.clear()
+            self.my_digits = []
+
+
+class Visitors:
+    """Session id -> Workspace, created on a visitor's first request and freed when they leave."""
+
+    def __init__(self, scheduler: Scheduler, shipped: ModelCache = CACHE) -> None:
+        self.scheduler = scheduler
+        self.shipped = shipped
+        self._lock = threading.Lock()
+        self._workspaces: dict[str, Workspace] = {}
+
+    def get(self, session: str) -> Workspace:
+        """The workspace of ``session``, new if this is its first request."""
+        with self._lock:
+            ws = self._workspaces.get(session)
+            if ws is None:
+                ws = self._workspaces[session] = Workspace(session, self.scheduler, self.shipped)
+            return ws
+
+    def peek(self, session: str) -> Workspace | None:
+        """The workspace of ``session`` if it has one (no new one is made)."""
+        with self._lock:
+            return self._workspaces.get(session)
+
+    def leave(self, session: str) -> bool:
+        """Free everything ``session`` had; True if it had a workspace."""
+        with self._lock:
+            ws = self._workspaces.pop(session, None)
+        if ws is None:
+            return False
+        ws.close()
+        return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._workspaces)
+
+
+def run_status(workspace: Workspace) -> dict:
+    """The /status JSON (DESIGN.md) of a visitor's latest run, with its queue position while it waits."""
+    run = workspace.latest()
+    if run is None:
+        return {"state": "idle", "run": None, "model": None, "epoch": 0, "epochs": 0, "batch": 0, "batches": 0,
+                "position": None, "starts_in_seconds": None, "eta_seconds": None, "elapsed_seconds": 0.0,
+                "history": [], "running_loss": [], "test_acc": None, "kind": None, "finetune": None,
+                "message": "You have not trained anything yet."}
+    s = run.snapshot()
+    waiting = workspace.scheduler.seconds_until_start(run) if s.state == "queued" else None
+    return {
+        "state": s.state,
+        "run": s.number,
+        "model": s.model,
+        "epoch": s.epoch,
+        "epochs": s.epochs,
+        "batch": s.batch,
+        "batches": s.batches,
+        "position": workspace.scheduler.position(run),
+        "starts_in_seconds": None if waiting is None else round(waiting, 1),
+        "eta_seconds": None if s.eta_seconds is None else round(s.eta_seconds, 1),
+        "elapsed_seconds": round(s.elapsed, 1),
+        "history": s.history,
+        "running_loss": [[round(x, 4), loss] for x, loss in s.loss_points],
+        "test_acc": s.test_acc,
+        "kind": s.kind,
+        "finetune": s.finetune,
+        "message": s.message,
+    }
