@@ -1,10 +1,11 @@
 """Shared fixtures: MNIST location, drawings rendered like the Sketchpad makes them, a launched app.
 
 ``running_app(**build_demo_options)`` launches ``app.build_demo`` on a free local port and
-yields a ``RunningApp`` (url, demo, the shared training job, ``client()``); it always stops
-a training run and closes the server at the end. The ``served_app`` fixture is one such app
-per test module, on a small MNIST slice, with ``DIGITNET_CHECKPOINTS`` in a temp folder, so
-tests never write into the repo's ``checkpoints/``.
+yields a ``RunningApp`` (url, demo, the app's ``Context``: the training queue and the
+visitors, ``client()``); it always empties the queue and closes the server at the end. The
+``served_app`` fixture is one such app per test module, on a small MNIST slice, with
+``DIGITNET_CHECKPOINTS`` in a temp folder (the app must never write there, nor into the
+repo's ``checkpoints/``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +39,44 @@ BLANK_SKETCH = {"background": None, "layers": [], "composite": None}  # an untou
 
 
 def wait_until_finished(client, timeout: float = RUN_TIMEOUT) -> tuple[dict, list[dict]]:
-    """Poll /status until the run ends; return (final status, every status seen while running)."""
+    """Poll /status until this client's run ends; return (final status, every status seen while queued or running)."""
     seen = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         s = client.predict(api_name="/status")
-        if s["state"] != "running":
+        if s["state"] not in ("queued", "running"):
             return s, seen
         seen.append(s)
         time.sleep(POLL)
     raise AssertionError(f"training did not finish in {timeout} s: {seen[-1] if seen else None}")
+
+
+class Gate:
+    """Holds every training run inside its first batch until ``open()``: runs stay 'running' without sleeps."""
+
+    def __init__(self, monkeypatch, timeout: float = RUN_TIMEOUT) -> None:
+        from digitnet import training
+
+        self.entered = threading.Event()  # a run reached its first batch
+        self._open = threading.Event()
+        batches = training.mdata.iterate_batches
+
+        def gated(*args, **kwargs):
+            for batch in batches(*args, **kwargs):
+                self.entered.set()
+                self._open.wait(timeout)
+                yield batch
+
+        monkeypatch.setattr(training.mdata, "iterate_batches", gated)
+
+    def open(self) -> None:
+        self._open.set()
+
+
+@pytest.fixture
+def gate(monkeypatch) -> Gate:
+    """Training runs wait at their first batch until ``gate.open()`` (``gate.entered`` says one got there)."""
+    return Gate(monkeypatch)
 
 
 def free_port() -> int:
@@ -85,11 +115,24 @@ def sketch_value(path: Path) -> dict:
 
 @dataclass
 class RunningApp:
-    """A launched app: its URL, the Blocks, and the single shared training job."""
+    """A launched app: its URL, the Blocks, and its Context (the training queue and the visitors)."""
 
     url: str
     demo: object
-    job: object
+    ctx: object
+
+    @property
+    def scheduler(self):
+        """The app's one training queue."""
+        return self.ctx.scheduler
+
+    def wait_idle(self, timeout: float = RUN_TIMEOUT) -> None:
+        """Stop whatever runs or waits in the queue, so that the next test starts with an empty one."""
+        for run in self.scheduler.waiting():
+            self.scheduler.cancel(run)
+        running = self.scheduler.running
+        if running is not None:
+            self.scheduler.cancel(running, wait=timeout)
 
     def client(self):
         """A new gradio_client Client (one per thread: a shared one fails under parallel calls)."""
@@ -108,11 +151,10 @@ def running_app(**options) -> Iterator[RunningApp]:
     launch = {k: v for k, v in app.LAUNCH_OPTIONS.items() if k != "share"}
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)
     try:
-        yield RunningApp(url=f"http://127.0.0.1:{port}/", demo=demo, job=demo.job)
+        yield RunningApp(url=f"http://127.0.0.1:{port}/", demo=demo, ctx=demo.ctx)
     finally:
         try:
-            demo.job.stop(wait=0)
-            demo.job.join(30)
+            demo.ctx.scheduler.close(wait=30)
         finally:
             demo.close()
 
@@ -142,11 +184,11 @@ def client(served_app):
 
 
 @pytest.fixture
-def idle_job(served_app):
-    """Make sure no training run is going before (and after) a test that trains."""
-    served_app.job.stop(wait=30)
-    yield served_app.job
-    served_app.job.stop(wait=30)
+def idle_queue(served_app):
+    """Make sure no run is waiting or running before (and after) a test that trains; yields the scheduler."""
+    served_app.wait_idle()
+    yield served_app.scheduler
+    served_app.wait_idle()
 
 
 @pytest.fixture(scope="session")

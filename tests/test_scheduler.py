@@ -1,0 +1,141 @@
+"""The shared training queue: first come first served, one run at a time, stop and cancel, errors, limits."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+
+import pytest
+
+from digitnet import settings, training
+from digitnet.scheduler import TRAINER_NICENESS, QueueFull, Scheduler, TrainingDisabled
+
+SLICE = dict(train_limit=300, val_size=100, test_limit=100)  # a run takes well under a second
+WAIT = 120  # seconds a test waits for a run that should end (generous: busy CI machines)
+
+
+@pytest.fixture
+def scheduler(mnist):
+    s = Scheduler(overrides=SLICE, max_queue=3)
+    yield s
+    s.close()
+
+
+def test_runs_wait_in_order_with_positions_and_start_estimates(scheduler, gate):
+    first = scheduler.submit_training("a", 1, model="mlp", epochs=1)
+    assert gate.entered.wait(WAIT)  # the first run is running, held at its first batch
+    second = scheduler.submit_training("b", 1, model="lenet", epochs=2)
+    third = scheduler.submit_training("c", 1, model="mlp", epochs=1)
+    assert first.snapshot().state == "running" and scheduler.running is first
+    assert [scheduler.position(r) for r in (first, second, third)] == [None, 1, 2]
+    assert second.snapshot().state == "queued" and "waiting in the queue" in second.snapshot().message
+    wait2, wait3 = scheduler.seconds_until_start(second), scheduler.seconds_until_start(third)
+    # The third waits for the first's rest plus the whole second run: longer than the second waits.
+    assert 0 < wait2 < wait3 and wait3 - wait2 == pytest.approx(scheduler.expected_seconds(second))
+    order = []
+    for run in (first, second, third):
+        run.on_end.append(lambda r: order.append(r.owner))
+    gate.open()
+    assert all(r.wait_ended(WAIT) for r in (first, second, third))
+    assert order == ["a", "b", "c"]  # first come, first served
+    assert all(r.snapshot().state == "done" for r in (first, second, third))
+    assert all(r.weights is not None and r.weights["arch"] == r.model for r in (first, second, third))
+
+
+def test_the_queue_has_a_bound_and_says_so(scheduler, gate):
+    running = scheduler.submit_training("a", 1, model="mlp", epochs=1)
+    assert gate.entered.wait(WAIT)
+    waiting = [scheduler.submit_training(f"v{i}", 1, model="mlp", epochs=1) for i in range(3)]
+    with pytest.raises(QueueFull, match=r"queue is full \(3 runs are waiting.*Nothing was queued"):
+        scheduler.submit_training("late", 1, model="mlp", epochs=1)
+    assert len(scheduler.waiting()) == 3
+    scheduler.cancel(waiting[0])  # a place frees up: the next visitor gets in
+    assert scheduler.submit_training("late", 1, model="mlp", epochs=1) in scheduler.waiting()
+    gate.open()
+    assert running.wait_ended(WAIT)
+
+
+def test_cancel_takes_a_waiting_run_out_and_stop_ends_a_running_one_alone(scheduler, gate):
+    a = scheduler.submit_training("a", 1, model="mlp", epochs=30)
+    assert gate.entered.wait(WAIT)
+    b = scheduler.submit_training("b", 1, model="mlp", epochs=1)
+    c = scheduler.submit_training("c", 1, model="lenet", epochs=1)
+    s = scheduler.cancel(b)
+    assert s.state == "stopped" and "taken out of the queue" in s.message and b.weights is None
+    assert scheduler.position(c) == 1 and a.snapshot().state == "running"  # nobody else moved back
+    gate.open()
+    s = scheduler.cancel(a, wait=WAIT)
+    assert s.state == "stopped" and len(s.history) < 30 and a.weights is None
+    assert c.wait_ended(WAIT) and c.snapshot().state == "done"  # the next run started after the stop
+
+
+def test_an_error_in_a_run_is_reported_and_the_next_run_works(scheduler, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the GPU caught fire")
+
+    monkeypatch.setattr(training, "build_model", broken)
+    bad = scheduler.submit_training("a", 1, model="lenet", epochs=1)
+    assert bad.wait_ended(WAIT)
+    s = bad.snapshot()
+    assert s.state == "error" and "the GPU caught fire" in s.message and "LeNet" in s.message
+    monkeypatch.undo()
+    good = scheduler.submit_training("a", 2, model="lenet", epochs=1)
+    assert good.wait_ended(WAIT) and good.snapshot().state == "done"
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(lr=math.nan), "learning rate must be a finite number"),
+    (dict(lr=math.inf), "learning rate must be a finite number"),
+    (dict(epochs=2.5), "epochs must be a whole number"),
+    (dict(epochs=31), "epochs must be at most 30"),
+    (dict(batch_size=-3), "batch size must be at least 1"),
+    (dict(batch_size=301), "batch size must be at most 300"),
+    (dict(schedule="cosine"), "unknown schedule 'cosine'"),
+    (dict(model="resnet"), "unknown model 'resnet'"),
+    (dict(train_limit=5), "unknown training parameter"),  # deployment-only fields are not a visitor's
+])
+def test_invalid_parameters_queue_nothing(scheduler, params, message):
+    with pytest.raises(ValueError, match=message):
+        scheduler.submit_training("a", 1, **{"model": "lenet", "epochs": 1, **params})
+    assert scheduler.waiting() == [] and scheduler.running is None
+
+
+def test_a_disabled_deployment_refuses_to_train(mnist):
+    s = Scheduler(overrides=SLICE, allow=False)
+    with pytest.raises(TrainingDisabled, match="DIGITNET_ALLOW_TRAINING=0"):
+        s.submit_training("a", 1, model="lenet", epochs=1)
+    assert s.waiting() == []
+
+
+def test_settings_from_the_environment(monkeypatch):
+    for name in ("DIGITNET_MAX_EPOCHS", "DIGITNET_MAX_QUEUE", "DIGITNET_ALLOW_TRAINING"):
+        monkeypatch.delenv(name, raising=False)
+    assert (settings.max_epochs(), settings.max_queue(), settings.allow_training()) == (30, 20, True)
+    monkeypatch.setenv("DIGITNET_MAX_QUEUE", "7")
+    monkeypatch.setenv("DIGITNET_ALLOW_TRAINING", "off")
+    assert settings.max_queue() == 7 and settings.allow_training() is False
+    monkeypatch.setenv("DIGITNET_MAX_EPOCHS", "lots")
+    with pytest.raises(ValueError, match="DIGITNET_MAX_EPOCHS must be a whole number"):
+        settings.max_epochs()
+    monkeypatch.setenv("DIGITNET_MAX_QUEUE", "0")
+    with pytest.raises(ValueError, match="DIGITNET_MAX_QUEUE must be at least 1"):
+        settings.max_queue()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
+def test_the_worker_runs_nicer_than_the_server(scheduler, monkeypatch):
+    seen: list[int] = []
+    batches = training.mdata.iterate_batches
+
+    def recording(*args, **kwargs):  # runs in the worker thread
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        yield from batches(*args, **kwargs)
+
+    monkeypatch.setattr(training.mdata, "iterate_batches", recording)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    run = scheduler.submit_training("a", 1, model="mlp", epochs=1)
+    assert run.wait_ended(WAIT) and run.snapshot().state == "done"
+    assert seen and all(nice == min(19, mine + TRAINER_NICENESS) for nice in seen)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller is untouched
