@@ -1,4 +1,4 @@
-"""The app's Draw tab and public API, through gradio_client against the launched app."""
+"""The Draw tab and the public /predict, through gradio_client and the tab's own handlers."""
 
 from __future__ import annotations
 
@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
 
-import app
 from conftest import BLANK_SKETCH, sketch_value
-from digitnet.checkpoint import SHIPPED_DIR
 from digitnet.models import MODELS
+from digitnet.ui import draw
+from digitnet.ui.common import BLANK_MESSAGE, enlarge
 
-DOCUMENTED_ENDPOINTS = {"/predict", "/train", "/status", "/stop", "/restore"}
-
-
-def shipped(name: str) -> bool:
-    """True when the repo ships a checkpoint for ``name`` (the lead adds them as they finish)."""
-    return (SHIPPED_DIR / f"{name}.pt").is_file()
+DOCUMENTED_ENDPOINTS = {"/predict", "/train", "/status", "/stop"}
 
 
 def confidences(label: dict) -> dict[str, float]:
@@ -24,14 +19,18 @@ def confidences(label: dict) -> dict[str, float]:
     return {c["label"]: c["confidence"] for c in label["confidences"]}
 
 
-def handler(demo, name: str):
-    """The Python function behind one of the app's (private) UI events."""
-    return next(f.fn for f in demo.fns.values() if f.name == name)
+@pytest.fixture
+def visitor(served_app):
+    """A fresh visitor's workspace in the served app (and its Context), for calling handlers directly."""
+    return served_app.ctx, served_app.ctx.visitors.get(f"test-{id(object())}")
 
 
-def dependency(demo, api_name: str) -> dict:
-    """One event's config as the browser receives it."""
-    return next(d for d in demo.config["dependencies"] if d.get("api_name") == api_name)
+def canvas_of(image28: np.ndarray, scale: int = 12, top: int = 100, left: int = 300) -> np.ndarray:
+    """An 800x800 RGBA canvas, black ink in the alpha channel, holding an enlarged MNIST digit."""
+    canvas = np.zeros((800, 800, 4), dtype=np.uint8)
+    digit = np.kron(image28, np.ones((scale, scale), dtype=np.uint8))
+    canvas[top:top + digit.shape[0], left:left + digit.shape[1], 3] = digit
+    return canvas
 
 
 def test_public_api_is_exactly_the_documented_endpoints(client):
@@ -48,8 +47,6 @@ def test_public_api_is_exactly_the_documented_endpoints(client):
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_predict_reads_drawn_mnist_test_digits(client, drawn_digits, model):
-    if not shipped(model):
-        pytest.skip(f"no shipped checkpoint for {model} yet")
     for truth, png in drawn_digits:
         label = client.predict(sketch=sketch_value(png), model=model, api_name="/predict")
         probs = confidences(label)
@@ -58,9 +55,17 @@ def test_predict_reads_drawn_mnist_test_digits(client, drawn_digits, model):
         assert label["label"] == str(truth), f"{model} read a drawn {truth} as {label['label']}"
 
 
+def test_predict_accepts_an_image_file(client, drawn_digits):
+    from gradio_client import handle_file
+
+    truth, png = drawn_digits[2]
+    label = client.predict(sketch=handle_file(str(png)), model="lenet", api_name="/predict")
+    assert label["label"] == str(truth)
+
+
 def test_blank_canvas_asks_for_a_digit(client):
     label = client.predict(sketch=BLANK_SKETCH, model="lenet", api_name="/predict")
-    assert label["label"] == app.BLANK_MESSAGE
+    assert label["label"] == BLANK_MESSAGE
     assert not label.get("confidences")
 
 
@@ -68,73 +73,80 @@ def test_unknown_model_is_a_clear_error(client, drawn_digits):
     with pytest.raises(AppError, match=r"unknown model 'resnet'.*mlp, cnnnet, lenet"):
         client.predict(sketch=sketch_value(drawn_digits[0][1]), model="resnet", api_name="/predict")
     # ...and the server still answers.
-    assert client.predict(sketch=BLANK_SKETCH, model="lenet", api_name="/predict")["label"] == app.BLANK_MESSAGE
+    assert client.predict(sketch=BLANK_SKETCH, model="lenet", api_name="/predict")["label"] == BLANK_MESSAGE
 
 
-def test_draw_tab_shows_label_bars_seen_image_and_all_models(served_app, mnist):
-    if not shipped("lenet"):
-        pytest.skip("no shipped LeNet checkpoint yet")
-    recognise = handler(served_app.demo, "recognise")
-    # What the Sketchpad hands the handler (type="numpy"): RGBA, black ink in the alpha channel.
-    canvas = np.zeros((800, 800, 4), dtype=np.uint8)
-    digit = np.kron(mnist.test_images[0].numpy(), np.ones((12, 12), dtype=np.uint8))  # a 7, 336 px tall
-    canvas[100:436, 300:636, 3] = digit
+def test_draw_tab_shows_label_note_bars_seen_image_and_all_models(visitor, mnist):
+    ctx, ws = visitor
+    canvas = canvas_of(mnist.test_images[0].numpy())  # a 7, 336 px tall
     value = {"background": None, "layers": [canvas], "composite": canvas}
-    label, bars, seen, *answers = recognise(value, "lenet")
+    label, note, bars, seen, *answers = draw.recognise(ctx, ws, value, "lenet")
     assert max(label, key=label.get) == "7"
+    assert "7" in note
     assert list(bars["digit"]) == [str(d) for d in range(10)]
     assert bars["probability"].sum() == pytest.approx(1.0, abs=1e-4)
-    assert seen.shape == (28 * app.SEEN_SCALE, 28 * app.SEEN_SCALE) and seen.dtype == np.uint8
+    assert seen.shape == (28 * draw.SEEN_SCALE, 28 * draw.SEEN_SCALE) and seen.dtype == np.uint8
     assert seen.max() == 255 and seen[:8, :8].max() == 0  # white ink on black, margins empty
     assert len(answers) == len(MODELS)
     for name, answer in zip(MODELS, answers):
-        if shipped(name):
-            assert max(answer, key=answer.get) == "7", f"{name} in the side-by-side view"
+        assert max(answer, key=answer.get) == "7", f"{name} in the side-by-side view"
 
 
-def test_uploaded_photo_of_dark_ink_on_paper_is_read(served_app, mnist):
-    if not shipped("lenet"):
-        pytest.skip("no shipped LeNet checkpoint yet")
-    recognise = handler(served_app.demo, "recognise")  # photo.change uses the same handler
+def test_uploaded_photo_of_dark_ink_on_paper_is_read(visitor, mnist):
+    ctx, ws = visitor
     digit = np.kron(mnist.test_images[1].numpy(), np.ones((9, 9), dtype=np.uint8))  # a 2
     paper = np.full((400, 300, 3), 235, dtype=np.uint8)  # light grey paper, RGB, no alpha
     paper[60:312, 30:282] = (235 - digit.astype(np.int32) * 200 // 255)[..., None].astype(np.uint8)
-    label, *_ = recognise(paper, "lenet")
+    label, *_ = draw.recognise(ctx, ws, paper, "lenet")
     assert max(label, key=label.get) == "2"
 
 
-def test_draw_tab_blank_canvas_shows_message_not_a_guess(served_app):
-    recognise = handler(served_app.demo, "recognise")
-    label, bars, seen, *answers = recognise(BLANK_SKETCH, "lenet")
-    assert label == app.BLANK_MESSAGE
+def test_draw_tab_blank_canvas_shows_message_not_a_guess(visitor):
+    ctx, ws = visitor
+    label, note, bars, seen, *answers = draw.recognise(ctx, ws, BLANK_SKETCH, "lenet")
+    assert label == BLANK_MESSAGE and "Draw one digit" in note
     assert bars["probability"].sum() == 0 and seen is None and answers == [None] * len(MODELS)
+
+
+def test_random_mnist_digit_shows_the_answer_and_the_true_label(visitor):
+    ctx, ws = visitor
+    label, truth, bars, seen, *answers = draw.random_digit(ctx, ws, "lenet")
+    assert truth.startswith("MNIST test digit #") and "labelled **" in truth
+    digit = truth.split("labelled **")[1][0]
+    assert seen.shape == (28 * draw.SEEN_SCALE, 28 * draw.SEEN_SCALE)
+    assert bars["probability"].sum() == pytest.approx(1.0, abs=1e-4)
+    assert len(label) == 10 and digit in "0123456789"
+
+
+def test_weights_line_and_choice_follow_the_visitor(visitor):
+    ctx, ws = visitor
+    text, dropdown = draw.model_changed(ctx, ws, "lenet")
+    assert text.startswith("**LeNet**: shipped, 99.") and dropdown.value == draw.SHIPPED
+    with pytest.raises(Exception, match="you have no run 3"):
+        draw.choose_weights(ctx, ws, "lenet", "3")
 
 
 def test_drawing_events_are_fast_and_never_queue_stale_work(served_app):
     deps = served_app.demo.config["dependencies"]
-    drawing = [d for d in deps if d.get("api_name") in ("recognise", "recognise_1", "recognise_either")]
-    assert len(drawing) == 3
+    fns = {f.api_name: f for f in served_app.demo.fns.values()}
+    drawing = [d for d in deps if d.get("api_name", "").startswith("recognise")
+               and any(t[1] == "change" for t in d["targets"])]
+    assert len(drawing) == 3  # the pad, a photo, another model
     for d in drawing:
         assert d["trigger_mode"] == "always_last"  # a burst of strokes collapses to the latest drawing
         assert d["show_progress"] == "hidden"
-    fns = {f.api_name: f for f in served_app.demo.fns.values()}
     assert fns["predict"].concurrency_limit > 1 and fns["recognise"].concurrency_limit > 1
-    assert fns["train"].concurrency_limit == 1
 
 
-def test_sketchpad_has_a_black_brush_selected_on_load(served_app):
-    comp = next(c for c in served_app.demo.config["components"] if c["props"].get("elem_id") == "digit-sketch")
-    assert comp["props"]["brush"]["colors"] == ["#000000"]
-    assert comp["props"]["brush"]["color_mode"] == "fixed"
-    assert comp["props"]["canvas_size"] == [800, 800] or tuple(comp["props"]["canvas_size"]) == (800, 800)
-    # The page load and "Clear canvas" both click the toolbar's Brush button.
-    js_events = [d for d in served_app.demo.config["dependencies"] if d.get("js")]
-    assert any('aria-label="Brush"' in d["js"] for d in js_events)
-    triggers = {t[1] for d in js_events for t in d["targets"]}
-    assert {"load", "clear"} <= triggers
+def test_no_timer_polls_the_server(served_app):
+    """An idle tab must cost nothing: no gr.Timer, no event that fires by itself every few seconds."""
+    deps = served_app.demo.config["dependencies"]
+    assert not any(t[1] == "tick" for d in deps for t in d["targets"])
+    assert any(t[1] == "unload" for d in deps for t in d["targets"])  # leaving frees the visitor's state
 
 
 def test_pure_helpers():
-    assert app.enlarge(np.eye(2, dtype=np.float32), 3).tolist()[0] == [255, 255, 255, 0, 0, 0]
-    frame = app.probability_frame([0.1] * 10)
+    assert enlarge(np.eye(2, dtype=np.float32), 3).tolist()[0] == [255, 255, 255, 0, 0, 0]
+    frame = draw.probability_frame([0.1] * 10)
     assert len(frame) == 10 and frame["probability"].dtype == np.float64
+    assert draw.probability_frame()["probability"].sum() == 0

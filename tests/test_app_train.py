@@ -1,7 +1,9 @@
-"""The Train tab and /train, /status, /stop, /restore, through gradio_client against the launched app."""
+"""The Train tab and /train, /status, /stop through gradio_client: every visitor their own runs and weights."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 
 import gradio as gr
@@ -10,18 +12,37 @@ import pytest
 from gradio_client.exceptions import AppError
 
 from conftest import SMALL_TRAIN, running_app, sketch_value, wait_until_finished
-from digitnet.checkpoint import load_checkpoint
-from digitnet.predict import ModelCache, predict
+from digitnet.checkpoint import SHIPPED_DIR
+from digitnet.scheduler import RunState
+from digitnet.ui import train as train_tab
+
+WAIT = 120
+
 
 def confidences(label: dict) -> dict[str, float]:
     return {c["label"]: c["confidence"] for c in label["confidences"]}
 
 
-def test_train_returns_at_once_and_status_shows_the_run_growing(client, idle_job, checkpoints_dir):
+def shipped_digests() -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in SHIPPED_DIR.glob("*.pt")}
+
+
+def wait_for(condition, timeout: float = WAIT, every: float = 0.05):
+    """Poll ``condition()`` until it returns something truthy; return it (AssertionError on time-out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+def test_train_returns_at_once_and_status_shows_the_run_growing(client, idle_queue, checkpoints_dir):
     started = client.predict(model="lenet", epochs=4, api_name="/train")
     # Returned before any epoch ended: the run goes on in the background.
-    assert started["state"] == "running" and started["model"] == "lenet" and started["epochs"] == 4
-    assert started["history"] == []
+    assert started["state"] in ("queued", "running") and started["model"] == "lenet" and started["epochs"] == 4
+    assert started["history"] == [] and started["run"] == 1
     final, during = wait_until_finished(client)
     lengths = [len(s["history"]) for s in during]
     assert any(0 < n < 4 for n in lengths), f"never saw a partial history while running: {lengths}"
@@ -32,56 +53,72 @@ def test_train_returns_at_once_and_status_shows_the_run_growing(client, idle_job
     assert len(final["running_loss"]) >= 4
     assert 0.5 < final["test_acc"] <= 1.0
     assert "test accuracy" in final["message"]
-    saved = load_checkpoint(checkpoints_dir / "lenet.pt")
-    assert saved["metrics"]["test_acc"] == pytest.approx(final["test_acc"])
-    assert final["checkpoint"] == str(checkpoints_dir / "lenet.pt")
+    assert list(checkpoints_dir.iterdir()) == []  # the app writes no checkpoint anywhere
 
 
-def test_second_train_is_refused_and_stop_ends_the_run(served_app, idle_job, checkpoints_dir):
-    a, b = served_app.client(), served_app.client()  # two visitors
-    a.predict(model="cnnnet", epochs=20, api_name="/train")
-    with pytest.raises(AppError, match=r"CNNNet is already training \(epoch \d+/20\)"):
-        b.predict(model="mlp", epochs=1, api_name="/train")
-    assert b.predict(api_name="/status")["model"] == "cnnnet"  # the refused request changed nothing
-    t0 = time.monotonic()
-    stopped = b.predict(api_name="/stop")  # from the other visitor: the job is shared
-    stop_seconds = time.monotonic() - t0
-    assert stopped["state"] == "stopped", stopped
-    assert "nothing was saved" in stopped["message"]
-    assert len(stopped["history"]) < 20
-    assert not (checkpoints_dir / "cnnnet.pt").exists()  # the Draw tab keeps its weights
-    assert stop_seconds < 30  # generous: the point is that it ended, not how fast on a busy CI box
-    # The lock is free again: the next run starts.
-    assert a.predict(model="mlp", epochs=1, api_name="/train")["state"] == "running"
-    assert wait_until_finished(a)[0]["state"] == "done"
-
-
-def test_finished_run_is_used_by_predict_and_restore_brings_back_shipped(client, idle_job, drawn_digits,
-                                                                        checkpoints_dir):
+def test_three_visitors_runs_queue_in_order_and_stay_theirs(served_app, idle_queue, drawn_digits, gate):
+    files = shipped_digests()
+    a, b, c = served_app.client(), served_app.client(), served_app.client()
     png = drawn_digits[0][1]
-    client.predict(model="mlp", api_name="/restore")  # start from the shipped MLP, whatever ran before
-    before = confidences(client.predict(sketch=sketch_value(png), model="mlp", api_name="/predict"))
-    # A deliberately bad model: a tiny learning rate for one epoch barely moves the random init.
-    client.predict(model="mlp", epochs=1, lr=1e-5, schedule="none", optimizer="sgd", api_name="/train")
-    final, _ = wait_until_finished(client)
-    assert final["state"] == "done", final["message"]
-    after = confidences(client.predict(sketch=sketch_value(png), model="mlp", api_name="/predict"))
-    assert max(abs(after[k] - before[k]) for k in before) > 0.05, "predictions did not change"
-    # The reference: the same drawing through the new checkpoint file, loaded afresh in this process.
-    expected = predict(str(png), "mlp", cache=ModelCache())
-    assert [after[str(d)] for d in range(10)] == pytest.approx(expected.probs, abs=1e-5)
+    c_before = client_probs = confidences(c.predict(sketch=sketch_value(png), model="mlp", api_name="/predict"))
+    # A deliberately bad MLP for A: a tiny learning rate for one epoch barely moves the random init.
+    a.predict(model="mlp", epochs=1, lr=1e-5, schedule="none", optimizer="sgd", api_name="/train")
+    assert gate.entered.wait(WAIT)  # A's run is running (held at its first batch)
+    b_started = b.predict(model="mlp", epochs=1, api_name="/train")
+    assert b_started["state"] == "queued" and b_started["position"] == 1 and b_started["starts_in_seconds"] > 0
+    with pytest.raises(AppError, match=r"Your run 1: MLP is waiting in the queue \(position 1\)"):
+        b.predict(model="lenet", epochs=1, api_name="/train")  # one run at a time per visitor
+    assert a.predict(api_name="/status")["state"] == "running"
+    assert c.predict(api_name="/status")["state"] == "idle"  # C never trained
+    gate.open()
+    assert wait_until_finished(a)[0]["state"] == "done"
+    assert wait_until_finished(b)[0]["state"] == "done"
+    a_after = confidences(a.predict(sketch=sketch_value(png), model="mlp", api_name="/predict"))
+    assert max(abs(a_after[k] - client_probs[k]) for k in a_after) > 0.05, "A's drawings did not change"
+    # C's drawings are exactly what they were, to the last bit, while and after others trained.
+    assert confidences(c.predict(sketch=sketch_value(png), model="mlp", api_name="/predict")) == c_before
+    assert shipped_digests() == files
 
-    message = client.predict(model="mlp", api_name="/restore")
-    assert "Restored the shipped MLP weights" in message
-    restored = confidences(client.predict(sketch=sketch_value(png), model="mlp", api_name="/predict"))
-    assert [restored[str(d)] for d in range(10)] == pytest.approx([before[str(d)] for d in range(10)], abs=1e-6)
+
+def test_stop_of_one_visitor_leaves_the_other_alone(served_app, idle_queue, gate):
+    a, b = served_app.client(), served_app.client()
+    a.predict(model="cnnnet", epochs=20, api_name="/train")
+    assert gate.entered.wait(WAIT)
+    b.predict(model="mlp", epochs=1, api_name="/train")
+    stopped_b = b.predict(api_name="/stop")  # B's run was waiting: it leaves the queue
+    assert stopped_b["state"] == "stopped" and "taken out of the queue" in stopped_b["message"]
+    assert a.predict(api_name="/status")["state"] == "running"  # A's run goes on
+    gate.open()
+    stopped_a = a.predict(api_name="/stop")
+    assert stopped_a["state"] == "stopped", stopped_a
+    assert "keep the weights they had" in stopped_a["message"] and len(stopped_a["history"]) < 20
+    assert b.predict(api_name="/stop")["state"] == "stopped"  # stopping nothing changes nothing
+    # The queue is free again: the next run starts.
+    assert b.predict(model="mlp", epochs=1, api_name="/train")["state"] in ("queued", "running")
+    assert wait_until_finished(b)[0]["state"] == "done"
+
+
+def test_leaving_frees_the_visitors_state(served_app, idle_queue, gate):
+    visitors = served_app.ctx.visitors
+    a, b = served_app.client(), served_app.client()
+    a.predict(model="mlp", epochs=3, api_name="/train")
+    assert gate.entered.wait(WAIT)
+    b.predict(model="mlp", epochs=1, api_name="/train")
+    assert visitors.peek(a.session_hash) and visitors.peek(b.session_hash)
+    assert len(served_app.scheduler.waiting()) == 1
+    b.close()  # the session's heartbeat ends: Gradio's unload event frees B and drops B's waiting run
+    wait_for(lambda: served_app.scheduler.waiting() == [] and visitors.peek(b.session_hash) is None)
+    assert visitors.peek(a.session_hash) is not None  # A is still here
+    a.close()  # A's running run is stopped and A is forgotten
+    gate.open()
+    wait_for(lambda: served_app.scheduler.running is None and visitors.peek(a.session_hash) is None)
 
 
 @pytest.mark.parametrize("params, message", [
     (dict(epochs=0), r"epochs must be at least 1"),
     (dict(epochs=31), r"epochs must be at most 30"),
     (dict(lr=-0.1), r"learning rate must be greater than 0"),
-    (dict(lr=1e9), r"learning rate must be at most 10"),  # NaN/inf cannot travel as JSON: see test_job.py
+    (dict(lr=1e9), r"learning rate must be at most 10"),  # NaN/inf cannot travel as JSON: see test_scheduler.py
     (dict(lr=0), r"learning rate must be greater than 0"),
     (dict(batch_size=0), r"batch size must be at least 1"),
     (dict(batch_size=SMALL_TRAIN["train_limit"] + 1), r"batch size must be at most 2000"),
@@ -89,81 +126,99 @@ def test_finished_run_is_used_by_predict_and_restore_brings_back_shipped(client,
     (dict(optimizer="rmsprop"), r"unknown optimizer 'rmsprop'"),
     (dict(dropout=1.5), r"dropout must be at most 0.9"),
 ])
-def test_invalid_values_are_refused_and_nothing_starts(client, idle_job, params, message):
-    before = idle_job.snapshot().run_id
+def test_invalid_values_are_refused_and_nothing_is_queued(client, idle_queue, params, message):
     with pytest.raises(AppError, match=message):
         client.predict(**{"model": "lenet", "epochs": 2, **params}, api_name="/train")
-    assert idle_job.snapshot().run_id == before
-    assert client.predict(api_name="/status")["state"] != "running"
+    assert idle_queue.waiting() == [] and idle_queue.running is None
+    assert client.predict(api_name="/status")["state"] == "idle"
 
 
-def test_every_tab_polls_the_same_shared_job(served_app, idle_job):
-    """The timer's handler: a fresh (or reloaded) tab gets the whole view; an up-to-date one gets skips."""
-    refresh = next(f.fn for f in served_app.demo.fns.values() if f.name == "refresh")
-    client = served_app.client()
-    client.predict(model="lenet", epochs=1, api_name="/train")
-    final, _ = wait_until_finished(client)
-    version, key, status, progress, loss, acc, results, figure, gallery, models = refresh(-1, "")
-    assert version == -1 and key.endswith(":done")  # results shown: the curves are redrawn once more
-    again = refresh(version, key)
-    assert again[0] == idle_job.snapshot().version and again[1] == key
-    assert again[4].value == loss.value and again[5].value == acc.value
-    assert all(v == gr.skip() for v in again[6:9])  # the results panel is not redrawn
-    version = again[0]
-    assert "done" in status and "test accuracy" in results
-    assert len(loss.value["data"]) >= 2 and len(acc.value["data"]) == 2  # train + validation, epoch 1
-    assert figure is not None and len(gallery) > 0
-    assert all(caption.startswith("true ") and "predicted" in caption for _, caption in gallery)
-    assert "**LeNet** ok" in models
-    # A second tab opened now sees exactly the same; a tab that is up to date is sent nothing new.
-    assert refresh(-1, "")[2] == status
-    assert all(v == gr.skip() for v in refresh(version, key))
-
-
-def test_training_can_be_turned_off_and_epochs_capped(mnist, checkpoints_dir, monkeypatch):
+def test_training_can_be_turned_off_epochs_capped_and_the_queue_bounded(mnist, checkpoints_dir, monkeypatch, gate):
     monkeypatch.setenv("DIGITNET_ALLOW_TRAINING", "0")
     with running_app(train_overrides=SMALL_TRAIN) as off:
         c = off.client()
         with pytest.raises(AppError, match=r"Training is turned off.*DIGITNET_ALLOW_TRAINING=0"):
             c.predict(model="lenet", epochs=1, api_name="/train")
-        with pytest.raises(AppError, match=r"turned off"):
-            c.predict(model="lenet", api_name="/restore")
         assert c.predict(api_name="/status")["state"] == "idle"
     monkeypatch.setenv("DIGITNET_ALLOW_TRAINING", "1")
     monkeypatch.setenv("DIGITNET_MAX_EPOCHS", "5")
+    monkeypatch.setenv("DIGITNET_MAX_QUEUE", "1")
     with running_app(train_overrides=SMALL_TRAIN) as capped:
         with pytest.raises(AppError, match=r"epochs must be at most 5"):
             capped.client().predict(model="lenet", epochs=6, api_name="/train")
+        capped.client().predict(model="lenet", epochs=1, api_name="/train")
+        assert gate.entered.wait(WAIT)
+        capped.client().predict(model="lenet", epochs=1, api_name="/train")  # waits: the queue is now full
+        with pytest.raises(AppError, match=r"The training queue is full \(1 runs are waiting"):
+            capped.client().predict(model="lenet", epochs=1, api_name="/train")
+        gate.open()
 
 
-def test_curves_progress_and_heatmap_from_a_snapshot():
-    import app
-    from digitnet.job import JobSnapshot
+def test_the_live_view_streams_the_run_to_its_owner(served_app, idle_queue):
+    """watch(): one update per change while the run goes, the results once it is done, then it ends."""
+    ctx = served_app.ctx
+    ws = ctx.visitors.get("watcher")
+    run = ws.train(model="lenet", epochs=2)
 
+    async def collect():
+        return [update async for update in train_tab.watch(ctx, ws, None, "lenet")]
+
+    updates = asyncio.run(collect())
+    assert run.snapshot().state == "done"
+    statuses = [u[0] for u in updates]
+    assert any("running" in s for s in statuses[:-2]) and "done" in statuses[-1]
+    final = updates[-2]
+    status, progress, loss, acc, results, figure, gallery, runs, ticks, overlay, weights_md, weights_pick = final
+    assert "test accuracy" in results and figure is not None and len(gallery) > 0
+    assert all(caption.startswith("true ") and "predicted" in caption for _, caption in gallery)
+    assert len(loss.value["data"]) >= 2 and len(acc.value["data"]) == 4  # train + validation, two epochs
+    assert list(runs["run"]) == [1] and list(runs["state"]) == ["done"]
+    assert ticks.value == ["1"] and len(overlay.value["data"]) == 2  # the run's two validation points
+    assert weights_md.startswith("**LeNet**: your run 1, ") and weights_pick.value == "1"
+    assert all(v == gr.skip() for v in updates[-1][4:7])  # the last redraw leaves the results panel alone
+
+
+def test_overlay_compares_the_visitors_runs(served_app, idle_queue):
+    ctx = served_app.ctx
+    ws = ctx.visitors.get("overlay")
+    for params in (dict(epochs=2), dict(epochs=2, optimizer="sgd", lr=0.01, schedule="step")):
+        run = ws.train(model="mlp", **params)
+        assert run.wait_ended(WAIT) and run.snapshot().state == "done"
+    assert [value for _, value in train_tab.overlay_choices(ws)] == ["1", "2"]
+    frame = train_tab.overlay_frame(ws, ["1", "2"])
+    assert len(frame) == 4 and frame["run"].nunique() == 2
+    assert any("sgd lr 0.01 · step" in name for name in frame["run"].unique())
+    table = train_tab.runs_frame(ws)
+    assert list(table["run"]) == [2, 1] and all(table["test acc"].str.endswith("%"))
+
+
+def test_curves_progress_and_heatmap_from_a_run_state():
     history = [{"epoch": 1, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.5, "val_acc": 0.85},
                {"epoch": 2, "train_loss": 0.4, "train_acc": 0.9, "val_loss": None, "val_acc": None}]
-    s = JobSnapshot(version=3, state="running", model="lenet", epoch=2, epochs=4, batch=100, batches=400,
-                    eta_seconds=83, elapsed=10, message="", history=history,
-                    loss_points=[(0.5, 1.5), (1.0, 0.9), (1.25, 0.6)])
-    loss = app.loss_frame(s)
+    s = RunState(number=2, kind="training", model="lenet", config={}, state="running", epoch=2, epochs=4,
+                 batch=100, batches=400, eta_seconds=83, elapsed=10, history=history,
+                 loss_points=[(0.5, 1.5), (1.0, 0.9), (1.25, 0.6)])
+    loss = train_tab.loss_frame(s)
     assert list(loss["curve"]) == ["train (running)"] * 3 + ["validation"]  # no point for a missing val loss
     assert loss["epoch"].dtype == "float64" and loss["loss"].dtype == "float64"
-    acc = app.accuracy_frame(s)
+    acc = train_tab.accuracy_frame(s)
     assert list(acc["accuracy"]) == pytest.approx([70.0, 85.0, 90.0])
-    loss_caption, acc_caption = app.curve_captions(s)
+    loss_caption, acc_caption = train_tab.curve_captions(s)
     assert loss_caption == "train loss 0.600 at epoch 1.25" and acc_caption == "epoch 2: train 90.00%"
-    progress = app.progress_html(s)
+    progress = train_tab.progress_html(s)
     assert 'value="0.3125"' in progress and "epoch 2/4 · batch 100/400 · ETA 1:23" in progress
+    queued = RunState(number=1, kind="training", model="mlp", config={}, state="queued", epochs=2)
+    assert "number 3 in the queue · starts in about 1:05" in train_tab.progress_html(queued, 3, 65.0)
+    assert "run 2: LeNet · running" in train_tab.status_line(s)
     # The caption changes with every point, so the plot is rebuilt (see curve_captions).
     s.loss_points.append((1.5, 0.5))
-    assert app.curve_captions(s)[0] != loss_caption
-    empty = app.loss_frame(JobSnapshot(version=0, state="idle", model=None, epoch=0, epochs=0, batch=0, batches=0,
-                                       eta_seconds=None, elapsed=0, message=""))
+    assert train_tab.curve_captions(s)[0] != loss_caption
+    empty = train_tab.loss_frame(None)
     assert len(empty) == 0 and str(empty["curve"].dtype) == "string"  # typed even when empty
 
     cm = [[0] * 10 for _ in range(10)]
     for d in range(10):
         cm[d][d] = 95
     cm[4][9] = 5
-    heatmap = app.confusion_image(cm)
+    heatmap = train_tab.confusion_image(cm)
     assert heatmap.ndim == 3 and heatmap.shape[2] == 4 and heatmap.dtype == np.uint8

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from gradio.components.image_editor import EditorData
 from gradio.data_classes import FileData
+from pydantic import ConfigDict
 
 from ..data import random_test_digit
 from ..explain import Explanation, explain
@@ -50,9 +51,19 @@ CSS = """
 
 
 class SketchData(EditorData):
-    """A Sketchpad value whose ``layers`` may also be null (API callers send that for "no layers")."""
+    """/predict's input: a Sketchpad value whose ``layers`` may also be null (API callers send that for
+    "no layers"), or an uploaded image file, whose ``path`` (and other FileData keys) are kept."""
 
+    model_config = ConfigDict(extra="allow")
     layers: list[FileData] | None = None
+
+
+def api_image(value):
+    """/predict's input as ``predict`` takes it: the Sketchpad value, or the path of an uploaded image file."""
+    if isinstance(value, dict) and value.get("path") and not any(
+            value.get(key) for key in ("background", "layers", "composite")):
+        return value["path"]
+    return value
 
 
 # ------------------------------------------------------------------------------ pure functions
@@ -186,7 +197,7 @@ def random_digit(ctx: Context, ws: Workspace, model: str) -> tuple:
 def predict_api(ctx: Context, ws: Workspace, sketch, model: str):
     """Recognise a Sketchpad drawing or an image file: a gr.Label value with all ten digits' probabilities."""
     try:
-        pred = predict(sketch, model, cache=ws)
+        pred = predict(api_image(sketch), model, cache=ws)
     except (ValueError, ModelUnavailable) as exc:  # unknown model, unreadable image, broken checkpoint
         raise gr.Error(str(exc)) from exc
     return BLANK_MESSAGE if pred is None else label_value(pred)
