@@ -1,7 +1,12 @@
 """Checkpoints: a plain dict saved atomically, loaded with ``weights_only=True``.
 
 Format (DESIGN.md): ``{"format_version": 1, "arch": "lenet", "state_dict": {...},
-"mean": 0.1307, "std": 0.3081, "metrics": {...}, "config": {...}}``.
+"mean": 0.1307, "std": 0.3081, "metrics": {...}, "config": {...}, "temperature": 1.23}``.
+
+``temperature`` (optional, a finite float > 0) is the softmax temperature that calibrates the
+model's probabilities (``digitnet.calibrate``): probabilities are ``softmax(logits / T)``.
+Files written before it existed have no key and load with T = 1 (the raw softmax), so the
+format version stays 1.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from .models import MODELS, build_model
 
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT_DIR = "./checkpoints"
+DEFAULT_TEMPERATURE = 1.0  # no calibration: the plain softmax of the logits
 # Where the repo's own trained weights live, whatever DIGITNET_CHECKPOINTS says.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -60,11 +66,15 @@ def save_checkpoint(
     std: float,
     metrics: dict | None = None,
     config: dict | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> Path:
     """Write the checkpoint to a temp file in the same folder, then ``os.replace`` it into place.
 
-    A crash or a full disk mid-write leaves the previous file untouched.
+    A crash or a full disk mid-write leaves the previous file untouched. ``temperature`` is the
+    calibration temperature (``digitnet.calibrate``); ValueError unless it is finite and > 0.
     """
+    if not _valid_temperature(temperature):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -75,6 +85,7 @@ def save_checkpoint(
         "std": float(std),
         "metrics": _plain(metrics or {}),
         "config": _plain(config or {}),
+        "temperature": float(temperature),
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -91,6 +102,11 @@ def save_checkpoint(
             pass
         raise
     return path
+
+
+def _valid_temperature(value: Any) -> bool:
+    """A real number (not a bool), finite and > 0."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _umask() -> int:
@@ -124,6 +140,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         value = ckpt.get(key)
         if not isinstance(value, (int, float)) or not math.isfinite(value) or (key == "std" and value <= 0):
             raise CheckpointError(f"checkpoint {path} has an invalid {key!r}: {value!r}")
+    temperature = ckpt.get("temperature", DEFAULT_TEMPERATURE)
+    if not _valid_temperature(temperature):
+        raise CheckpointError(f"checkpoint {path} has an invalid 'temperature' (a number > 0 expected): {temperature!r}")
+    ckpt["temperature"] = float(temperature)  # files from before calibration: T = 1
     ckpt.setdefault("metrics", {})
     ckpt.setdefault("config", {})
     return ckpt
