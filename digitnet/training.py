@@ -20,7 +20,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data as mdata
-from .calibrate import fit_split_temperature
 from .checkpoint import checkpoint_path, save_checkpoint
 from .models import DISPLAY_NAMES, build_model, check_model_name
 
@@ -494,6 +493,10 @@ class Trainer(BackgroundRun):
         if not stopped:
             add_test_results(result, model, test, device)
             if len(val):  # calibrate on the held-out validation images, never the test set
+                # Imported here: digitnet/__init__ imports this module, and a top-level import would make
+                # `python -m digitnet.calibrate` warn that the module was imported before it ran.
+                from .calibrate import fit_split_temperature
+
                 result.temperature = fit_split_temperature(model, val, device)
             if self.save:
                 metrics = {
