@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -172,3 +173,27 @@ def test_cli_dry_run_writes_nothing_and_a_missing_model_is_an_error(tiny_run, tm
     assert cal.main(["--checkpoints", str(tmp_path), "--model", "lenet"]) == 1
     assert "lenet.pt" in capsys.readouterr().err
     assert cal.main(["--checkpoints", str(tmp_path / "empty")]) == 1
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+
+def test_calibration_benchmark_runs_and_separates_digits_from_non_digits(mnist, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("skimage", reason="scikit-image (requirements-dev.txt) renders the brush drawings")
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import calibration as bench
+
+    monkeypatch.delenv("DIGITNET_CHECKPOINTS", raising=False)  # the shipped, calibrated checkpoints
+    out = tmp_path / "calibration.json"
+    assert bench.main(["-n", "60", "--others", "20", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert "threshold" in capsys.readouterr().out
+    for name, f in figures["models"].items():
+        assert f["temperature"] != 1.0 and 0 <= f["test_ece_after"] < 0.01
+        row = next(r for r in f["table"] if r["threshold"] == 0.9)
+        assert row["non_digits"] > row["correct_flagged"] + 0.2, (name, row)
+    assert bench.choose_threshold([{"threshold": 0.9, "correct_flagged": 0.02}, {"threshold": 0.95, "correct_flagged": 0.04},
+                                   {"threshold": 0.99, "correct_flagged": 0.09}]) == 0.95
