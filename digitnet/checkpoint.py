@@ -1,7 +1,12 @@
 """Checkpoints: a plain dict saved atomically, loaded with ``weights_only=True``.
 
 Format (DESIGN.md): ``{"format_version": 1, "arch": "lenet", "state_dict": {...},
-"mean": 0.1307, "std": 0.3081, "metrics": {...}, "config": {...}}``.
+"mean": 0.1307, "std": 0.3081, "metrics": {...}, "config": {...}, "temperature": 1.23}``.
+
+``temperature`` (optional, a finite float > 0) is the softmax temperature that calibrates the
+model's probabilities (``digitnet.calibrate``): probabilities are ``softmax(logits / T)``.
+Files written before it existed have no key and load with T = 1 (the raw softmax), so the
+format version stays 1.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from .models import MODELS, build_model
 
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT_DIR = "./checkpoints"
+DEFAULT_TEMPERATURE = 1.0  # no calibration: the plain softmax of the logits
 # Where the repo's own trained weights live, whatever DIGITNET_CHECKPOINTS says.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 CHECKPOINT_MODE = 0o644  # readable by all, writable by the owner, like any file the user writes
@@ -60,8 +66,15 @@ def checkpoint_payload(
     std: float,
     metrics: dict | None = None,
     config: dict | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> dict:
-    """The checkpoint dict (the format above) of ``model``: weights copied to the CPU, plain values only."""
+    """The checkpoint dict (the format above) of ``model``: weights copied to the CPU, plain values only.
+
+    ``temperature`` is the calibration temperature (``digitnet.calibrate``); ValueError unless it
+    is finite and > 0.
+    """
+    if not _valid_temperature(temperature):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     return {
         "format_version": FORMAT_VERSION,
         "arch": arch,
@@ -70,6 +83,7 @@ def checkpoint_payload(
         "std": float(std),
         "metrics": _plain(metrics or {}),
         "config": _plain(config or {}),
+        "temperature": float(temperature),
     }
 
 
@@ -107,9 +121,15 @@ def save_checkpoint(
     std: float,
     metrics: dict | None = None,
     config: dict | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> Path:
     """Save ``model`` as a checkpoint file, atomically (see ``write_checkpoint``)."""
-    return write_checkpoint(path, checkpoint_payload(model, arch, mean, std, metrics, config))
+    return write_checkpoint(path, checkpoint_payload(model, arch, mean, std, metrics, config, temperature))
+
+
+def _valid_temperature(value: Any) -> bool:
+    """A real number (not a bool), finite and > 0."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -137,6 +157,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         value = ckpt.get(key)
         if not isinstance(value, (int, float)) or not math.isfinite(value) or (key == "std" and value <= 0):
             raise CheckpointError(f"checkpoint {path} has an invalid {key!r}: {value!r}")
+    temperature = ckpt.get("temperature", DEFAULT_TEMPERATURE)
+    if not _valid_temperature(temperature):
+        raise CheckpointError(f"checkpoint {path} has an invalid 'temperature' (a number > 0 expected): {temperature!r}")
+    ckpt["temperature"] = float(temperature)  # files from before calibration: T = 1
     ckpt.setdefault("metrics", {})
     ckpt.setdefault("config", {})
     return ckpt

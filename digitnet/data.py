@@ -169,6 +169,21 @@ def test_split(data: MNISTTensors, limit: int | None = None) -> Split:
     return Split(data.test_images[:limit], data.test_labels[:limit])
 
 
+def random_test_digit(
+    rng: np.random.Generator | None = None, data_root: str | os.PathLike | None = None
+) -> tuple[np.ndarray, int, int]:
+    """A random MNIST test image: ((28, 28) float32 in [0, 1], white ink on black, its label, its index).
+
+    The image is exactly what the models see for a drawing (``Prediction.seen``): the raw
+    pixels scaled to [0, 1], before the mean/std normalisation. ``rng`` makes it repeatable.
+    """
+    data = load_mnist(data_root)
+    rng = rng if rng is not None else np.random.default_rng()
+    index = int(rng.integers(len(data.test_labels)))
+    image = data.test_images[index].numpy().astype(np.float32) / 255.0
+    return image, int(data.test_labels[index]), index
+
+
 def normalize(images: torch.Tensor, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor:
     """uint8 (B, 28, 28) or (B, 1, 28, 28) -> float (B, 1, 28, 28), normalised."""
     x = images.float().div_(255.0)
@@ -233,12 +248,3 @@ def iterate_batches(
         if augment_batches:
             x = augment(x, generator)
         yield x, split.labels[idx]
-
-
-def random_test_digit(rng: np.random.Generator | None = None, data_root: str | os.PathLike | None = None
-                      ) -> tuple[np.ndarray, int, int]:
-    """A random MNIST test image as (28, 28) float32 in [0, 1] (white ink on black), its label and index."""
-    data = load_mnist(data_root)
-    rng = rng if rng is not None else np.random.default_rng()
-    index = int(rng.integers(len(data.test_labels)))
-    return data.test_images[index].numpy().astype(np.float32) / 255.0, int(data.test_labels[index]), index

@@ -225,7 +225,7 @@ def explain(seen: np.ndarray, model: str, cache: Any = None, target: int | None 
                 logits = net(x)  # (1, 10)
         finally:
             hook.remove()
-        probs = torch.softmax(logits.float(), 1)[0]
+        probs = torch.softmax(logits.float() / float(ckpt.get("temperature", 1.0)), 1)[0]  # calibrated, as predict()
         digit = int(probs.argmax()) if target is None else int(target)
         if not 0 <= digit < logits.shape[1]:
             raise ValueError(f"target must be a class from 0 to {logits.shape[1] - 1}, got {target!r}")

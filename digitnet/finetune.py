@@ -45,6 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data as mdata
+from .calibrate import fit_split_temperature, validation_split
 from .checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .models import check_model_name
 from .training import (BackgroundRun, BatchProgress, check_device, EpochMetrics, FromDict, TrainResult,
@@ -395,6 +396,13 @@ class FineTuner(BackgroundRun):
                              train_seconds=time.perf_counter() - t0)
         if not stopped:
             add_test_results(result, model, test, device, mean, std)
+            # Refit the temperature rather than keep the base's: the weights moved, and a refit on
+            # the MNIST validation images neither run trained on costs one forward pass (~1 s).
+            held_out = validation_split(dataset, {**(base.get("config") or {}), "finetune": True})
+            if len(held_out):
+                result.temperature = fit_split_temperature(model, held_out, device, mean, std)
+            else:
+                result.temperature = float(base["temperature"])
             personal_after = accuracy_on(model, self.images.to(device), personal_y.to(device), mean, std)
             self.finetune_info = {
                 "personal_digits": len(self.labels),
@@ -418,7 +426,7 @@ class FineTuner(BackgroundRun):
                 config = dict(base.get("config") or {})
                 config["finetune"] = asdict(cfg)
                 path = checkpoint_path(cfg.model, self.checkpoint_dir)
-                save_checkpoint(path, model.cpu(), cfg.model, mean, std, metrics, config)
+                save_checkpoint(path, model.cpu(), cfg.model, mean, std, metrics, config, temperature=result.temperature)
                 result.checkpoint = str(path)
         return self._finish(result)
 

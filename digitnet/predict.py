@@ -24,11 +24,20 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
+from .checkpoint import DEFAULT_TEMPERATURE, SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
 from .models import MODELS, check_model_name
 from .preprocess import to_mnist_array, to_tensor
 
 DEFAULT_MODEL = "lenet"
+# A drawing whose calibrated top probability is below this is "not sure": the UI shows the two
+# likeliest digits instead of one. Chosen on data (benchmarks/calibration.py, RESULTS-calibration.md):
+# the highest threshold that flags at most 5% of correctly read drawn MNIST test digits (mean of
+# the three models: 4.4% with seed 0, 4.1% with seed 1; 0.97 gives 5.3%). At 0.96 it flags 63% of
+# non-digits drawn the same way (scribbles 78%, stroke letters 46%, font letters 46%, two digits
+# side by side 81%) and 84% of the digits the models misread; 0.90 would flag 2.2% of correct
+# digits but only 49% of non-digits. Temperature scaling alone cannot do more: the models are
+# calibrated on MNIST (test ECE ~0.2%) yet give a median 94-98% to a drawn letter.
+UNSURE_BELOW = 0.96
 
 
 class ModelUnavailable(RuntimeError):
@@ -39,11 +48,13 @@ class ModelUnavailable(RuntimeError):
 class Prediction:
     """What one model made of one drawing."""
 
-    probs: list[float]  # 10 probabilities (softmax of the logits), summing to 1
+    probs: list[float]  # 10 calibrated probabilities (softmax of logits / the checkpoint's temperature)
     digit: int  # argmax of probs
     confidence: float  # probs[digit]
     seen: np.ndarray  # (28, 28) float32 in [0, 1]: what the model saw, white ink on black
     model: str  # 'mlp', 'cnnnet' or 'lenet'
+    runner_up: int = -1  # the second most likely digit (never ``digit``)
+    unsure: bool = False  # confidence < UNSURE_BELOW: "4 or 9?" rather than one answer
 
 
 def checkpoint_for(name: str) -> Path:
@@ -166,11 +177,19 @@ def _run(name: str, seen: np.ndarray, cache: ModelCache) -> Prediction:
     """One model on one preprocessed 28x28 image."""
     model, ckpt = cache.get(name)
     x = to_tensor(seen, ckpt["mean"], ckpt["std"])  # (1, 1, 28, 28)
+    temperature = float(ckpt.get("temperature", DEFAULT_TEMPERATURE))
     with torch.inference_mode(), single_thread():
-        probs = torch.softmax(model(x).float(), dim=1)[0]  # (10,)
+        probs = torch.softmax(model(x).float() / temperature, dim=1)[0]  # (10,)
+    return prediction_from_probs(probs, seen, name)
+
+
+def prediction_from_probs(probs: torch.Tensor, seen: np.ndarray, model: str) -> Prediction:
+    """A Prediction from 10 calibrated probabilities: top digit, runner-up, and whether to be unsure."""
     values = [float(p) for p in probs]
-    digit = int(probs.argmax())
-    return Prediction(probs=values, digit=digit, confidence=values[digit], seen=seen, model=name)
+    order = sorted(range(len(values)), key=lambda i: (-values[i], i))  # ties: the lower digit first, as argmax
+    digit, runner_up = order[0], order[1]
+    return Prediction(probs=values, digit=digit, confidence=values[digit], seen=seen, model=model,
+                      runner_up=runner_up, unsure=values[digit] < UNSURE_BELOW)
 
 
 def predict(image: Any, model: str = DEFAULT_MODEL, cache: ModelCache | None = None) -> Prediction | None:

@@ -490,11 +490,7 @@ class Scheduler:
             "train_seconds": result.train_seconds, "epochs": len(result.history),
             "history": [asdict(m) for m in result.history], "confusion": result.confusion,
         }
-        payload = checkpoint_payload(runner.model, s.model, mean, std, metrics, s.config)
-        temperature = getattr(result, "temperature", None)
-        if temperature is not None:
-            payload["temperature"] = float(temperature)
-        return payload
+        return checkpoint_payload(runner.model, s.model, mean, std, metrics, s.config, result.temperature)
 
     @staticmethod
     def _done_message(run: Run, result: TrainResult, info: dict | None) -> str:

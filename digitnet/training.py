@@ -195,6 +195,9 @@ class TrainResult:
     confusion: list[list[int]] | None = None  # [true][predicted], 10x10
     misclassified: list[dict] = field(default_factory=list)  # {index, true, pred, prob}
     checkpoint: str | None = None
+    # Softmax temperature fitted on the validation split after the run (digitnet.calibrate);
+    # 1.0 (uncalibrated) when there was no validation split or the run stopped.
+    temperature: float = 1.0
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict."""
@@ -490,6 +493,12 @@ class Trainer(BackgroundRun):
                              train_seconds=time.perf_counter() - t0)
         if not stopped:
             add_test_results(result, model, test, device)
+            if len(val):  # calibrate on the held-out validation images, never the test set
+                # Imported here: digitnet/__init__ imports this module, and a top-level import would make
+                # `python -m digitnet.calibrate` warn that the module was imported before it ran.
+                from .calibrate import fit_split_temperature
+
+                result.temperature = fit_split_temperature(model, val, device)
             if self.save:
                 metrics = {
                     "test_acc": result.test_acc, "test_loss": result.test_loss,
@@ -498,7 +507,8 @@ class Trainer(BackgroundRun):
                     "history": [asdict(m) for m in history], "confusion": result.confusion,
                 }
                 path = checkpoint_path(cfg.model, self.checkpoint_dir)
-                save_checkpoint(path, model.cpu(), cfg.model, mdata.MNIST_MEAN, mdata.MNIST_STD, metrics, asdict(cfg))
+                save_checkpoint(path, model.cpu(), cfg.model, mdata.MNIST_MEAN, mdata.MNIST_STD, metrics, asdict(cfg),
+                                temperature=result.temperature)
                 result.checkpoint = str(path)
         return self._finish(result)
 

@@ -110,3 +110,40 @@ def test_invalid_normalisation_is_refused(tmp_path):
     ck.save_checkpoint(path, build_model("lenet"), "lenet", 0.1307, 0.0)
     with pytest.raises(ck.CheckpointError, match="invalid 'std'"):
         ck.load_checkpoint(path)
+
+
+# ----------------------------------------------------------------------------- the temperature
+
+
+def test_round_trip_keeps_the_temperature(tmp_path):
+    path = tmp_path / "lenet.pt"
+    ck.save_checkpoint(path, build_model("lenet"), "lenet", 0.1307, 0.3081, temperature=1.375)
+    assert torch.load(path, weights_only=True)["temperature"] == 1.375
+    assert ck.load_checkpoint(path)["temperature"] == 1.375
+
+
+def test_a_checkpoint_without_a_temperature_loads_with_one(tmp_path):
+    path = tmp_path / "lenet.pt"
+    save_lenet(path)
+    raw = torch.load(path, weights_only=True)
+    del raw["temperature"]  # a file written before calibration existed
+    torch.save(raw, path)
+    assert ck.load_checkpoint(path)["temperature"] == 1.0
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -1.0, float("nan"), float("inf"), "1.5", True, None])
+def test_a_bad_temperature_is_refused_naming_the_file(tmp_path, bad):
+    path = tmp_path / "lenet.pt"
+    save_lenet(path)
+    raw = torch.load(path, weights_only=True)
+    raw["temperature"] = bad
+    torch.save(raw, path)
+    with pytest.raises(ck.CheckpointError, match="lenet.pt.*temperature"):
+        ck.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("bad", [0.0, -2.0, float("nan")])
+def test_save_refuses_a_bad_temperature(tmp_path, bad):
+    with pytest.raises(ValueError, match="temperature"):
+        ck.save_checkpoint(tmp_path / "lenet.pt", build_model("lenet"), "lenet", 0.1307, 0.3081, temperature=bad)
+    assert not list(tmp_path.iterdir())

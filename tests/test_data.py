@@ -1,6 +1,7 @@
 """Data: MNIST loading, the split, normalisation, augmentation, clear errors."""
 
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,3 +106,28 @@ def test_truncated_mnist_file_is_a_clear_error(tmp_path):
     with pytest.raises(mdata.DataNotFoundError, match="truncated"):
         mdata.load_mnist(tmp_path)
     assert src  # the real data folder is untouched
+
+
+@needs_mnist
+def test_random_test_digit_is_what_the_models_see():
+    d = mdata.load_mnist()
+    image, label, index = mdata.random_test_digit(np.random.default_rng(3))
+    assert image.shape == (28, 28) and image.dtype == np.float32
+    assert 0.0 <= image.min() and image.max() <= 1.0 and image.max() == 1.0  # white ink on black
+    assert image[0, 0] == 0.0  # the border is background
+    assert 0 <= index < 10_000 and label == int(d.test_labels[index])
+    assert np.array_equal(image, d.test_images[index].numpy() / np.float32(255.0))
+    # the same as normalize() feeds the models, before the mean/std step
+    assert torch.allclose(mdata.normalize(torch.from_numpy(image * 255).round().to(torch.uint8)[None]),
+                          mdata.normalize(d.test_images[index][None]))
+
+
+@needs_mnist
+def test_random_test_digit_is_repeatable_with_a_seed_and_varies_without():
+    first = mdata.random_test_digit(np.random.default_rng(7))
+    again = mdata.random_test_digit(np.random.default_rng(7))
+    assert first[1:] == again[1:] and np.array_equal(first[0], again[0])
+    rng = np.random.default_rng(0)
+    indices = {mdata.random_test_digit(rng)[2] for _ in range(20)}
+    assert len(indices) > 15  # 20 draws from 10,000 images
+    assert len({mdata.random_test_digit()[2] for _ in range(5)}) > 1  # no rng: fresh entropy each call

@@ -40,6 +40,8 @@ def test_shapes_ranges_and_prediction(name, digits):
     model, ckpt = CACHE.get(name)
     assert e.digit == int(logits_of(model, digits[7], ckpt).argmax()) == 7
     assert abs(sum(e.probs) - 1) < 1e-5 and e.probs[7] == max(e.probs)
+    calibrated = torch.softmax(logits_of(model, digits[7], ckpt) / ckpt["temperature"], 0)  # as predict() shows them
+    assert e.probs == pytest.approx(calibrated.tolist(), abs=1e-6)
     assert e.saliency.shape == (28, 28) and e.saliency.dtype == np.float32 and np.isfinite(e.saliency).all()
     assert e.saliency_image.shape == (224, 224, 3) and e.saliency_image.dtype == np.uint8
     for image in (e.maps_image, e.filters_image):

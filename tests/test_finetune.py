@@ -140,6 +140,8 @@ def test_finetune_learns_the_style_and_keeps_mnist(mnist, thick_style, tmp_path)
     assert info["personal_acc_after"] >= info["personal_acc_before"]
     assert saved["metrics"]["history"] == ckpt["metrics"]["history"]  # the training run's epochs stay
     assert saved["config"]["finetune"]["model"] == "mlp"
+    # The temperature is refitted on MNIST validation images neither run trained on, and saved.
+    assert 0.5 < result.temperature < 3.0 and saved["temperature"] == pytest.approx(result.temperature)
     assert accuracy_on(model, eval_x, eval_y, saved["mean"], saved["std"]) == style_after
 
 

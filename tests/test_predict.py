@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from digitnet.checkpoint import SHIPPED_DIR, save_checkpoint
 from digitnet.data import MNIST_MEAN, MNIST_STD, DataNotFoundError, load_mnist
@@ -16,6 +17,7 @@ from digitnet.predict import (
     CACHE,
     ModelCache,
     ModelUnavailable,
+    UNSURE_BELOW,
     Prediction,
     checkpoint_for,
     label_value,
@@ -209,3 +211,61 @@ def test_predictions_while_reloading_from_other_threads(tmp_path, monkeypatch):
         t.join()
     assert errors == []
     assert len(results) == 60 and all(len(r.probs) == 10 for r in results)
+
+
+# ----------------------------------------------------------------------------- calibrated, and "not sure"
+
+
+def tangle(seed: int, strokes: int = 4, points: int = 80, radius: int = 6) -> np.ndarray:
+    """A scribble: random-walk strokes tangled in the middle of an 800x800 canvas, ink in alpha."""
+    rng = np.random.default_rng(seed)
+    alpha = Image.new("L", (800, 800), 0)
+    draw = ImageDraw.Draw(alpha)
+    for _ in range(strokes):
+        pos, heading, pts = rng.uniform(250, 550, 2), rng.uniform(0, 2 * math.pi), []
+        for _ in range(points):
+            heading += rng.normal(0, 0.6)  # the direction wanders
+            pos = np.clip(pos + 12 * np.array([math.cos(heading), math.sin(heading)]), 150, 650)
+            pts.append(tuple(pos))
+        draw.line(pts, fill=255, width=2 * radius + 1, joint="curve")
+    canvas = np.zeros((800, 800, 4), np.uint8)
+    canvas[..., 3] = np.asarray(alpha)
+    return canvas
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_a_scribble_is_unsure_and_names_two_digits(model):
+    pred = predict(tangle(0), model)
+    assert pred.unsure and pred.confidence < UNSURE_BELOW
+    assert pred.runner_up != pred.digit
+    assert pred.probs[pred.runner_up] == max(p for i, p in enumerate(pred.probs) if i != pred.digit)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_most_scribbles_are_unsure(model):
+    unsure = [predict(tangle(seed), model).unsure for seed in range(12)]
+    assert sum(unsure) >= 8, unsure  # measured: 9 to 10 of these 12 for each model
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_clean_drawn_test_digits_are_sure(model, mnist_test):
+    images, labels = mnist_test
+    for index, size, left, top in PLACES:
+        pred = predict(on_canvas(images[index].numpy(), size, left, top), model)
+        assert pred.digit == int(labels[index]) and not pred.unsure, (index, pred.confidence)
+        assert pred.runner_up != pred.digit and pred.probs[pred.runner_up] <= pred.probs[pred.digit]
+
+
+def test_probabilities_use_the_checkpoints_temperature(tmp_path, monkeypatch, mnist_test):
+    images, _ = mnist_test
+    monkeypatch.setenv("DIGITNET_CHECKPOINTS", str(tmp_path))
+    shipped, ckpt = CACHE.get("lenet")
+    canvas = on_canvas(images[4].numpy(), 300, 200, 200)
+    for temperature in (1.0, 3.0):
+        save_checkpoint(tmp_path / "lenet.pt", shipped, "lenet", ckpt["mean"], ckpt["std"], temperature=temperature)
+        pred = predict(canvas, "lenet", cache=ModelCache())
+        with torch.inference_mode():
+            logits = shipped(torch.from_numpy((pred.seen - ckpt["mean"]) / ckpt["std"])[None, None].float())[0]
+        expected = torch.softmax(logits / temperature, 0)
+        assert pred.probs == pytest.approx(expected.tolist(), abs=1e-6)
+        assert label_value(pred) == pytest.approx({str(i): p for i, p in enumerate(expected.tolist())}, abs=1e-6)

@@ -1,0 +1,275 @@
+"""Calibrated confidence: temperature scaling fitted on the validation split, and its measure (ECE).
+
+A network trained with cross-entropy reads MNIST well but its softmax is not an honest
+probability: "8 - 97%" for a scribble. Temperature scaling (Guo et al., 2017, "On
+Calibration of Modern Neural Networks") divides the logits by one scalar T > 0 chosen to
+minimise the negative log-likelihood on held-out data; the argmax, hence the accuracy,
+never changes. T is fitted on the **validation** split the model was trained without
+(``digitnet.data.train_val_split``, whose permutation is fixed by ``DEFAULT_SPLIT_SEED``
+whatever the training seed), never on the test set, which stays for measuring.
+
+``python -m digitnet.calibrate`` fits the temperature of each checkpoint in a folder and
+writes it into the file (key ``"temperature"``, state_dict untouched), printing T and the
+expected calibration error (ECE) on MNIST test before and after. Never imports gradio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import data as mdata
+from .checkpoint import DEFAULT_TEMPERATURE, CheckpointError, checkpoint_dir, checkpoint_path, load_model, save_checkpoint
+from .models import MODELS, check_model_name
+
+# The search range of T. Outside it something is wrong with the data rather than the model:
+# T = 0.05 multiplies the logits by 20, T = 20 flattens a 10-logit gap to 0.5.
+MIN_TEMPERATURE = 0.05
+MAX_TEMPERATURE = 20.0
+# A coarse grid over log T first (so a flat or odd NLL curve cannot mislead the search),
+# then golden-section refinement around its best point down to this width in log T.
+GRID_POINTS = 61
+LOG_T_TOLERANCE = 1e-6
+ECE_BINS = 15  # the usual choice in the calibration literature (Guo et al.)
+EVAL_BATCH = 2000  # images per forward pass when collecting logits
+NUM_CLASSES = 10
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def temperature_nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> float:
+    """Mean negative log-likelihood of ``labels`` under ``softmax(logits / temperature)``."""
+    return float(F.cross_entropy(logits.double() / temperature, labels))
+
+
+def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = torch.as_tensor(logits).detach().cpu().double()
+    labels = torch.as_tensor(labels).detach().cpu().long()
+    if logits.dim() != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(f"expected logits (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    if logits.shape[0] == 0:
+        raise ValueError("cannot fit a temperature on no examples")
+    if not torch.isfinite(logits).all():
+        raise ValueError("logits must be finite")
+    return logits, labels
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The T in [MIN_TEMPERATURE, MAX_TEMPERATURE] minimising the NLL of ``softmax(logits / T)``.
+
+    The NLL is convex in 1/T, hence unimodal in log T: a grid over log T brackets the minimum
+    and golden-section search narrows it. Deterministic (no random start, no learning rate),
+    in float64; a minimum beyond the range (perfectly separated data) returns the bound.
+    """
+    logits, labels = _check_logits(logits, labels)
+
+    def nll(log_t: float) -> float:
+        return temperature_nll(logits, labels, math.exp(log_t))
+
+    lo, hi = math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)
+    grid = [lo + (hi - lo) * i / (GRID_POINTS - 1) for i in range(GRID_POINTS)]
+    values = [nll(u) for u in grid]
+    best = min(range(GRID_POINTS), key=values.__getitem__)
+    a, b = grid[max(best - 1, 0)], grid[min(best + 1, GRID_POINTS - 1)]
+    c, d = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
+    fc, fd = nll(c), nll(d)
+    while b - a > LOG_T_TOLERANCE:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - GOLDEN * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + GOLDEN * (b - a)
+            fd = nll(d)
+    # The bracket's midpoint, unless a grid point at the range's edge is better (minimum at a bound).
+    candidates = [((a + b) / 2, nll((a + b) / 2)), (grid[best], values[best])]
+    return float(math.exp(min(candidates, key=lambda item: item[1])[0]))
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """Top-label ECE: sum over equal-width confidence bins of |accuracy - mean confidence|, weighted by size.
+
+    Bins are (k/bins, (k+1)/bins]; the confidence is the top probability of each row.
+    """
+    probs = torch.as_tensor(probs).detach().cpu().double()
+    labels = torch.as_tensor(labels).detach().cpu().long()
+    if probs.dim() != 2 or labels.shape != (probs.shape[0],):
+        raise ValueError(f"expected probs (N, C) and labels (N,), got {tuple(probs.shape)} and {tuple(labels.shape)}")
+    if probs.shape[0] == 0:
+        raise ValueError("the ECE of no examples is undefined")
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    confidence, predicted = probs.max(1)
+    correct = (predicted == labels).double()
+    inner_edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)[1:-1]
+    which = torch.bucketize(confidence, inner_edges)  # bin k holds (k/bins, (k+1)/bins]
+    gap = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, confidence - correct)  # per bin: sum conf - acc
+    return float(gap.abs().sum() / probs.shape[0])
+
+
+def calibrated_probs(logits: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """``softmax(logits / temperature)`` over the last dimension, in float32."""
+    return torch.softmax(logits.float() / temperature, dim=-1)
+
+
+@torch.inference_mode()
+def model_logits(model: nn.Module, split: mdata.Split, mean: float = mdata.MNIST_MEAN, std: float = mdata.MNIST_STD,
+                 device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Logits (N, 10), on the CPU, of ``model`` in eval mode on every image of ``split``, in order."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = [model(x.to(device)).float().cpu()
+               for x, _ in mdata.iterate_batches(split, batch_size, shuffle=False, mean=mean, std=std)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)
+
+
+def fit_split_temperature(model: nn.Module, split: mdata.Split, device: torch.device | str = "cpu",
+                          mean: float = mdata.MNIST_MEAN, std: float = mdata.MNIST_STD) -> float:
+    """Fit ``model``'s temperature on the images of ``split`` (the validation part)."""
+    return fit_temperature(model_logits(model, split, mean, std, device), split.labels)
+
+
+def held_out_size(config: dict | None) -> int:
+    """How many images at the front of the validation permutation the checkpoint never trained on.
+
+    A training run holds out ``config["val_size"]`` images (the first ones of the fixed split
+    permutation). A fine-tune (``config["finetune"]``) draws its MNIST images from the
+    training part of the default split, so only the first ``min(val_size, DEFAULT_VAL_SIZE)``
+    stay unseen by both; ``train_val_split``'s validation part is a prefix of one permutation,
+    so a smaller ``val_size`` selects exactly those.
+    """
+    config = config or {}
+    size = config.get("val_size", mdata.DEFAULT_VAL_SIZE)
+    size = int(size) if isinstance(size, (int, float)) and not isinstance(size, bool) else mdata.DEFAULT_VAL_SIZE
+    if "finetune" in config:
+        size = min(size, mdata.DEFAULT_VAL_SIZE)
+    return max(size, 0)
+
+
+def validation_split(dataset: mdata.MNISTTensors, config: dict | None) -> mdata.Split:
+    """The MNIST validation images a checkpoint with this ``config`` was trained without."""
+    size = held_out_size(config)
+    if size == 0:
+        return mdata.Split(dataset.train_images[:0], dataset.train_labels[:0])
+    _, val = mdata.train_val_split(dataset, size)
+    return val
+
+
+def fit_model_temperature(model: nn.Module, ckpt: dict, data_root: str | os.PathLike | None = None,
+                          device: torch.device | str = "cpu") -> float:
+    """Fit the temperature of a checkpoint's model on its own validation split; ValueError if it has none."""
+    val = validation_split(mdata.load_mnist(data_root), ckpt.get("config"))
+    if len(val) == 0:
+        raise ValueError("the checkpoint was trained with val_size 0: there is no validation split to calibrate on")
+    return fit_split_temperature(model, val, device, float(ckpt["mean"]), float(ckpt["std"]))
+
+
+@dataclass
+class CalibrationReport:
+    """What calibrating one checkpoint found (all ECEs on the MNIST test set, 0..1)."""
+
+    model: str
+    path: str
+    temperature: float  # the fitted one
+    previous_temperature: float  # what the file held before (1.0 for an uncalibrated file)
+    val_images: int
+    val_nll_before: float  # at T = 1
+    val_nll_after: float
+    test_acc: float
+    test_ece_before: float  # at T = 1
+    test_ece_after: float
+    written: bool
+
+
+def calibrate_checkpoint(path: str | os.PathLike, data_root: str | os.PathLike | None = None,
+                         write: bool = True, device: torch.device | str = "cpu") -> CalibrationReport:
+    """Fit a checkpoint file's temperature on its validation split and (``write``) save it into the file.
+
+    The file is rewritten through ``save_checkpoint`` (atomic) with the same state_dict, mean,
+    std, metrics and config: only ``temperature`` changes, so predictions (argmax) do not.
+    """
+    path = Path(path)
+    model, ckpt = load_model(path)
+    model.to(device)
+    dataset = mdata.load_mnist(data_root)
+    mean, std = float(ckpt["mean"]), float(ckpt["std"])
+    val = validation_split(dataset, ckpt.get("config"))
+    if len(val) == 0:
+        raise ValueError(f"{path}: trained with val_size 0, there is no validation split to calibrate on")
+    val_logits = model_logits(model, val, mean, std, device)
+    temperature = fit_temperature(val_logits, val.labels)
+    test = mdata.test_split(dataset)
+    test_logits = model_logits(model, test, mean, std, device)
+    report = CalibrationReport(
+        model=ckpt["arch"], path=str(path), temperature=temperature, previous_temperature=ckpt["temperature"],
+        val_images=len(val),
+        val_nll_before=temperature_nll(val_logits, val.labels, 1.0),
+        val_nll_after=temperature_nll(val_logits, val.labels, temperature),
+        test_acc=float((test_logits.argmax(1) == test.labels).float().mean()),
+        test_ece_before=expected_calibration_error(calibrated_probs(test_logits), test.labels),
+        test_ece_after=expected_calibration_error(calibrated_probs(test_logits, temperature), test.labels),
+        written=False,
+    )
+    if write:
+        model.cpu()
+        for key, value in model.state_dict().items():  # the weights go back exactly as they came
+            if not torch.equal(value, ckpt["state_dict"][key]):
+                raise CheckpointError(f"{path}: the state_dict changed while calibrating ({key}); not written")
+        save_checkpoint(path, model, ckpt["arch"], mean, std, ckpt.get("metrics"), ckpt.get("config"),
+                        temperature=temperature)
+        report.written = True
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m digitnet.calibrate``: fit and store each checkpoint's temperature."""
+    p = argparse.ArgumentParser(
+        prog="python -m digitnet.calibrate",
+        description="Fit each checkpoint's softmax temperature on its MNIST validation split and store it in the file.",
+    )
+    p.add_argument("--checkpoints", default=None,
+                   help="checkpoint folder (default: $DIGITNET_CHECKPOINTS or ./checkpoints)")
+    p.add_argument("--data", default=None, help="MNIST root (default: $DIGITNET_DATA or ./data)")
+    p.add_argument("--model", nargs="+", default=None, choices=list(MODELS),
+                   help="models to calibrate (default: every <model>.pt in the folder)")
+    p.add_argument("--dry-run", action="store_true", help="fit and report, but do not write the files")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="device (default: cpu)")
+    args = p.parse_args(argv)
+
+    from .training import resolve_device  # lazily: training imports this module
+
+    device = resolve_device(args.device)
+    folder = checkpoint_dir(args.checkpoints)
+    names = [check_model_name(m) for m in args.model] if args.model else \
+        [m for m in MODELS if checkpoint_path(m, folder).is_file()]
+    if not names:
+        print(f"no checkpoints (mlp.pt, cnnnet.pt, lenet.pt) in {folder}", file=sys.stderr)
+        return 1
+    status = 0
+    print(f"{'model':8s} {'T':>7s} {'val NLL 1 -> T':>17s} {'test ECE 1 -> T':>17s} {'test acc':>9s}")
+    for name in names:
+        try:
+            r = calibrate_checkpoint(checkpoint_path(name, folder), args.data, write=not args.dry_run, device=device)
+        except (CheckpointError, ValueError, mdata.DataNotFoundError) as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{name:8s} {r.temperature:7.4f} {r.val_nll_before:8.4f} -> {r.val_nll_after:6.4f} "
+              f"{100 * r.test_ece_before:7.3f}% -> {100 * r.test_ece_after:5.3f}% {100 * r.test_acc:8.2f}%"
+              + ("" if r.written else "  (not written)"))
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
