@@ -490,6 +490,9 @@ class Scheduler:
             "train_seconds": result.train_seconds, "epochs": len(result.history),
             "history": [asdict(m) for m in result.history], "confusion": result.confusion,
         }
+        info = getattr(runner, "finetune_info", None)
+        if info is not None:  # what the compare table says of a fine-tuned model
+            metrics["finetune"] = {k: v for k, v in info.items() if k != "history"}
         return checkpoint_payload(runner.model, s.model, mean, std, metrics, s.config, result.temperature)
 
     @staticmethod
