@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -23,11 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # app.py lives at the top level, beside digitnet/
-
-from digitnet import data as mdata  # noqa: E402
+from digitnet import data as mdata
 
 # A slice of MNIST big enough that LeNet learns something in one epoch, small enough that a
 # run takes a couple of seconds on two CPU cores.
@@ -86,13 +81,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def pytest_sessionstart(session) -> None:
+    """Get MNIST the way the app does (DIGITNET_DATA, else a download), or stop the whole run saying how.
+
+    Most tests need real digits; a run that skipped them would pass while testing little.
+    """
+    try:
+        mdata.ensure_mnist()
+    except mdata.DataNotFoundError as exc:
+        pytest.exit(f"The tests need MNIST and could not get it. Set DIGITNET_DATA to the folder that holds "
+                    f"MNIST/raw/ (or allow the download). {exc}", returncode=1)
+
+
 @pytest.fixture(scope="session")
 def mnist() -> mdata.MNISTTensors:
-    """All of MNIST as tensors (skips, naming the variable, when the files are not there)."""
-    try:
-        return mdata.load_mnist(download=False)
-    except mdata.DataNotFoundError as exc:
-        pytest.skip(f"MNIST not available (set DIGITNET_DATA): {exc}")
+    """All of MNIST as tensors (pytest_sessionstart made sure the files are there)."""
+    return mdata.load_mnist()
 
 
 def render_digit(image28: np.ndarray, path: Path, size: int = 420, left: int = 190, top: int = 160) -> Path:

@@ -179,11 +179,7 @@ def test_cli_dry_run_writes_nothing_and_a_missing_model_is_an_error(tiny_run, tm
 
 
 def test_calibration_benchmark_runs_and_separates_digits_from_non_digits(mnist, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("skimage", reason="scikit-image (requirements-dev.txt) renders the brush drawings")
     import json
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from benchmarks import calibration as bench
 
     monkeypatch.delenv("DIGITNET_CHECKPOINTS", raising=False)  # the shipped, calibrated checkpoints

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-pytest.importorskip("skimage", reason="scikit-image (requirements-dev.txt) renders the brush drawings")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.drawn import batch_accuracy, in_process, make_drawings, naive_input  # noqa: E402
-from digitnet.data import DataNotFoundError, load_mnist  # noqa: E402
+from benchmarks.drawn import batch_accuracy, in_process, make_drawings, naive_input
 
 SAMPLE = 150  # 50 drawings of each style
 # The targets are 98.5% (LeNet, CNNNet) and 96% (MLP) on 1,000 drawings; on 150 the
@@ -20,11 +14,7 @@ BOUNDS = {"lenet": 0.965, "cnnnet": 0.965, "mlp": 0.94}
 
 
 @pytest.fixture(scope="module")
-def drawings():
-    try:
-        load_mnist(download=False)
-    except DataNotFoundError as exc:
-        pytest.skip(f"MNIST not available: {exc}")
+def drawings(mnist):
     return make_drawings(SAMPLE, seed=0)
 
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from digitnet.checkpoint import SHIPPED_DIR, save_checkpoint
-from digitnet.data import MNIST_MEAN, MNIST_STD, DataNotFoundError, load_mnist
+from digitnet.data import MNIST_MEAN, MNIST_STD
 from digitnet.models import MODELS, build_model
 from digitnet.predict import (
     CACHE,
@@ -36,12 +36,8 @@ def shipped_checkpoints(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def mnist_test():
-    try:
-        data = load_mnist(download=False)
-    except DataNotFoundError as exc:
-        pytest.skip(f"MNIST not available: {exc}")
-    return data.test_images, data.test_labels
+def mnist_test(mnist):
+    return mnist.test_images, mnist.test_labels
 
 
 def on_canvas(img28: np.ndarray, size: int, left: int, top: int) -> np.ndarray:
