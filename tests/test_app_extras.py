@@ -319,9 +319,6 @@ def test_finetune_waits_its_turn_and_changes_only_its_owners_predictions(extras_
     assert answers(alice) == before_a
 
 
-@pytest.mark.xfail(strict=True, reason="scheduler.Scheduler._weights builds a fine-tune's checkpoint dict without "
-                   "FineTuner.finetune_info, so metrics['finetune'] is missing and compare shows no "
-                   "'fine-tuned on N digits'")
 def test_compare_names_a_visitors_fine_tune_for_that_visitor_only(extras_app, digit_pngs, tmp_path):
     if not shipped("mlp"):
         pytest.skip("no shipped MLP checkpoint yet")

@@ -7,8 +7,8 @@ unknown model on /predict (test_app.py); /train with 0 or 31 epochs, lr 0 or neg
 batch size 0 or too big, unknown model (test_app_train.py); atomic writes, truncated,
 foreign and code-carrying checkpoint files (test_checkpoint.py, test_predict.py).
 
-The patch of docs/RELIABILITY.md has landed (the Draw tab's ``SketchData``, preprocess's
-``MAX_INPUT_PIXELS``, ``LAUNCH_OPTIONS``' ``max_file_size``): its rows are plain tests now.
+The rows that once waited for issue 6's patch are plain tests now that it has landed (the
+Draw tab's ``SketchData``, preprocess's ``MAX_INPUT_PIXELS``, ``LAUNCH_OPTIONS``' ``max_file_size``).
 Each ``client`` is a fresh visitor, so a refused /train shows as that visitor's ``idle``.
 """
 

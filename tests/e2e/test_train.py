@@ -1,7 +1,12 @@
-"""The Train tab in a real browser: a short run grows the curves and finishes; Stop ends a long one.
+"""The Train tab in a real browser: a run's view is pushed to its visitor; the queue is shared and fair.
 
-Trains LeNet on the small MNIST slice of tests/conftest.py (2,000 images), with
-DIGITNET_CHECKPOINTS in a temp folder, so the repo's checkpoints/ are never written.
+A short run grows the curves and finishes; Stop ends a long one; two visitors (two browser
+contexts, two Gradio sessions) share the one training queue: the second waits, sees its
+place, and its Stop leaves the first visitor's run alone. An idle open page asks the
+server for nothing (no timer: the view is a stream started by the Train click).
+
+Trains LeNet on the small MNIST slice of tests/conftest.py (2,000 images); the app never
+writes a checkpoint (DIGITNET_CHECKPOINTS is a temp folder, which stays empty).
 """
 
 from __future__ import annotations
@@ -17,36 +22,52 @@ from .browser import PAGE_TIMEOUT_MS, block, screenshot
 
 VIEWPORT = {"width": 1280, "height": 1000}
 RUN_TIMEOUT_S = 300  # a 3-epoch run on the slice takes seconds idle, minutes on a crowded CI machine
-POLL_S = 0.5
-STATE_WORDS = re.compile(r"^(idle|running|done|stopped|error)$")
+POLL_MS = 500  # between two looks at the page (page.wait_for_timeout: playwright delivers events meanwhile)
+LONG_EPOCHS, LONG_BATCH = 30, 16  # 125 batches an epoch on the slice, 30 epochs: a run that is still going when stopped
+IDLE_WATCH_MS = 15_000
+IDLE_REQUESTS_MAX = 1  # issue 11: at most 1 request in 15 s from a page nobody touches
+STATE = re.compile(r"· (idle|queued|running|done|stopped|error)$")
+STATUS_STRONG = "#train-status strong"  # "run 2: LeNet · running" (train.status_line), or "idle"
+RUN_ROWS = "#runs-table [role=row][data-index]"  # gr.Dataframe's body rows (a virtual table of divs)
 
 # Vertices of every line drawn in a Vega-Lite plot's SVG ("M" starts a line, "L" adds a point).
 LINE_VERTICES_JS = """
 (el) => Array.from(el.querySelectorAll('g.mark-line path'))
   .map(p => (p.getAttribute('d') || '').match(/[ML]/g) || []).reduce((n, m) => n + m.length, 0)
 """
-
-
 LINE_PATHS_JS = "(el) => Array.from(el.querySelectorAll('g.mark-line path')).map(p => p.getAttribute('d'))"
+
+
+def open_train_tab(browser, url: str):
+    """A new visitor (own browser context, own session) on the Train tab: (context, page)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.goto(url)
+    page.get_by_role("tab", name="Train").click()
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_visible()
+    return context, page
 
 
 @pytest.fixture(scope="module")
 def page(browser, app_server, mnist) -> Iterator[object]:
     """The app's Train tab (training needs MNIST: skipped without it)."""
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    page.goto(app_server.url)
-    page.get_by_role("tab", name="Train").click()
-    expect(page.get_by_role("button", name="Train", exact=True)).to_be_visible()
+    context, page = open_train_tab(browser, app_server.url)
     yield page
-    app_server.job.stop(wait=30)
+    app_server.wait_idle()
     context.close()
 
 
-def state(page):
-    """The status line's state word (the bold "running" in "⏳ **running** · ...")."""
-    return page.locator("strong").filter(has_text=STATE_WORDS)
+def state(page) -> str:
+    """The state word of the visitor's status line ("idle" before their first run)."""
+    text = page.locator(STATUS_STRONG).first.inner_text().strip()
+    match = STATE.search(text)
+    return match.group(1) if match else text
+
+
+def expect_state(page, word: str, timeout: float | None = None) -> None:
+    """Wait until the status line says ``word`` ("queued", "running", "stopped", ...)."""
+    expect(page.locator(STATUS_STRONG).first).to_have_text(re.compile(rf"· {word}$"), timeout=timeout)
 
 
 def plot_points(page, label: str) -> int:
@@ -54,49 +75,74 @@ def plot_points(page, label: str) -> int:
     return block(page, label).evaluate(LINE_VERTICES_JS)
 
 
+def overlay_points(page) -> int:
+    """How many points the overlay of the visitor's runs draws right now."""
+    return page.locator("#overlay-plot").evaluate(LINE_VERTICES_JS)
+
+
 def set_number(box, value: int) -> None:
     box.fill(str(value))
     box.press("Enter")
 
 
-def start(page, epochs: int, batch_size: int = 128) -> None:
-    """Set the epochs and batch size, click Train and wait until the status line says running."""
+def click_train(page, epochs: int, batch_size: int = 128) -> int:
+    """Set the epochs and batch size and click Train; wait for the answer that the run was queued; its number."""
+    number = page.locator(RUN_ROWS).count() + 1  # the visitor's runs are numbered 1, 2, ...
     set_number(page.get_by_label("number input for Epochs"), epochs)  # the slider's number box
     set_number(page.get_by_role("spinbutton", name="Batch size", exact=True), batch_size)
     page.get_by_role("button", name="Train", exact=True).click()
-    expect(page.get_by_text(re.compile(r"^Started: "))).to_be_visible()
-    expect(state(page)).to_have_text("running")
+    expect(page.get_by_text(re.compile(rf"^Queued as your run {number}: LeNet"))).to_be_visible()
+    return number
+
+
+def start(page, epochs: int, batch_size: int = 128) -> int:
+    """Click Train and wait until the visitor's run is running (the queue is empty in these tests); its number."""
+    number = click_train(page, epochs, batch_size)
+    expect(page.locator(STATUS_STRONG).first).to_have_text(f"run {number}: LeNet · running")
+    return number
 
 
 def watch(page, until, timeout: float = RUN_TIMEOUT_S) -> list[tuple[str, int, int]]:
-    """Poll (state, loss points, accuracy points) until ``until(sample)`` holds; return every sample."""
+    """Sample (state, loss points, accuracy points) until ``until(sample)`` holds; return every sample."""
     samples = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        sample = (state(page).inner_text(), plot_points(page, "Loss"), plot_points(page, "Accuracy (%)"))
+        sample = (state(page), plot_points(page, "Loss"), plot_points(page, "Accuracy (%)"))
         samples.append(sample)
         if until(sample):
             return samples
-        time.sleep(POLL_S)
+        page.wait_for_timeout(POLL_MS)
     raise AssertionError(f"gave up after {timeout} s; last samples: {samples[-5:]}")
 
 
-def wait_for_points(page, label: str, points: int, timeout: float = 60) -> None:
-    """Give the plot's last update time to arrive (the final tick also draws the results)."""
+def wait_for_points(page, count, points: int, timeout: float = 60) -> None:
+    """Give a plot's last update time to arrive (the run's end also draws the results)."""
     deadline = time.monotonic() + timeout
-    while plot_points(page, label) < points and time.monotonic() < deadline:
-        time.sleep(POLL_S)
+    while count() < points and time.monotonic() < deadline:
+        page.wait_for_timeout(POLL_MS)
 
 
-def test_a_short_run_draws_its_curves_and_shows_results(page):
-    start(page, epochs=3)
-    samples = watch(page, lambda s: s[0] != "running")
+def run_rows(page, count: int) -> list[str]:
+    """The ``count`` rows of the visitor's run table (waiting until it has that many), newest first, as text."""
+    expect(page.locator(RUN_ROWS)).to_have_count(count)
+    return [row.inner_text() for row in page.locator(RUN_ROWS).all()]
+
+
+def test_a_short_run_draws_its_curves_and_shows_results(page, checkpoints_dir):
+    assert start(page, epochs=3) == 1
+    samples = watch(page, lambda s: s[0] not in ("queued", "running"))
     assert samples[-1][0] == "done", samples[-5:]
-    expect(page.get_by_role("heading", name=re.compile(r"^LeNet: test accuracy \d+\.\d+%$"))).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile(r"^run 1, LeNet: test accuracy \d+\.\d+%$"))).to_be_visible()
     expect(block(page, "Confusion matrix").locator("img, svg, canvas").first).to_be_visible()
     expect(page.locator("#misclassified img").first).to_be_visible()
     assert plot_points(page, "Loss") >= 2 and plot_points(page, "Accuracy (%)") >= 2  # curves on screen
-    wait_for_points(page, "Accuracy (%)", 6)  # checked by the next test; here for a complete screenshot
+    # The run joins the visitor's history, and its validation curve the overlay (3 epochs, 3 points).
+    assert re.search(r"^1\s+LeNet\s+3 ep .*\s+done\s+\d+\.\d\d%\s+\d+ s$", run_rows(page, 1)[0]), run_rows(page, 1)
+    expect(page.locator("#overlay-pick").get_by_label("run 1: LeNet")).to_be_checked()
+    wait_for_points(page, lambda: overlay_points(page), 3)
+    assert overlay_points(page) == 3, page.locator("#overlay-plot").evaluate(LINE_PATHS_JS)
+    assert list(checkpoints_dir.iterdir()) == []  # the weights stay in the visitor's session
+    wait_for_points(page, lambda: plot_points(page, "Accuracy (%)"), 6)  # checked next; here for a full screenshot
     screenshot(page, "train", full_page=True)
 
 
@@ -104,42 +150,111 @@ def test_the_plots_of_the_finished_run_show_every_epoch(page):
     # Runs after the 3-epoch run above. Accuracy: one point per epoch for train and validation,
     # so 6; loss: the running train loss (at least one point per epoch on this small slice,
     # several on full MNIST) plus one validation point per epoch.
-    wait_for_points(page, "Accuracy (%)", 6)
+    wait_for_points(page, lambda: plot_points(page, "Accuracy (%)"), 6)
     assert plot_points(page, "Accuracy (%)") == 6, block(page, "Accuracy (%)").evaluate(LINE_PATHS_JS)
-    wait_for_points(page, "Loss", 6)
+    wait_for_points(page, lambda: plot_points(page, "Loss"), 6)
     assert plot_points(page, "Loss") >= 6, block(page, "Loss").evaluate(LINE_PATHS_JS)
 
 
-def test_the_curves_grow_while_training_and_stop_ends_the_run(page):
-    before = plot_points(page, "Accuracy (%)")  # the previous run's curves, until the new run resets them
-    # Batch 16: 125 batches per epoch on the slice, so a running-loss point every 50 batches and
-    # epochs slow enough that the 1-second timer sees the curves between two epochs even on a
-    # fast machine (at batch 128 a fast CI machine ran two epochs between two ticks).
-    start(page, epochs=30, batch_size=16)
-    reset, seen_loss = [], set()
+def test_the_curves_grow_while_training_and_stop_ends_the_run(browser, app_server):
+    # A visitor of its own, whose plots start empty: every point drawn is this run's.
+    context, page = open_train_tab(browser, app_server.url)
+    try:
+        # Batch 16: 125 batches per epoch on the slice, so a running-loss point every 50 batches and
+        # epochs slow enough that the stream's half-second looks show the curves between two epochs.
+        assert start(page, epochs=LONG_EPOCHS, batch_size=LONG_BATCH) == 1
+        seen_loss = set()
 
-    def grown_for_two_epochs(sample) -> bool:
-        if sample[2] < before or sample[2] == 0:
-            reset.append(sample)
-        if reset and sample[0] == "running" and sample[1]:
-            seen_loss.add(sample[1])
-        return sample[0] != "running" or (bool(reset) and sample[2] >= 4 and len(seen_loss) >= 2)
+        def grown_for_two_epochs(sample) -> bool:
+            if sample[0] == "running" and sample[1]:
+                seen_loss.add(sample[1])
+            return sample[0] != "running" or (sample[2] >= 4 and len(seen_loss) >= 2)
 
-    # Watch until the new run's two epochs are on the accuracy plot (two curves: 4 points) and
-    # the loss plot has been seen at two different lengths.
-    samples = watch(page, grown_for_two_epochs)
-    assert samples[-1][0] == "running", f"the run ended before it could be stopped: {samples[-5:]}"
-    running_loss = [loss for st, loss, _ in samples if st == "running"]
-    # The first samples may still show the previous run's curves; after the new run resets them,
-    # a live curve only grows.
-    drops = [i for i in range(1, len(running_loss)) if running_loss[i] < running_loss[i - 1]]
-    assert len(drops) <= 1, f"the loss curve shrank while running: {running_loss}"
-    running_loss = running_loss[drops[0]:] if drops else running_loss
-    assert len(set(running_loss) - {0}) >= 2, f"the loss curve never grew while running: {running_loss}"
-    expect(page.get_by_text(re.compile(r"^epoch \d+/30 · batch \d+/\d+"))).to_be_visible()  # the progress line
-    page.get_by_role("button", name="Stop", exact=True).click()
-    expect(state(page)).to_have_text("stopped", timeout=60_000)
-    expect(page.get_by_text("The last run was stopped: no test results, nothing saved.")).to_be_visible()
-    points_when_stopped = plot_points(page, "Loss")
-    assert points_when_stopped >= running_loss[-1]  # the curves of the stopped run stay on screen
-    screenshot(page, "train-stopped", full_page=True)
+        # Watch until two epochs are on the accuracy plot (two curves: 4 points) and the loss
+        # plot has been seen at two different lengths.
+        samples = watch(page, grown_for_two_epochs)
+        assert samples[-1][0] == "running", f"the run ended before it could be stopped: {samples[-5:]}"
+        running_loss = [loss for st, loss, _ in samples if st == "running"]
+        running_acc = [acc for st, _, acc in samples if st == "running"]
+        assert running_loss == sorted(running_loss), f"the loss curve shrank while running: {running_loss}"
+        assert running_acc == sorted(running_acc), f"the accuracy curves shrank while running: {running_acc}"
+        assert len(set(running_loss) - {0}) >= 2, f"the loss curve never grew while running: {running_loss}"
+        expect(page.get_by_text(re.compile(rf"^epoch \d+/{LONG_EPOCHS} · batch \d+/\d+"))).to_be_visible()  # progress
+        page.get_by_role("button", name="Stop", exact=True).click()
+        expect_state(page, "stopped", timeout=60_000)
+        stopped = re.compile(r"LeNet stopped after \d+ full epochs?; your drawings keep the weights they had")
+        expect(page.locator("#train-status")).to_contain_text(stopped)  # the status line...
+        expect(page.get_by_text(stopped).first).to_be_visible()  # ...and the answer under the Stop button
+        expect(page.get_by_text("The last run did not finish: no test results, and your drawings keep their "
+                                "weights.")).to_be_visible()
+        assert plot_points(page, "Loss") >= running_loss[-1]  # the curves of the stopped run stay on screen
+        rows = run_rows(page, 1)
+        assert re.search(rf"^1\s+LeNet\s+{LONG_EPOCHS} ep .* batch {LONG_BATCH}\s+stopped", rows[0]), rows
+        screenshot(page, "train-stopped", full_page=True)
+    finally:
+        context.close()
+
+
+def test_a_second_visitor_waits_in_the_queue_and_its_stop_leaves_the_first_alone(browser, app_server, page):
+    # Visitor B opens the app first (a page load takes seconds here), so that A's long run is
+    # surely still going when B clicks Train.
+    b_context, b_page = open_train_tab(browser, app_server.url)
+    try:
+        expect(b_page.locator(STATUS_STRONG).first).to_have_text("idle")  # nothing of A's runs shows for B
+        a_runs = page.locator(RUN_ROWS).count()
+        start(page, epochs=LONG_EPOCHS, batch_size=LONG_BATCH)  # visitor A
+        click_train(b_page, epochs=2)
+        expect(b_page.get_by_text("Queued as your run 1: LeNet (number 1 in the queue).")).to_be_visible()
+        expect_state(b_page, "queued")
+        expect(b_page.get_by_text(re.compile(r"waiting: number 1 in the queue · starts in about \d+:\d\d"))
+               ).to_be_visible()
+        assert state(page) == "running", "A's run ended before B's could wait behind it: make it longer"
+        waiting = app_server.scheduler.waiting()
+        assert len(waiting) == 1 and waiting[0].owner != app_server.scheduler.running.owner
+
+        b_page.get_by_role("button", name="Stop", exact=True).click()
+        expect_state(b_page, "stopped")
+        expect(b_page.get_by_text("LeNet: taken out of the queue before it started.").first).to_be_visible()
+        assert app_server.scheduler.waiting() == []
+        assert state(page) == "running"  # A's run goes on
+        b_rows = run_rows(b_page, 1)  # B's history: its own run only
+        assert re.search(r"^1\s+LeNet\s+2 ep .*\s+stopped", b_rows[0]), b_rows
+        screenshot(b_page, "train-queued-stopped", full_page=True)
+
+        page.get_by_role("button", name="Stop", exact=True).click()
+        expect_state(page, "stopped", timeout=60_000)
+        a_rows = run_rows(page, a_runs + 1)  # A's history: A's runs only
+        assert re.search(rf"^{a_runs + 1}\s+LeNet\s+{LONG_EPOCHS} ep .*\s+stopped", a_rows[0]), a_rows
+        assert app_server.scheduler.running is None or app_server.scheduler.running.snapshot().ended
+    finally:
+        b_context.close()
+
+
+def settle(page, requests: list, quiet_ms: int = 2_000, limit_s: float = 60) -> None:
+    """Wait until the page has loaded what it loads on opening (its scripts, fonts, ...): until ``requests``
+    stops growing for ``quiet_ms``. A page that never goes quiet is left after ``limit_s`` (and then fails)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        seen = len(requests)
+        page.wait_for_timeout(quiet_ms)
+        if len(requests) == seen:
+            return
+
+
+@pytest.mark.parametrize("tab", ["Draw", "Train"])
+def test_an_idle_open_page_asks_the_server_for_nothing(browser, app_server, tab):
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        idle = context.new_page()
+        idle.set_default_timeout(PAGE_TIMEOUT_MS)
+        requests = []  # every request to the app, from the page's first one on
+        idle.on("request", lambda r: requests.append(r.url) if r.url.startswith(app_server.url) else None)
+        idle.goto(app_server.url)
+        idle.get_by_role("tab", name=tab).click()
+        expect(idle.get_by_role("tab", name=tab)).to_have_attribute("aria-selected", "true")
+        settle(idle, requests)
+        opened = len(requests)
+        idle.wait_for_timeout(IDLE_WATCH_MS)  # nobody touches the page; playwright delivers its events meanwhile
+        assert len(requests) - opened <= IDLE_REQUESTS_MAX, requests[opened:]
+    finally:
+        context.close()
