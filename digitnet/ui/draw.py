@@ -96,6 +96,8 @@ def answer_note(pred: Prediction | None) -> str:
 def weights_markdown(ws: Workspace, model: str) -> str:
     """"LeNet: your run 2, 99.12%" or "LeNet: shipped, 99.33%"."""
     w = ws.in_use(model)
+    if w.run is None and not ws.shipped.status()[model].startswith("ok"):  # a broken or missing file: say which
+        return f"**{DISPLAY_NAMES[model]}** is unavailable: {ws.shipped.status()[model]}"
     who = "shipped" if w.run is None else f"your {w.title.split(':')[0]}"
     return f"**{DISPLAY_NAMES[model]}**: {who}, {percent(w.test_acc)} on MNIST test"
 
@@ -350,7 +352,9 @@ def build(ctx: Context) -> DrawTab:
                              elem_id="prediction")
             note = gr.Markdown(answer_note(None), elem_id="answer-note")
             with gr.Row():
-                weights_md = gr.Markdown(f"**{DISPLAY_NAMES[DEFAULT_MODEL]}**: shipped", elem_id="weights-in-use")
+                # What a new visitor sees: the shipped weights (or which shipped file is broken).
+                first = weights_markdown(Workspace("", ctx.scheduler, ctx.visitors.shipped), DEFAULT_MODEL)
+                weights_md = gr.Markdown(first, elem_id="weights-in-use")
             with gr.Row():
                 weights_pick = gr.Dropdown([("shipped", SHIPPED)], value=SHIPPED, label="Weights to draw with",
                                            elem_id="weights-pick", scale=3)
