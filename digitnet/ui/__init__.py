@@ -1,0 +1,1 @@
+"""digitnet's Gradio user interface: one module per tab, plus the drawing pad component."""
