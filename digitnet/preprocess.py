@@ -441,12 +441,15 @@ def decode_pad_payload(value: Any) -> np.ndarray | None:
         data = base64.b64decode(value[len(PAD_PREFIX):], validate=True)
     except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII characters
         raise ImageError(f"the drawing is not valid base64 ({exc})") from exc
-    if not data.startswith(PNG_SIGNATURE):
+    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 24:
         raise ImageError("the drawing is not a PNG image")
+    # The size from the PNG header (IHDR: width, height as big-endian uint32), checked before PIL
+    # sees the data: a 10000x10000 PNG of zeros is a few kB and must not be decoded.
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if (width, height) != (PAD_SIDE, PAD_SIDE):
+        raise ImageError(f"the drawing is {width}x{height} pixels; the pad sends {PAD_SIDE}x{PAD_SIDE}")
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:  # reads the header only
-            if im.size != (PAD_SIDE, PAD_SIDE):
-                raise ImageError(f"the drawing is {im.width}x{im.height} pixels; the pad sends {PAD_SIDE}x{PAD_SIDE}")
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
             im.load()
             if im.mode == "P" or "transparency" in im.info:
                 im = im.convert("RGBA")
