@@ -44,6 +44,22 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
+def pad_app_url() -> Iterator[str]:
+    """URL of an app with the drawing pad (#digit-pad) and its answer (#prediction), for test_pad.py.
+
+    For now the bare pad demo of benchmarks/browser_latency.py; once app.py's Draw tab uses the
+    pad, yield ``running_app(...).url`` here instead (same selectors).
+    """
+    from benchmarks.browser_latency import build_pad_demo, launch
+
+    demo = build_pad_demo()
+    try:
+        yield launch(demo)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
 def app_server(checkpoints_dir) -> Iterator[RunningApp]:
     """The app on a free local port, a small MNIST slice for training, checkpoints in a temp folder."""
     with running_app(train_overrides=SMALL_TRAIN) as running:
