@@ -196,7 +196,8 @@ function at(e, box) {
 }
 
 canvas.addEventListener('pointerdown', (e) => {
-  if (pointer !== null || (e.pointerType === 'mouse' && e.button !== 0)) return;
+  // Only the main button (a mouse's left, a finger, a pen's tip): not a right-click or a pen's eraser.
+  if (pointer !== null || e.button !== 0) return;
   e.preventDefault();
   fit();
   pointer = e.pointerId;
@@ -274,6 +275,7 @@ def drawing_pad(elem_id: str = "digit-pad", label: str = DEFAULT_LABEL, **kwargs
     """
     options: dict[str, Any] = dict(
         value="",
+        label=label,  # not shown by gr.HTML (show_label=False); names the pad on the API page
         html_template=HTML_TEMPLATE.replace("LABEL", _template_text(label)),
         css_template=CSS_TEMPLATE,
         js_on_load=JS_ON_LOAD,
