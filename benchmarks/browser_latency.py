@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -217,7 +218,7 @@ class Page:
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    k = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))  # p95 of 20: the 19th
     return ordered[k]
 
 
@@ -245,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(reason)
     from playwright.sync_api import sync_playwright
 
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    load_before = os.getloadavg()  # the machine may be shared: the figures mean little without it
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)} on {os.cpu_count()} CPUs")
     CACHE.load_all()  # as app.py does at start: the first answer does not include reading checkpoints
     demos = []
     pad_url = args.url
@@ -280,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         for demo in demos:
             demo.close()
 
-    figures = {"n": args.n, "url": args.url, "load_average": os.getloadavg(), "cpus": os.cpu_count(),
+    figures = {"n": args.n, "url": args.url, "load_average_before": load_before, "load_average": os.getloadavg(),
+               "cpus": os.cpu_count(),
                "paths": {name: summary(r, digits) for name, r in runs.items()},
                "target_ms": {"median": TARGET_MEDIAN_MS, "p95": TARGET_P95_MS}}
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
