@@ -13,6 +13,9 @@ sizes (20% to 75% of the canvas) and random positions, in three styles:
 Every drawing is deterministic given ``--seed``. Reports the accuracy of each model
 
 - in process, through ``digitnet.predict.predict_all`` (the real preprocessing);
+- the same, but each canvas first reduced to the drawing pad's payload (``digitnet.ui.pad``:
+  the 800x800 ink area-averaged to a 112x112 alpha PNG, as the browser renders it), so the
+  pad is held to the same accuracy as the Sketchpad;
 - with the canvas simply resized to 28x28 (the naive baseline: ink = alpha, area-averaged);
 - with the stroke-width normalisation switched off (to show what it buys);
 - through a running app's ``/predict`` with gradio_client (``--url URL`` or ``--launch``).
@@ -169,15 +172,23 @@ def available_models() -> list[str]:
     return [m for m, s in CACHE.status().items() if s.startswith("ok")]
 
 
-def in_process(drawings: list[Drawing]) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
-    """Accuracy per model through digitnet.predict.predict_all; also per style; and seconds."""
+def pad_input(canvas: np.ndarray) -> str:
+    """What the drawing pad would send for this canvas: its ink (alpha) as the pad's small PNG payload."""
+    return preprocess.pad_payload(canvas[..., 3])
+
+
+def in_process(drawings: list[Drawing], to_input=None) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
+    """Accuracy per model through digitnet.predict.predict_all; also per style; and seconds.
+
+    ``to_input`` turns a canvas into what is sent (default: the canvas itself, as the Sketchpad sends it).
+    """
     models = available_models()
     correct = {m: 0 for m in models}
     by_style = {s: {m: 0 for m in models} for s in STYLES}
     count = {s: 0 for s in STYLES}
     start = time.perf_counter()
     for d in drawings:
-        result = predict_all(d.canvas) or {}
+        result = predict_all(d.canvas if to_input is None else to_input(d.canvas)) or {}
         count[d.style] += 1
         for m in models:
             p = result.get(m)
@@ -339,10 +350,17 @@ def main(argv: list[str] | None = None) -> int:
     figures["by_style"] = by_style
     figures["naive_resize"] = batch_accuracy([naive_input(d.canvas) for d in drawings], [d.label for d in drawings])
     figures["no_stroke_normalisation"] = without_stroke_normalisation(drawings)
-    rows = [("preprocessed (digitnet.predict)", acc), ("naive: canvas resized to 28x28", figures["naive_resize"]),
+    pad_acc, pad_by_style, pad_seconds = in_process(drawings, pad_input)
+    figures["pad_payload"] = pad_acc
+    figures["pad_payload_by_style"] = pad_by_style
+    rows = [("preprocessed (digitnet.predict)", acc),
+            (f"pad payload ({preprocess.PAD_SIDE}x{preprocess.PAD_SIDE} PNG)", pad_acc),
+            ("naive: canvas resized to 28x28", figures["naive_resize"]),
             ("preprocessed, no stroke thickening", figures["no_stroke_normalisation"])]
     rows += [(f"  style {s}", a) for s, a in by_style.items()]
-    print(f"in process: {seconds / len(drawings) * 1000:.1f} ms per drawing for all three models")
+    rows += [(f"  pad payload, style {s}", a) for s, a in pad_by_style.items()]
+    print(f"in process: {seconds / len(drawings) * 1000:.1f} ms per drawing for all three models; "
+          f"through the pad payload {pad_seconds / len(drawings) * 1000:.1f} ms (encoding included)")
 
     if args.url or args.launch:
         demo = None

@@ -19,11 +19,25 @@ Pipeline (``to_mnist_array``):
 5. fit into 20x20 keeping the aspect ratio, anti-aliased;
 6. place in 28x28 with the centre of mass at the centre.
 
+The drawing pad (``digitnet.ui.pad``) sends a small payload instead of a Sketchpad value:
+a PNG data URL (``data:image/png;base64,...``) of a PAD_SIDE x PAD_SIDE image whose alpha
+channel is the ink (255 = full ink; RGB is ignored), or "" for a blank pad. The browser
+renders the strokes straight onto that small canvas, anti-aliased, which is what
+area-averaging the same strokes drawn on a big canvas gives (``pad_payload`` does exactly
+that in Python). ``to_mnist_array`` recognises it by its prefix, decodes it strictly
+(``decode_pad_payload``: at most PAD_MAX_CHARS characters, base64, a PNG of exactly that
+size with an alpha channel, else ImageError) and runs its alpha channel through steps 3-6.
+A handler fed by the pad calls ``check_pad_value`` first, so that no visitor can make the
+server open a file path by sending one where a drawing belongs.
+
 Pure: numpy, PIL and torch only (never gradio), so scripts and tests can use it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import math
 import os
 from pathlib import Path
@@ -64,6 +78,19 @@ STROKE_MASK_LEVEL = 0.1  # ink above this belongs to a stroke when measuring its
 BACKGROUND_MIN_SIDE = 64
 
 
+# The drawing pad's payload (see the module docstring). 112 = 4x MNIST's 28: the crop of a
+# digit drawn at a fifth of the pad still has ~22 px to fit into the 20x20 box.
+PAD_SIDE = 112
+PAD_PREFIX = "data:image/png;base64,"
+# A 112x112 drawing's PNG is 1-4 kB (a scribble over the whole pad ~8 kB; raw RGBA in base64
+# ~67 kB); anything longer is not from the pad and is refused before it is decoded.
+PAD_MAX_CHARS = 200_000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Longer strings cannot be file paths (Linux's PATH_MAX is 4096); refusing them early keeps a
+# huge junk string from reaching the file system as a path.
+MAX_PATH_CHARS = 4096
+
+
 class ImageError(ValueError):
     """The input is not an image (or a Sketchpad value holding one)."""
 
@@ -73,9 +100,16 @@ class ImageError(ValueError):
 
 def _open_path(path: str | os.PathLike) -> Image.Image:
     """Open an image file, loading JPEGs at reduced size when they are huge."""
+    if isinstance(path, str) and (len(path) > MAX_PATH_CHARS or "\0" in path):
+        raise ImageError(f"not an image: a string of {len(path):,} characters that is neither a file path "
+                         f"nor a drawing from the pad ({PAD_PREFIX}...)")
     p = Path(path)
-    if not p.is_file():
-        raise ImageError(f"image file {p} does not exist")
+    try:
+        exists = p.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, and the like
+        exists = False
+    if not exists:
+        raise ImageError(f"image file {str(p)[:200]} does not exist")
     try:
         im = Image.open(p)  # reads the header only
     except Image.DecompressionBombError as exc:  # over twice PIL's own limit
@@ -369,6 +403,88 @@ def dilate_disk(mask: np.ndarray, radius: float) -> np.ndarray:
     return out
 
 
+# ----------------------------------------------------------------------------- the drawing pad
+
+
+def is_pad_payload(value: Any) -> bool:
+    """Whether ``value`` is (or claims to be) a drawing pad payload: a str with the PNG data URL prefix."""
+    return isinstance(value, str) and value.startswith(PAD_PREFIX)
+
+
+def check_pad_value(value: Any) -> str:
+    """``value`` itself if it is "" (blank pad) or a pad payload; else ImageError.
+
+    A pad event's value is a plain string from the browser: read as anything else (a file
+    path, say), a visitor could make the server open files. Call this before ``predict``.
+    """
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise ImageError(f"the drawing pad sends a string, not {type(value).__name__}")
+    if len(value) > PAD_MAX_CHARS:
+        raise ImageError(f"the drawing is {len(value):,} characters long; a pad drawing has at most {PAD_MAX_CHARS:,}")
+    if not is_pad_payload(value):
+        raise ImageError(f"not a drawing from the pad: it sends a PNG data URL ({PAD_PREFIX}...) or \"\"")
+    return value
+
+
+def decode_pad_payload(value: Any) -> np.ndarray | None:
+    """A pad payload -> its ink, a (PAD_SIDE, PAD_SIDE) uint8 array (255 = full ink); None for "".
+
+    Strict, because the string comes from a browser: ImageError (never another exception)
+    for anything longer than PAD_MAX_CHARS, not base64, not a PNG, not PAD_SIDE square, or
+    without an alpha channel.
+    """
+    if check_pad_value(value) == "":
+        return None
+    try:
+        data = base64.b64decode(value[len(PAD_PREFIX):], validate=True)
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII characters
+        raise ImageError(f"the drawing is not valid base64 ({exc})") from exc
+    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 24:
+        raise ImageError("the drawing is not a PNG image")
+    # The size from the PNG header (IHDR: width, height as big-endian uint32), checked before PIL
+    # sees the data: a 10000x10000 PNG of zeros is a few kB and must not be decoded.
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if (width, height) != (PAD_SIDE, PAD_SIDE):
+        raise ImageError(f"the drawing is {width}x{height} pixels; the pad sends {PAD_SIDE}x{PAD_SIDE}")
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+            im.load()
+            if im.mode == "P" or "transparency" in im.info:
+                im = im.convert("RGBA")
+            if "A" not in im.getbands():
+                raise ImageError(f"the drawing has no alpha channel (PNG mode {im.mode}); the pad's ink is its alpha")
+            alpha = np.asarray(im.getchannel("A"))
+    except ImageError:
+        raise
+    except Exception as exc:  # a corrupt or hostile PNG: PIL raises OSError, SyntaxError, zlib.error, ...
+        raise ImageError(f"the drawing's PNG cannot be decoded ({type(exc).__name__}: {exc})") from exc
+    if alpha.dtype != np.uint8:  # a 16-bit PNG's alpha
+        alpha = _normalize_array(alpha)
+    return alpha
+
+
+def pad_payload(ink: Any) -> str:
+    """Ink (2-D array, 255 = full ink, any size; e.g. a Sketchpad canvas's alpha) -> the pad's payload.
+
+    Area-averages the ink to PAD_SIDE x PAD_SIDE, as the pad's anti-aliased rendering of the
+    same strokes does, and encodes it as the browser does (RGBA PNG, ink in alpha, RGB 0);
+    "" when there is no ink. For tests, benchmarks and API callers that want the pad's format.
+    """
+    arr = _normalize_array(ink)
+    if arr.ndim != 2:
+        raise ImageError(f"pad_payload takes a 2-D ink array, not shape {arr.shape}")
+    if not arr.any():
+        return ""
+    alpha = Image.fromarray(np.ascontiguousarray(arr)).resize((PAD_SIDE, PAD_SIDE), Image.Resampling.BOX)
+    rgba = Image.new("RGBA", alpha.size, (0, 0, 0, 0))
+    rgba.putalpha(alpha)
+    out = io.BytesIO()
+    rgba.save(out, format="PNG", optimize=False)
+    return PAD_PREFIX + base64.b64encode(out.getvalue()).decode("ascii")
+
+
 # ----------------------------------------------------------------------------- public API
 
 
@@ -395,8 +511,11 @@ def _fit_and_center(ink: np.ndarray) -> np.ndarray:
 
 
 def to_mnist_array(image: Any) -> np.ndarray | None:
-    """Sketchpad value / array / PIL image / image path -> (28, 28) float32 in [0, 1], white ink
-    on black like MNIST; None for a blank canvas (no ink). Raises ImageError for non-images."""
+    """Sketchpad value / pad payload / array / PIL image / image path -> (28, 28) float32 in [0, 1],
+    white ink on black like MNIST; None for a blank canvas (no ink). Raises ImageError for non-images."""
+    if isinstance(image, str) and (image == "" or image.startswith("data:")):  # the drawing pad ("" = blank)
+        alpha = decode_pad_payload(image)
+        return None if alpha is None else _ink_to_mnist(alpha, 0.0, 255.0)
     im = _to_image(image)
     if im is None:
         return None
@@ -408,6 +527,11 @@ def to_mnist_array(image: Any) -> np.ndarray | None:
         if arr.shape[0] == 0 or arr.shape[1] == 0:
             return None
         src, background, full = _ink_source(arr)
+    return _ink_to_mnist(src, background, full)
+
+
+def _ink_to_mnist(src: np.ndarray, background: float, full: float) -> np.ndarray | None:
+    """Steps 3-6 on a 2-D uint8 ink channel (ink strength (src - background) / (full - background))."""
     if full <= background:
         return None  # one flat colour: nothing drawn
     # Everything above stays uint8 on the whole canvas; floats only on the digit's crop.

@@ -117,6 +117,13 @@ def sketch_value(path: Path) -> dict:
     return {"background": None, "layers": [handle_file(str(path))], "composite": handle_file(str(path))}
 
 
+def pad_drawing(path: Path) -> str:
+    """What the drawing pad sends for a drawing saved as a transparent RGBA png: its ink as a pad payload."""
+    from digitnet.preprocess import pad_payload
+
+    return pad_payload(np.asarray(Image.open(path).convert("RGBA"))[..., 3])
+
+
 @dataclass
 class RunningApp:
     """A launched app: its URL, the Blocks, and its Context (the training queue and the visitors)."""

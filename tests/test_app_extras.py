@@ -23,7 +23,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from conftest import SMALL_TRAIN, render_digit, running_app, sketch_value, wait_until_finished
+from conftest import SMALL_TRAIN, pad_drawing, render_digit, running_app, sketch_value, wait_until_finished
 from digitnet import data as mdata
 from digitnet.checkpoint import SHIPPED_DIR
 from digitnet.explain import explain
@@ -62,8 +62,8 @@ def digit_pngs(mnist, tmp_path_factory) -> list[tuple[int, Path]]:
 
 
 def seen_of(png: Path) -> np.ndarray:
-    """The 28x28 the app makes of a drawing (what joins "my digits")."""
-    return to_mnist_array(np.asarray(Image.open(png)))
+    """The 28x28 the app makes of a drawing sent by the pad (what joins "my digits")."""
+    return to_mnist_array(pad_drawing(png))
 
 
 def value_of(output):
@@ -128,7 +128,7 @@ def test_explain_shows_images_of_the_right_size_and_leaves_predict_alone(extras_
     client = extras_app.client()
     truth, png = digit_pngs[0]  # a 7
     before = client.predict(sketch=sketch_value(png), model=model, api_name="/predict")
-    text, saliency, maps, filters = client.predict(sketch_value(png), None, model, api_name="/explain")
+    text, saliency, maps, filters = client.predict(pad_drawing(png), None, model, api_name="/explain")
     saliency, maps, filters = (fetch(extras_app, out, tmp_path) for out in (saliency, maps, filters))
     reference = explain(seen_of(png), model)  # the same drawing explained in process
     assert f"reads a {truth}" in text and DISPLAY_NAMES[model] in text and " ms" in text
@@ -146,7 +146,7 @@ def test_explain_shows_images_of_the_right_size_and_leaves_predict_alone(extras_
 
 def test_explain_without_a_drawing_asks_for_one(extras_app):
     text, saliency, maps, filters = extras_app.client().predict(
-        {"background": None, "layers": [], "composite": None}, None, "lenet", api_name="/explain")
+        "", None, "lenet", api_name="/explain")
     assert text == NO_DRAWING_MESSAGE and saliency is None and value_of(maps) is None
 
 
@@ -171,12 +171,12 @@ def test_compare_lists_the_three_models_with_their_parameter_counts(extras_app):
 def test_my_digits_belong_to_one_session_and_survive_a_file_round_trip(extras_app, digit_pngs, tmp_path):
     alice, bob = extras_app.client(), extras_app.client()  # two visitors
     (seven, png7), (two, png2) = digit_pngs[0], digit_pngs[1]
-    alice.predict(sketch_value(png7), None, str(seven), api_name="/add_digit")
-    summary, gallery = alice.predict(sketch_value(png2), None, "3", api_name="/add_digit")
+    alice.predict(pad_drawing(png7), None, str(seven), api_name="/add_digit")
+    summary, gallery = alice.predict(pad_drawing(png2), None, "3", api_name="/add_digit")
     assert summary.startswith("**My digits**: 2 digits: 3 x1, 7 x1")
     assert [item["caption"] for item in gallery] == ["a 3", "a 7"]
     assert image_shape(fetch(extras_app, gallery[0]["image"], tmp_path))[:2] == (28 * MY_DIGITS_SCALE,) * 2  # latest first
-    summary_b, gallery_b = bob.predict(sketch_value(png2), None, str(two), api_name="/add_digit")
+    summary_b, gallery_b = bob.predict(pad_drawing(png2), None, str(two), api_name="/add_digit")
     assert summary_b.startswith("**My digits**: 1 digit: 2 x1")  # nothing of Alice's
     assert [item["caption"] for item in gallery_b] == ["a 2"]
     # On the server: each visitor's workspace holds their own digits, as they labelled them.
@@ -213,9 +213,9 @@ def test_my_digits_belong_to_one_session_and_survive_a_file_round_trip(extras_ap
 def test_adding_needs_a_drawing_and_a_digit(extras_app, digit_pngs):
     client = extras_app.client()
     with pytest.raises(AppError, match="Draw a digit"):
-        client.predict({"background": None, "layers": [], "composite": None}, None, "4", api_name="/add_digit")
+        client.predict("", None, "4", api_name="/add_digit")
     with pytest.raises(AppError, match=r"Pick the digit it really was"):
-        client.predict(sketch_value(digit_pngs[0][1]), None, None, api_name="/add_digit")
+        client.predict(pad_drawing(digit_pngs[0][1]), None, None, api_name="/add_digit")
     with pytest.raises(AppError, match="no digits to save"):
         client.predict(api_name="/save_digits")
 
@@ -244,7 +244,7 @@ def test_finetune_with_too_few_digits_is_refused(extras_app, digit_pngs):
     with pytest.raises(AppError, match=rf"at least {MIN_FINETUNE_DIGITS} of your digits; you have 0"):
         client.predict("mlp", api_name="/finetune")
     for label, png in digit_pngs[:2]:
-        client.predict(sketch_value(png), None, str(label), api_name="/add_digit")
+        client.predict(pad_drawing(png), None, str(label), api_name="/add_digit")
     with pytest.raises(AppError, match=rf"at least {MIN_FINETUNE_DIGITS} of your digits; you have 2"):
         client.predict("mlp", api_name="/finetune")
     assert client.predict(api_name="/status")["state"] == "idle"  # nothing was queued for this visitor

@@ -30,7 +30,7 @@ from ..scheduler import MIN_FINETUNE_DIGITS, QueueFull, TrainingDisabled
 from ..workspace import AlreadyTraining, Workspace
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
                      visitor_handler)
-from .pad import drawing_pad
+from .pad import drawing_pad, pad_value
 
 SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so pixels stay visible
 TOP_CLASSES = 3  # the label's top classes; the bar chart and the API carry all ten
@@ -47,6 +47,16 @@ CSS = """
 /* Gradio 6.31 stretches a gallery's few items over the whole row; my digits stay thumbnails. */
 #my-digits .grid-container { grid-template-columns: repeat(auto-fill, 96px) !important; grid-auto-rows: 96px !important; }
 #answer-note p { margin: 0; font-size: 1.05rem; }
+#intro h1 { margin: 0 0 2px 0; font-size: 1.6rem; }
+#intro p { margin: 0; }
+/* A phone: pad and answer on one screen (390x844). Less padding around blocks, a smaller label. */
+@media (max-width: 640px) {
+  .gradio-container { padding-top: 4px !important; }
+  #intro h1 { font-size: 1.25rem; }
+  #intro p { font-size: 0.9rem; line-height: 1.25; }
+  #prediction .output-class { font-size: 1.6rem !important; padding: 2px 0 !important; }
+  #prediction .confidence-set { padding-top: 0 !important; padding-bottom: 0 !important; }
+}
 """
 
 
@@ -175,13 +185,21 @@ def show(results: dict | None, model: str) -> tuple:
 
 
 def recognise(ctx: Context, ws: Workspace, image, model: str) -> tuple:
-    """The pad (or a photo) changed: the answer, a note, all ten as bars, the 28x28 the model saw, all three."""
+    """A photo (or any image) changed: the answer, a note, all ten as bars, the 28x28 the model saw, all three."""
     return show(read(ws, image), model)
 
 
-def recognise_either(ctx: Context, ws: Workspace, drawing, photo, model: str) -> tuple:
+def recognise_pad(ctx: Context, ws: Workspace, drawing: str, model: str) -> tuple:
+    """The pad changed (while drawing, at the end of a stroke, Clear, Undo): the same outputs as ``recognise``.
+
+    The pad's value is a browser's string: checked to be "" or a pad payload, never read as a path.
+    """
+    return show(read(ws, pad_value(drawing) or None), model)
+
+
+def recognise_either(ctx: Context, ws: Workspace, drawing: str, photo, model: str) -> tuple:
     """Model or weights changed: re-read the drawing, or the uploaded photo when nothing is drawn."""
-    results = read(ws, drawing)
+    results = read(ws, pad_value(drawing) or None)
     return show(results if results is not None else read(ws, photo), model)
 
 
@@ -224,10 +242,11 @@ def model_changed(ctx: Context, ws: Workspace, model: str):
     return weights_view(ws, model)
 
 
-def drawing_or_photo(drawing, photo) -> np.ndarray | None:
-    """The preprocessed 28x28 of the drawing, or of the photo when nothing is drawn; None if neither."""
+def drawing_or_photo(drawing: str, photo) -> np.ndarray | None:
+    """The preprocessed 28x28 of the pad's drawing, or of the photo when nothing is drawn; None if neither."""
+    drawing = pad_value(drawing)
     try:
-        seen = to_mnist_array(drawing) if drawing is not None else None
+        seen = to_mnist_array(drawing) if drawing else None
         return seen if seen is not None or photo is None else to_mnist_array(photo)
     except ImageError as exc:
         raise gr.Error(str(exc)) from exc
@@ -347,10 +366,11 @@ def build(ctx: Context) -> DrawTab:
         with gr.Column(scale=3, min_width=300):
             pad = drawing_pad(elem_id="digit-pad")
         with gr.Column(scale=2, min_width=300):
-            model = gr.Radio(MODEL_CHOICES, value=DEFAULT_MODEL, label="Model", elem_id="model-choice")
+            # The answer first: on a phone the columns stack, and the answer must be on screen with the pad.
             label = gr.Label(value=BLANK_MESSAGE, num_top_classes=TOP_CLASSES, label="Prediction",
                              elem_id="prediction")
             note = gr.Markdown(answer_note(None), elem_id="answer-note")
+            model = gr.Radio(MODEL_CHOICES, value=DEFAULT_MODEL, label="Model", elem_id="model-choice")
             with gr.Row():
                 # What a new visitor sees: the shipped weights (or which shipped file is broken).
                 first = weights_markdown(Workspace("", ctx.scheduler, ctx.visitors.shipped), DEFAULT_MODEL)
@@ -415,7 +435,7 @@ def build(ctx: Context) -> DrawTab:
     fast = dict(show_progress="hidden", concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY,
                 api_visibility="private")
     # always_last: while a request is in flight, further changes collapse to the latest drawing.
-    pad.change(bind(recognise), [pad, model], answer, trigger_mode="always_last", **fast)
+    pad.change(bind(recognise_pad), [pad, model], answer, trigger_mode="always_last", **fast)
     photo.change(bind(recognise), [photo, model], answer, trigger_mode="always_last", **fast)
     weights = [weights_md, weights_pick]
     model.change(bind(recognise_either), [pad, photo, model], answer, trigger_mode="always_last", **fast)

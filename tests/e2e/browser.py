@@ -1,4 +1,5 @@
-"""Helpers for the browser tests: Chromium's location, strokes on the Sketchpad, locators, screenshots.
+"""Helpers for the browser tests: Chromium's location, strokes on the Sketchpad or the drawing pad,
+locators, screenshots. benchmarks/browser_latency.py draws with the same strokes and helpers.
 
 The tests drive Debian's Chromium (``/usr/bin/chromium``) through the ``playwright`` package;
 ``playwright install`` is never needed (and cannot download here).
@@ -36,9 +37,21 @@ CANVAS = f"{SKETCH} canvas"
 BRUSH_BUTTON = f'{SKETCH} button[aria-label="Brush"]'
 CLEAR_BUTTON = f'{SKETCH} button[aria-label="Clear canvas"]'
 
+# The drawing pad (digitnet.ui.pad.drawing_pad) and the answer beside it (a gr.Label).
+PAD = "#digit-pad"  # the pad's elem_id
+PAD_CANVAS = f"{PAD} canvas"
+PAD_CLEAR = f"{PAD} button[data-action=clear]"
+PAD_UNDO = f"{PAD} button[data-action=undo]"
+PREDICTION = "#prediction"  # the answer's elem_id
+
 # Digits as strokes in a unit box (-1..1, y down), drawn as a person would: one stroke each.
 ONE = [[(0.05, -0.85), (0.0, 0.85)]]
 SEVEN = [[(-0.6, -0.8), (0.6, -0.8), (-0.1, 0.85)]]
+# Two strokes, as most people write it: the open "L" first, then the long upright.
+FOUR = [[(-0.25, -0.85), (-0.6, 0.2), (0.6, 0.2)], [(0.3, -0.5), (0.3, 0.9)]]
+# A top bar that turns a ONE into a 7 (the undo test draws it, then takes it back).
+SEVEN_BAR = [[(-0.6, -0.85), (0.05, -0.85)]]
+DIGIT_STROKES = {"1": ONE, "7": SEVEN, "4": FOUR}
 STEPS_PER_SEGMENT = 15  # intermediate pointer moves, so the editor sees a real drag
 
 
@@ -53,18 +66,18 @@ def chromium_missing_reason() -> str | None:
     return None
 
 
-def canvas_points(page, strokes: Sequence[Sequence[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+def canvas_points(page, strokes: Sequence[Sequence[tuple[float, float]]], canvas: str = CANVAS) -> list[list[tuple[float, float]]]:
     """Map unit-box strokes to page coordinates in the middle of the visible drawing canvas."""
-    box = page.locator(CANVAS).first.bounding_box()
-    assert box is not None, "the Sketchpad canvas is not on screen"
+    box = page.locator(canvas).first.bounding_box()
+    assert box is not None, f"the drawing canvas {canvas} is not on screen"
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     half = 0.35 * min(box["width"], box["height"])  # inside the 800x800 drawing area shown at its zoom
     return [[(cx + x * half, cy + y * half) for x, y in stroke] for stroke in strokes]
 
 
-def mouse_draw(page, strokes) -> None:
+def mouse_draw(page, strokes, canvas: str = CANVAS) -> None:
     """Draw strokes with the mouse: press, drag through each point, release."""
-    for stroke in canvas_points(page, strokes):
+    for stroke in canvas_points(page, strokes, canvas):
         page.mouse.move(*stroke[0])
         page.mouse.down()
         for point in stroke[1:]:
@@ -72,9 +85,9 @@ def mouse_draw(page, strokes) -> None:
         page.mouse.up()
 
 
-def touch_draw(page, cdp, strokes) -> None:
+def touch_draw(page, cdp, strokes, canvas: str = CANVAS) -> None:
     """Draw strokes with a finger: real touchStart/touchMove/touchEnd through Chrome DevTools."""
-    for stroke in canvas_points(page, strokes):
+    for stroke in canvas_points(page, strokes, canvas):
         x0, y0 = stroke[0]
         cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
         for x1, y1 in stroke[1:]:
@@ -96,6 +109,31 @@ def block(page, label: str):
 def prediction(page):
     """The Draw tab's answer: the big top class (or "Draw a digit") of the Prediction label."""
     return block(page, "Prediction").locator("[data-testid=label-output-value]")
+
+
+def answer(page):
+    """The big top class (or the blank message) of the gr.Label with elem_id "prediction"."""
+    return page.locator(f"{PREDICTION} [data-testid=label-output-value]")
+
+
+# Resolves once the element has not changed (text, children, attributes) for ``quiet`` ms: the
+# drawing pad answers while drawing, so a test reads the answer after the last one came in.
+SETTLE_JS = """
+([selector, quiet]) => new Promise((resolve) => {
+  const target = document.querySelector(selector);
+  let timer = setTimeout(done, quiet);
+  const observer = new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(done, quiet); });
+  observer.observe(target, { subtree: true, childList: true, characterData: true, attributes: true });
+  function done() { observer.disconnect(); resolve(); }
+})
+"""
+SETTLE_QUIET_MS = 1000
+
+
+def settled_answer(page, quiet_ms: int = SETTLE_QUIET_MS) -> str:
+    """The answer's text once the answer has stopped changing (no timing is asserted, only waited for)."""
+    page.evaluate(SETTLE_JS, [PREDICTION, quiet_ms])
+    return answer(page).inner_text().strip()
 
 
 def screenshot(page, name: str, full_page: bool = False, clip: dict | None = None) -> Path:

@@ -44,6 +44,13 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
+def pad_app_url(checkpoints_dir) -> Iterator[str]:
+    """URL of the app, whose Draw tab has the drawing pad (#digit-pad) and its answer (#prediction)."""
+    with running_app(train_overrides=SMALL_TRAIN) as running:
+        yield running.url
+
+
+@pytest.fixture(scope="module")
 def app_server(checkpoints_dir) -> Iterator[RunningApp]:
     """The app on a free local port, a small MNIST slice for training, checkpoints in a temp folder."""
     with running_app(train_overrides=SMALL_TRAIN) as running:
