@@ -150,3 +150,20 @@ def test_pure_helpers():
     frame = draw.probability_frame([0.1] * 10)
     assert len(frame) == 10 and frame["probability"].dtype == np.float64
     assert draw.probability_frame()["probability"].sum() == 0
+
+
+def test_a_scribble_on_the_pad_says_not_sure_and_names_two_digits(visitor):
+    from digitnet.preprocess import pad_payload
+    from test_predict import tangle
+
+    ctx, ws = visitor
+    label, note, bars, seen, *answers = draw.recognise_pad(ctx, ws, pad_payload(tangle(0)[..., 3]), "lenet")
+    top = sorted(label, key=label.get, reverse=True)
+    assert note.startswith(f"**Not sure: {top[0]} or {top[1]}?**")
+    assert len(label) == 10 and sum(label.values()) == pytest.approx(1.0, abs=1e-4)  # all ten bars stay
+
+
+def test_the_pad_value_is_never_read_as_a_path(visitor, drawn_digits):
+    ctx, ws = visitor
+    with pytest.raises(Exception, match="not a drawing from the pad"):
+        draw.recognise_pad(ctx, ws, str(drawn_digits[0][1]), "lenet")
