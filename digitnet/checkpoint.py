@@ -23,7 +23,6 @@ import torch.nn as nn
 from .models import MODELS, build_model
 
 FORMAT_VERSION = 1
-DEFAULT_CHECKPOINT_DIR = "./checkpoints"
 DEFAULT_TEMPERATURE = 1.0  # no calibration: the plain softmax of the logits
 # Where the repo's own trained weights live, whatever DIGITNET_CHECKPOINTS says.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -35,8 +34,12 @@ class CheckpointError(RuntimeError):
 
 
 def checkpoint_dir(folder: str | os.PathLike | None = None) -> Path:
-    """The checkpoint folder: ``folder``, else ``$DIGITNET_CHECKPOINTS``, else ``./checkpoints``."""
-    return Path(folder or os.environ.get("DIGITNET_CHECKPOINTS") or DEFAULT_CHECKPOINT_DIR)
+    """The checkpoint folder: ``folder``, else ``$DIGITNET_CHECKPOINTS``, else the repo's ``checkpoints/``.
+
+    The repo's folder whatever the working directory: a command-line run from elsewhere must
+    write where the app reads.
+    """
+    return Path(folder or os.environ.get("DIGITNET_CHECKPOINTS") or SHIPPED_DIR)
 
 
 def checkpoint_path(name: str, folder: str | os.PathLike | None = None) -> Path:

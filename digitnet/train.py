@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-size", type=int, default=D.val_size, help=f"validation images held out of training (default: {D.val_size})")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on only this many test images (default: all 10,000)")
     p.add_argument("--data", default=None, help="MNIST root holding MNIST/raw/ (default: $DIGITNET_DATA or ./data)")
-    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: $DIGITNET_CHECKPOINTS or ./checkpoints)")
+    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: $DIGITNET_CHECKPOINTS, else the repo's checkpoints/)")
     p.add_argument("--no-save", dest="save", action="store_false", help="do not write a checkpoint")
     p.add_argument("--metrics-json", default=None, help="write per-epoch history, test_acc and train_seconds here")
     p.add_argument("--plot", default=None, help="save the loss and accuracy curves to this PNG")

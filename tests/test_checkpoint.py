@@ -147,3 +147,13 @@ def test_save_refuses_a_bad_temperature(tmp_path, bad):
     with pytest.raises(ValueError, match="temperature"):
         ck.save_checkpoint(tmp_path / "lenet.pt", build_model("lenet"), "lenet", 0.1307, 0.3081, temperature=bad)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_default_folder_is_the_repos_whatever_the_working_directory(tmp_path, monkeypatch):
+    from digitnet.checkpoint import SHIPPED_DIR, checkpoint_dir
+
+    monkeypatch.delenv("DIGITNET_CHECKPOINTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert checkpoint_dir() == SHIPPED_DIR and (SHIPPED_DIR / "lenet.pt").is_file()
+    monkeypatch.setenv("DIGITNET_CHECKPOINTS", str(tmp_path / "mine"))
+    assert checkpoint_dir() == tmp_path / "mine"
