@@ -28,7 +28,7 @@ units and redrawn on resize. While drawing the value is updated at most every
 pointercancel). "Clear" sets ""; "Undo last stroke" redraws the remaining strokes (or sets ""
 when none are left). Setting the value is enough for Gradio 6.31 to fire ``change`` (its HTML
 component dispatches ``change`` whenever ``props.value`` changes); calling ``trigger('change')``
-as well would send every drawing twice. If a server event sets the pad's value to "", the
+as well sends every drawing twice (measured: 2 requests per dot and per Clear, against 1). If a server event sets the pad's value to "", the
 pad clears itself.
 
 Wiring (``always_last``: at most one request in flight, the latest drawing wins)::
