@@ -65,7 +65,7 @@ def sample_canvases(n: int = 8, seed: int = 0) -> list[np.ndarray]:
 
 def in_process(canvases: list[np.ndarray], repeats: int) -> dict[str, float]:
     """Medians (ms) of preprocessing, preprocessing + each model, and all three models."""
-    CACHE.load_all()
+    CACHE.status()
     state = {"i": 0}
 
     def next_canvas() -> np.ndarray:

@@ -27,6 +27,7 @@ import torch
 
 from .checkpoint import SHIPPED_DIR
 from .models import DISPLAY_NAMES, MODELS
+from .predict import CACHE, checkpoint_for, single_thread
 from .preprocess import to_tensor
 
 # Where ``python benchmarks/drawn.py --json benchmarks/results/drawn.json`` leaves its figures.
@@ -66,8 +67,6 @@ def sample_digit() -> np.ndarray:
 def measure_latency(model: torch.nn.Module, mean: float, std: float, runs: int = LATENCY_RUNS,
                     seen: np.ndarray | None = None) -> float:
     """Median milliseconds of one single-image forward + softmax, one torch thread (as ``predict`` runs)."""
-    from .predict import single_thread
-
     x = to_tensor(sample_digit() if seen is None else seen, mean, std)
     times = []
     with torch.inference_mode(), single_thread():
@@ -80,8 +79,7 @@ def measure_latency(model: torch.nn.Module, mean: float, std: float, runs: int =
 
 
 def _checkpoint_mtime(name: str) -> float | None:
-    from .predict import checkpoint_for
-
+    """When the shipped (or DIGITNET_CHECKPOINTS) file of ``name`` was written; None if there is none."""
     try:
         return checkpoint_for(name).stat().st_mtime
     except OSError:
@@ -96,8 +94,7 @@ def compare_models(cache: Any = None, drawn_path: str | os.PathLike | None = Non
     the checkpoint is newer than the drawn measurement), latency_ms, epoch_seconds, epochs,
     finetuned_on (personal digits of the last fine-tune, else None), error (unavailable model).
     """
-    if cache is None:
-        from .predict import CACHE as cache
+    cache = CACHE if cache is None else cache
     drawn, drawn_mtime = load_drawn_accuracy(drawn_path)
     rows = []
     for name in MODELS:

@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 
 from .models import check_model_name
+from .predict import CACHE, single_thread
 from .preprocess import MNIST_SIZE, to_mnist_array, to_tensor
 
 IG_STEPS = 32  # path points; completeness holds to ~1% of the logit on these models at 32
@@ -201,9 +202,7 @@ def explain(seen: np.ndarray, model: str, cache: Any = None, target: int | None 
     """
     t0 = time.perf_counter()
     name = check_model_name(model)
-    if cache is None:
-        from .predict import CACHE as cache  # lazily: explain works with any cache-like object
-    from .predict import single_thread
+    cache = CACHE if cache is None else cache  # or any object with get(name) -> (model, checkpoint)
 
     seen = np.asarray(seen, np.float32)
     if seen.shape != (MNIST_SIZE, MNIST_SIZE):

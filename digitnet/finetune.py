@@ -48,6 +48,7 @@ from . import data as mdata
 from .calibrate import fit_split_temperature, validation_split
 from .checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .models import check_model_name
+from .predict import checkpoint_for
 from .training import (BackgroundRun, BatchProgress, check_device, EpochMetrics, FromDict, TrainResult,
                        add_test_results, evaluate)
 
@@ -298,8 +299,6 @@ class FineTuner(BackgroundRun):
         self.data_root = data_root
         self.save = save
         if source is None:
-            from .predict import checkpoint_for  # lazy: predict imports the model cache machinery
-
             source = checkpoint_for(self.config.model)
         # A checkpoint dict (a visitor's own weights, in memory) or a checkpoint file.
         self.base = source if isinstance(source, dict) else None

@@ -149,9 +149,6 @@ class ModelCache:
             out[name] = f"ok (test acc {100 * acc:.1f}%)" if isinstance(acc, (int, float)) else "ok"
         return out
 
-    def load_all(self) -> dict[str, str]:
-        """Load every model now (app start-up); a broken file marks only that model unavailable."""
-        return self.status()
 
 
 CACHE = ModelCache()

@@ -161,7 +161,7 @@ def test_a_corrupt_checkpoint_makes_only_that_model_unavailable(tmp_path, monkey
     bad = tmp_path / "cnnnet.pt"
     bad.write_bytes(b"\x80\x02 this is not a checkpoint")
     cache = ModelCache()
-    status = cache.load_all()
+    status = cache.status()
     assert str(bad) in status["cnnnet"]
     assert status["lenet"].startswith("ok") and status["mlp"].startswith("ok")
     with pytest.raises(ModelUnavailable, match="cnnnet.pt"):
