@@ -186,8 +186,11 @@ def test_overlay_compares_the_visitors_runs(served_app, idle_queue):
         assert run.wait_ended(WAIT) and run.snapshot().state == "done"
     assert [value for _, value in train_tab.overlay_choices(ws)] == ["1", "2"]
     frame = train_tab.overlay_frame(ws, ["1", "2"])
-    assert len(frame) == 4 and frame["run"].nunique() == 2
-    assert any("sgd lr 0.01 · step" in name for name in frame["run"].unique())
+    assert len(frame) == 4 and sorted(frame["run"].unique()) == ["run 1", "run 2"]
+    plot = train_tab.overlay_plot(ws, ["1", "2"])
+    assert "run 2: MLP, 2 ep · sgd lr 0.01 · step" in plot.caption  # which run is which
+    assert train_tab.overlay_plot(ws, []).value is None  # nothing ticked: no frame (see plot_value)
+    assert train_tab.default_overlay(ws, ["1"]) == ["1", "2"]  # the latest run joins the visitor's ticks
     table = train_tab.runs_frame(ws)
     assert list(table["run"]) == [2, 1] and all(table["test acc"].str.endswith("%"))
 

@@ -122,8 +122,15 @@ def curve_plots(s: RunState | None) -> tuple[gr.LinePlot, gr.LinePlot]:
     """The loss and accuracy plots of one run, x from 0 to its last epoch."""
     x_max = float(max(s.epochs if s is not None else 1, 1))
     loss_caption, acc_caption = curve_captions(s)
-    return (gr.LinePlot(value=loss_frame(s), x_lim=[0.0, x_max], caption=loss_caption),
-            gr.LinePlot(value=accuracy_frame(s), x_lim=[0.0, x_max], caption=acc_caption))
+    return (gr.LinePlot(value=plot_value(loss_frame(s)), x_lim=[0.0, x_max], caption=loss_caption),
+            gr.LinePlot(value=plot_value(accuracy_frame(s)), x_lim=[0.0, x_max], caption=acc_caption))
+
+
+def plot_value(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """A plot's value: None rather than an empty frame. Gradio 6.31's LinePlot that once held an empty
+    frame draws no lines for its first data (the axes move, the colour scale stays empty); one that
+    held None draws them."""
+    return None if frame.empty else frame
 
 
 def confusion_image(confusion: list[list[int]]) -> np.ndarray:
@@ -207,24 +214,28 @@ def overlay_frame(ws: Workspace, selected: list[str] | None) -> pd.DataFrame:
         s = run.snapshot()
         if str(s.number) not in (selected or []):
             continue
-        label = f"{s.title()} ({settings_text(s)})"
+        label = f"run {s.number}"  # plain words: the settings are in the run table and the caption
         rows += [(float(h["epoch"]), 100.0 * h["val_acc"], label) for h in s.history if h.get("val_acc") is not None]
-    return pd.DataFrame(rows, columns=["epoch", "validation accuracy", "run"]).astype(
-        {"epoch": "float64", "validation accuracy": "float64", "run": "string"})
+    return pd.DataFrame(rows, columns=["epoch", "val_acc", "run"]).astype(
+        {"epoch": "float64", "val_acc": "float64", "run": "string"})
 
 
 def overlay_plot(ws: Workspace, selected: list[str] | None) -> gr.LinePlot:
     """The overlay plot of the selected runs (its caption names them, so the chart rebuilds its legend)."""
     frame = overlay_frame(ws, selected)
+    shown = [run.snapshot() for run in ws.runs() if str(run.number) in (selected or [])]
     caption = "tick runs above to compare their curves" if frame.empty else \
-        "validation accuracy per epoch: " + ", ".join(f"run {n}" for n in (selected or []))
-    return gr.LinePlot(value=frame, caption=caption)
+        " · ".join(f"run {r.number}: {DISPLAY_NAMES[r.model]}, {settings_text(r)}" for r in shown)
+    return gr.LinePlot(value=plot_value(frame), caption=caption)
 
 
 def default_overlay(ws: Workspace, selected: list[str] | None) -> list[str]:
-    """What stays ticked: the visitor's ticks that still exist, else the latest runs with curves."""
+    """What is ticked: the visitor's ticks that still exist plus their latest run (else the latest few runs)."""
     available = [value for _, value in overlay_choices(ws)]
     kept = [v for v in (selected or []) if v in available]
+    latest = ws.latest()
+    if kept and latest is not None and str(latest.number) in available and str(latest.number) not in kept:
+        kept.append(str(latest.number))  # a run that just ended joins the comparison
     return kept or available[-OVERLAY_DEFAULT:]
 
 
@@ -418,9 +429,9 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
             status_md = gr.Markdown(status_line(None), elem_id="train-status")
             progress = gr.HTML()
             with gr.Row():
-                loss_plot = gr.LinePlot(loss_frame(None), x="epoch", y="loss", color="curve", label="Loss",
+                loss_plot = gr.LinePlot(None, x="epoch", y="loss", color="curve", label="Loss",
                                         x_title="epoch", y_title="loss")
-                acc_plot = gr.LinePlot(accuracy_frame(None), x="epoch", y="accuracy", color="curve",
+                acc_plot = gr.LinePlot(None, x="epoch", y="accuracy", color="curve",
                                        label="Accuracy (%)", x_title="epoch", y_title="accuracy (%)")
             results_md = gr.Markdown(results_markdown(None))
             confusion = gr.Image(label="Confusion matrix", interactive=False, buttons=["download"], format="png")
@@ -431,7 +442,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
         runs_df = gr.Dataframe(runs_frame_empty(), label="Your runs (newest first)", interactive=False, wrap=True,
                                elem_id="runs-table")
         overlay_pick = gr.CheckboxGroup([], value=[], label="Overlay these runs", elem_id="overlay-pick")
-        overlay = gr.LinePlot(overlay_frame_empty(), x="epoch", y="validation accuracy", color="run",
+        overlay = gr.LinePlot(None, x="epoch", y="val_acc", color="run",
                               label="Validation accuracy of your runs (%)", x_title="epoch",
                               y_title="validation accuracy (%)", elem_id="overlay-plot")
     with gr.Accordion("Your models: download or load weights", open=False):
@@ -471,9 +482,3 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
 def runs_frame_empty() -> pd.DataFrame:
     """The run table's columns, no rows."""
     return pd.DataFrame(columns=["run", "model", "settings", "state", "test acc", "time"])
-
-
-def overlay_frame_empty() -> pd.DataFrame:
-    """The overlay plot's columns, no rows, with the dtypes the plot needs."""
-    return pd.DataFrame(columns=["epoch", "validation accuracy", "run"]).astype(
-        {"epoch": "float64", "validation accuracy": "float64", "run": "string"})

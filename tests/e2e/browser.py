@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -20,9 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = ROOT / "artifacts" / "e2e"  # every screenshot of every run (gitignored)
-DOCS = ROOT / "docs"  # the README's screenshots, rewritten only with DIGITNET_UPDATE_SCREENSHOTS=1
-UPDATE_DOCS = os.environ.get("DIGITNET_UPDATE_SCREENSHOTS", "") == "1"
-README_SHOTS = {"draw", "train", "mobile"}  # the screenshots docs/ keeps; the others are artefacts only
 DOC_PNG_COLOURS = 128  # palette PNGs keep a UI screenshot under ~150 KB; the README loads them
 DOC_PNG_MAX_BYTES = 300_000
 
@@ -136,14 +132,11 @@ def settled_answer(page, quiet_ms: int = SETTLE_QUIET_MS) -> str:
     return answer(page).inner_text().strip()
 
 
-def screenshot(page, name: str, full_page: bool = False, clip: dict | None = None) -> Path:
-    """Save a screenshot to artifacts/e2e/<name>.png; the README's ones also to docs/ on DIGITNET_UPDATE_SCREENSHOTS=1."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
+def screenshot(page, name: str, full_page: bool = False, clip: dict | None = None, folder: Path = ARTIFACTS) -> Path:
+    """Save a small screenshot as <folder>/<name>.png (artifacts/e2e by default: gitignored, for people to look at)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     path.write_bytes(small_png(page.screenshot(full_page=full_page or clip is not None, clip=clip)))
-    if UPDATE_DOCS and name in README_SHOTS:
-        DOCS.mkdir(exist_ok=True)
-        shutil.copyfile(path, DOCS / f"{name}.png")
     return path
 
 
