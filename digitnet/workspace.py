@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,13 @@ from .scheduler import STOP_WAIT_SECONDS, Run, RunState, Scheduler
 
 MAX_RUNS_KEPT = 20  # a visitor's run history; the oldest finished runs (and their weights) go first
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a checkpoint of the largest model (the MLP) is ~1.1 MB
+# Leaving is normally Gradio's unload event (the tab's heartbeat ends). A caller with no
+# heartbeat (plain HTTP calls, each with a new session id) never leaves, so workspaces nobody
+# has used for this long are also freed: soon when they hold nothing (a new one is the same),
+# after hours when they hold runs or digits (a tab left open over lunch keeps its weights).
+EMPTY_IDLE_SECONDS = 10 * 60
+IDLE_SECONDS = 6 * 3600
+SWEEP_EVERY = 100  # look for idle workspaces every this many new visitors
 
 
 class AlreadyTraining(RuntimeError):
@@ -54,6 +62,7 @@ class Workspace:
         self.scheduler = scheduler
         self.shipped = shipped
         self.my_digits: MyDigits = []
+        self.last_seen = time.monotonic()  # the last request of this visitor (Visitors.get)
         self._lock = threading.RLock()
         self._runs: list[Run] = []
         self._numbers = 0
@@ -256,6 +265,20 @@ class Workspace:
 
     # ---- leaving ------------------------------------------------------------------------------
 
+    def idle_for(self, now: float) -> float | None:
+        """Seconds since this visitor's last request, if the workspace may be freed for idleness; else None.
+
+        Never while a run waits or runs: its owner may be watching it.
+        """
+        if self.active() is not None:
+            return None
+        return now - self.last_seen
+
+    def holds_nothing(self) -> bool:
+        """True when freeing this workspace loses nothing (no runs, no digits, shipped weights)."""
+        with self._lock:
+            return not self._runs and not self.my_digits
+
     def close(self) -> None:
         """The visitor left: drop a waiting run, stop a running one (without waiting), forget everything."""
         run = self.active()
@@ -276,14 +299,34 @@ class Visitors:
         self.shipped = shipped
         self._lock = threading.Lock()
         self._workspaces: dict[str, Workspace] = {}
+        self._created = 0
 
     def get(self, session: str) -> Workspace:
-        """The workspace of ``session``, new if this is its first request."""
+        """The workspace of ``session``, new if this is its first request (which may free idle ones)."""
         with self._lock:
             ws = self._workspaces.get(session)
             if ws is None:
                 ws = self._workspaces[session] = Workspace(session, self.scheduler, self.shipped)
-            return ws
+                self._created += 1
+                sweep = self._created % SWEEP_EVERY == 0
+            else:
+                sweep = False
+            ws.last_seen = time.monotonic()
+        if sweep:
+            self.sweep()
+        return ws
+
+    def sweep(self, now: float | None = None) -> int:
+        """Free the workspaces idle for longer than they may be (see IDLE_SECONDS); how many were freed."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            candidates = list(self._workspaces.items())
+        freed = 0
+        for session, ws in candidates:
+            idle = ws.idle_for(now)
+            if idle is not None and idle > (EMPTY_IDLE_SECONDS if ws.holds_nothing() else IDLE_SECONDS):
+                freed += self.leave(session)
+        return freed
 
     def peek(self, session: str) -> Workspace | None:
         """The workspace of ``session`` if it has one (no new one is made)."""

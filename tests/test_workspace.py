@@ -145,3 +145,18 @@ def test_leaving_drops_a_waiting_run_and_frees_the_workspace(visitors, gate):
     gate.open()
     assert a.wait_ended(WAIT) and a.snapshot().state == "stopped"
     assert len(visitors) == 0 and not visitors.leave("alice")
+
+
+def test_workspaces_nobody_uses_are_freed_after_a_while(visitors, mnist):
+    from digitnet.workspace import EMPTY_IDLE_SECONDS, IDLE_SECONDS
+
+    quiet, keeper, busy = visitors.get("quiet"), visitors.get("keeper"), visitors.get("now")
+    keeper.my_digits = [(mnist.test_images[0].numpy().astype(np.float32) / 255, 7)]
+    start = quiet.last_seen
+    busy.last_seen = start + EMPTY_IDLE_SECONDS  # used just now
+    # An empty workspace (a caller without a heartbeat) goes after EMPTY_IDLE_SECONDS...
+    assert visitors.sweep(now=start + EMPTY_IDLE_SECONDS + 1) == 1
+    assert visitors.peek("quiet") is None and visitors.peek("keeper") is keeper and visitors.peek("now") is busy
+    # ...one that holds digits (or runs) only after IDLE_SECONDS.
+    assert visitors.sweep(now=start + IDLE_SECONDS + 1) == 2
+    assert len(visitors) == 0
