@@ -1,6 +1,6 @@
 """Checkpoints: a plain dict saved atomically, loaded with ``weights_only=True``.
 
-Format (DESIGN.md): ``{"format_version": 1, "arch": "lenet", "state_dict": {...},
+Format, which scripts and tests rely on: ``{"format_version": 1, "arch": "lenet", "state_dict": {...},
 "mean": 0.1307, "std": 0.3081, "metrics": {...}, "config": {...}, "temperature": 1.23}``.
 
 ``temperature`` (optional, a finite float > 0) is the softmax temperature that calibrates the

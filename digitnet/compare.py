@@ -3,22 +3,28 @@
 Each figure comes from somewhere a reader can check:
 
 - parameters: counted on the loaded model;
-- test accuracy, seconds per training epoch, epochs: the checkpoint's metadata
-  (``metrics.test_acc``, the median of ``metrics.history[*].seconds``), written by the
-  run that produced the weights; a fine-tuned checkpoint also says on how many personal digits;
+- test accuracy: the checkpoint's metadata (``metrics.test_acc``), written by the run that
+  produced the weights; a fine-tuned checkpoint also says on how many personal digits;
 - drawn-digit accuracy: the JSON ``benchmarks/drawn.py --json`` writes (default
   ``benchmarks/results/drawn.json``, its ``in_process`` figures per model); "not measured"
   when there is none, and flagged when the checkpoint is newer than the measurement;
 - latency: measured on the spot, the median of single-image predictions with one torch
-  thread under ``inference_mode`` (what ``digitnet.predict`` does per drawing).
+  thread under ``inference_mode`` (what ``digitnet.predict`` does per drawing);
+- training step: measured on the spot, the median time of one forward + backward + AdamW
+  step on a batch of random images, with the torch threads a training run uses
+  (``digitnet.training.usable_cores()``). Not seconds per epoch from the checkpoints: those
+  were recorded on whatever machine, load and thread count made each file, so the three
+  figures could not be compared with each other or with anything measured here.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import statistics
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +35,20 @@ from .checkpoint import SHIPPED_DIR
 from .models import DISPLAY_NAMES, MODELS
 from .predict import CACHE, checkpoint_for, single_thread
 from .preprocess import to_tensor
+from .training import usable_cores
 
 # Where ``python benchmarks/drawn.py --json benchmarks/results/drawn.json`` leaves its figures.
 DRAWN_RESULTS = SHIPPED_DIR.parent / "benchmarks" / "results" / "drawn.json"
 LATENCY_RUNS = 30  # single-image predictions per model; the median of 30 is steady to ~0.1 ms here
 LATENCY_WARMUP = 3  # first calls allocate and pick kernels; not what a visitor waits for
+TRAIN_BATCH = 128  # images per measured training step: the default batch size of a run
+TRAIN_STEP_RUNS = 10  # measured steps per model (the median is reported)
+TRAIN_STEP_WARMUP = 3  # first steps allocate the optimizer's state and pick kernels
+# Stop measuring a model's steps after this long (warm-up not counted), whatever TRAIN_STEP_RUNS
+# says: the tab measures when it opens, and a loaded machine must not keep a visitor waiting.
+TRAIN_STEP_BUDGET_S = 1.0
 NOT_MEASURED = "not measured"
+TRAIN_STEP_COLUMN = f"Training step (median, ms, batch {TRAIN_BATCH})"
 UNAVAILABLE = "unavailable"
 
 
@@ -78,6 +92,55 @@ def measure_latency(model: torch.nn.Module, mean: float, std: float, runs: int =
     return 1000.0 * statistics.median(times)
 
 
+@contextmanager
+def _torch_threads(n: int):
+    """Run a block with ``n`` torch intra-op threads, then restore this thread's count (as ``predict.single_thread``)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def measure_training_step(model: torch.nn.Module, runs: int = TRAIN_STEP_RUNS,
+                          budget_s: float = TRAIN_STEP_BUDGET_S, batch: int = TRAIN_BATCH) -> float:
+    """Median milliseconds of one forward + backward + AdamW step on ``batch`` random 28x28 images.
+
+    Works on a copy of ``model`` (the loaded one is shared by every visitor and frozen), in
+    train mode with dropout off, with ``usable_cores()`` torch threads as a training run has.
+    Random numbers come from a private generator and dropout, which would draw from the
+    process-wide one, is off: a training run in another thread keeps its random sequence.
+    Dropout costs little next to the convolutions and matrix products.
+    """
+    trainee = copy.deepcopy(model).train()
+    for p in trainee.parameters():
+        p.requires_grad_(True)
+    for m in trainee.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 1, 28, 28, generator=generator)
+    y = torch.randint(0, 10, (batch,), generator=generator)
+    optimizer = torch.optim.AdamW(trainee.parameters())
+    loss_fn = torch.nn.CrossEntropyLoss()
+    times = []
+    with _torch_threads(usable_cores()):
+        deadline = None
+        for i in range(TRAIN_STEP_WARMUP + max(1, runs)):
+            if i == TRAIN_STEP_WARMUP:
+                deadline = time.perf_counter() + budget_s
+            elif deadline is not None and time.perf_counter() > deadline:
+                break
+            t0 = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(trainee(x), y).backward()
+            optimizer.step()
+            if i >= TRAIN_STEP_WARMUP:
+                times.append(time.perf_counter() - t0)
+    return 1000.0 * statistics.median(times)
+
+
 def _checkpoint_mtime(name: str) -> float | None:
     """When the shipped (or DIGITNET_CHECKPOINTS) file of ``name`` was written; None if there is none."""
     try:
@@ -87,12 +150,13 @@ def _checkpoint_mtime(name: str) -> float | None:
 
 
 def compare_models(cache: Any = None, drawn_path: str | os.PathLike | None = None,
-                   runs: int = LATENCY_RUNS) -> list[dict]:
+                   runs: int = LATENCY_RUNS, train_steps: int = TRAIN_STEP_RUNS) -> list[dict]:
     """One dict per model (mlp, cnnnet, lenet), raw values; None where a figure is missing.
 
     Keys: model, name, parameters, test_acc (0..1), drawn_acc (0..1), drawn_stale (True when
-    the checkpoint is newer than the drawn measurement), latency_ms, epoch_seconds, epochs,
+    the checkpoint is newer than the drawn measurement), latency_ms, train_step_ms,
     finetuned_on (personal digits of the last fine-tune, else None), error (unavailable model).
+    ``runs`` and ``train_steps`` are how many predictions and training steps are timed per model.
     """
     cache = CACHE if cache is None else cache
     drawn, drawn_mtime = load_drawn_accuracy(drawn_path)
@@ -100,7 +164,7 @@ def compare_models(cache: Any = None, drawn_path: str | os.PathLike | None = Non
     for name in MODELS:
         row: dict[str, Any] = {"model": DISPLAY_NAMES[name], "name": name, "parameters": None, "test_acc": None,
                                "drawn_acc": drawn.get(name), "drawn_stale": False, "latency_ms": None,
-                               "epoch_seconds": None, "epochs": None, "finetuned_on": None, "error": None}
+                               "train_step_ms": None, "finetuned_on": None, "error": None}
         try:
             model, ckpt = cache.get(name)
         except Exception as exc:  # ModelUnavailable: a broken or missing file shows as such, the others still compare
@@ -108,18 +172,16 @@ def compare_models(cache: Any = None, drawn_path: str | os.PathLike | None = Non
             rows.append(row)
             continue
         metrics = ckpt.get("metrics") or {}
-        history = [h for h in metrics.get("history") or [] if isinstance(h, dict) and isinstance(h.get("seconds"), (int, float))]
         row["parameters"] = sum(p.numel() for p in model.parameters())  # the cache freezes them: count all
         acc = metrics.get("test_acc")
         row["test_acc"] = float(acc) if isinstance(acc, (int, float)) else None
-        row["epoch_seconds"] = statistics.median(h["seconds"] for h in history) if history else None
-        row["epochs"] = len(history) or None
         finetune = metrics.get("finetune")
         row["finetuned_on"] = finetune.get("personal_digits") if isinstance(finetune, dict) else None
         if row["drawn_acc"] is not None and drawn_mtime is not None:
             mtime = _checkpoint_mtime(name)
             row["drawn_stale"] = mtime is not None and mtime > drawn_mtime
         row["latency_ms"] = measure_latency(model, float(ckpt["mean"]), float(ckpt["std"]), runs)
+        row["train_step_ms"] = measure_training_step(model, train_steps)
         rows.append(row)
     return rows
 
@@ -138,7 +200,7 @@ def compare_table(rows: list[dict] | None = None, **kwargs: Any):
         if r["error"]:
             table.append({"Model": r["model"], "Parameters": UNAVAILABLE, "Test accuracy": UNAVAILABLE,
                           "Drawn-digit accuracy": UNAVAILABLE, "Latency (median, ms)": UNAVAILABLE,
-                          "Seconds per epoch": UNAVAILABLE})
+                          TRAIN_STEP_COLUMN: UNAVAILABLE})
             continue
         test = _percent(r["test_acc"], "unknown")
         if r["finetuned_on"]:
@@ -152,8 +214,7 @@ def compare_table(rows: list[dict] | None = None, **kwargs: Any):
             "Test accuracy": test,
             "Drawn-digit accuracy": drawn,
             "Latency (median, ms)": f"{r['latency_ms']:.2f}",
-            "Seconds per epoch": "unknown" if r["epoch_seconds"] is None
-            else f"{r['epoch_seconds']:.1f} (over {r['epochs']} epoch{'s' if r['epochs'] != 1 else ''})",
+            TRAIN_STEP_COLUMN: f"{r['train_step_ms']:.1f}",
         })
     return pd.DataFrame(table, columns=["Model", "Parameters", "Test accuracy", "Drawn-digit accuracy",
-                                        "Latency (median, ms)", "Seconds per epoch"])
+                                        "Latency (median, ms)", TRAIN_STEP_COLUMN])

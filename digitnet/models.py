@@ -51,7 +51,8 @@ class GreyConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` for the first layer: one input channel, stride 1, square zero padding.
 
     Same parameters and state-dict keys as ``nn.Conv2d`` (checkpoints do not change); only
-    training is faster (see ``_GreyConvFunction``). Without autograd it is ``nn.Conv2d``.
+    training on the CPU is faster (see ``_GreyConvFunction``). Without autograd, or off the CPU,
+    it is plain ``nn.Conv2d``.
     """
 
     def __init__(self, out_channels: int, kernel_size: int, padding: int = 0) -> None:
@@ -70,8 +71,8 @@ class MLP(nn.Module):
     - ``forward`` returns logits. The seed applied ``softmax`` and then
       ``CrossEntropyLoss``, which applies log-softmax a second time: the
       gradients shrink and training stalls around 90-95%.
-    - optional dropout after each hidden layer (regularisation for longer runs
-      with augmentation).
+    - optional dropout after each hidden layer, i.e. twice (regularisation for
+      longer runs with augmentation).
     """
 
     def __init__(self, dropout: float = 0.0) -> None:
@@ -102,7 +103,8 @@ class CNNNet(nn.Module):
       plateaus below the 99.4% we ship.
     - BatchNorm after each convolution: it lets a high one-cycle learning rate
       converge in one or two epochs, which is what makes "99% in seconds" possible.
-    - optional dropout before the classifier.
+    - optional dropout, applied twice with the same rate: on the 480 flattened conv
+      features (before ``fc1``) and on ``fc1``'s 100 outputs (before ``fc2``).
     """
 
     def __init__(self, dropout: float = 0.0) -> None:
@@ -136,7 +138,7 @@ class LeNet(nn.Module):
     - BatchNorm after each convolution, for fast convergence (see ``CNNNet``).
     - ``torch.flatten(x, 1)`` instead of ``x.view(-1, 400)``, which silently
       reshapes a wrong-sized input into a wrong batch size.
-    - optional dropout in the classifier.
+    - optional dropout after each hidden layer of the classifier (``fc1`` and ``fc2``).
     """
 
     def __init__(self, dropout: float = 0.0) -> None:

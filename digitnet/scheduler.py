@@ -128,6 +128,7 @@ class Run:
         self.on_end: list[Callable[["Run"], None]] = []  # called once, in the worker thread, when it ends
         self.queued_at = time.monotonic()
         self._lock = threading.Lock()
+        self._started = threading.Event()  # left the queue (running, or ended while waiting)
         self._ended = threading.Event()
         self._stop = threading.Event()
         self._runner: BackgroundRun | None = None
@@ -156,6 +157,10 @@ class Run:
     @property
     def version(self) -> int:
         return self._state.version
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        """Wait until the run has left the queue (it runs, or it ended); True if it has."""
+        return self._started.wait(timeout)
 
     def wait_ended(self, timeout: float | None = None) -> bool:
         """Wait until the run is done, stopped or failed; True if it has."""
@@ -198,6 +203,7 @@ class Run:
                       test_acc=None if result is None else result.test_acc,
                       train_seconds=None if result is None else result.train_seconds)
         self.update(**{**fields, **more})
+        self._started.set()
         self._ended.set()
         for hook in self.on_end:
             hook(self)
@@ -368,6 +374,11 @@ class Scheduler:
             return max(0.0, self.expected_seconds(run) - s.elapsed)
         return self.expected_seconds(run)
 
+    def starts_now(self, run: Run) -> bool:
+        """True when ``run`` is next and nothing runs: the worker is about to take it."""
+        with self._cond:
+            return self._running is None and bool(self._waiting) and self._waiting[0] is run
+
     def seconds_until_start(self, run: Run) -> float | None:
         """Estimated seconds until ``run`` starts: the running run's rest plus every run ahead of it."""
         with self._cond:
@@ -448,6 +459,7 @@ class Scheduler:
             run._end("stopped", f"{name}: stopped before it started.")
             return
         run.update(state="running", message=f"{name}: loading data...")
+        run._started.set()
         try:
             runner = run.work(run)
             run._attach(runner)

@@ -348,7 +348,7 @@ class Visitors:
 
 
 def run_status(workspace: Workspace) -> dict:
-    """The /status JSON (DESIGN.md) of a visitor's latest run, with its queue position while it waits."""
+    """The documented /status JSON of a visitor's latest run, with its queue position while it waits."""
     run = workspace.latest()
     if run is None:
         return {"state": "idle", "run": None, "model": None, "epoch": 0, "epochs": 0, "batch": 0, "batches": 0,

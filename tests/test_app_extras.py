@@ -1,4 +1,4 @@
-"""Issue 8 in the app, through gradio_client: Explain, Compare, "my digits" and fine-tunes, one visitor each.
+"""The extra tabs through gradio_client: Explain, Compare, "my digits" and fine-tunes, one visitor each.
 
 The extras are undocumented endpoints (callable, but not on the API page, which lists the
 documented ones); gradio_client has no parameter names for such endpoints, so they are

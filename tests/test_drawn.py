@@ -37,7 +37,7 @@ def test_drawn_digit_accuracy_meets_the_bounds(drawings, monkeypatch):
 
 
 def test_the_drawing_pads_payload_is_read_as_well_as_the_canvas(drawings, monkeypatch):
-    # Issue 12: the pad sends the drawing as a 112x112 alpha PNG; it must not cost accuracy.
+    # The pad sends the drawing as a 112x112 alpha PNG (small and fast to send); that must not cost accuracy.
     monkeypatch.delenv("DIGITNET_CHECKPOINTS", raising=False)
     canvas, _, _ = in_process(drawings)
     pad, by_style, _ = in_process(drawings, pad_input)

@@ -1,4 +1,4 @@
-"""Issue 6 through the launched app: bad input, hostile checkpoint files and size limits.
+"""Bad input, hostile checkpoint files and size limits, through the launched app: the server stays up.
 
 Every bad input gets a clear answer (the "Draw a digit" message, the right digit, or an
 error that says what is wrong) and the server stays up: after each one a normal drawing
@@ -7,8 +7,8 @@ unknown model on /predict (test_app.py); /train with 0 or 31 epochs, lr 0 or neg
 batch size 0 or too big, unknown model (test_app_train.py); atomic writes, truncated,
 foreign and code-carrying checkpoint files (test_checkpoint.py, test_predict.py).
 
-The rows that once waited for issue 6's patch are plain tests now that it has landed (the
-Draw tab's ``SketchData``, preprocess's ``MAX_INPUT_PIXELS``, ``LAUNCH_OPTIONS``' ``max_file_size``).
+The limits under test are the Draw tab's ``SketchData``, preprocess's ``MAX_INPUT_PIXELS`` and
+``LAUNCH_OPTIONS``' ``max_file_size``.
 Each ``client`` is a fresh visitor, so a refused /train shows as that visitor's ``idle``.
 """
 
@@ -33,7 +33,7 @@ from digitnet.training import TrainConfig
 from digitnet.ui import draw, train
 from digitnet.ui.common import BLANK_MESSAGE
 
-HUGE = 5000  # side of the big-but-accepted upload (issue 4: costs milliseconds after downscaling)
+HUGE = 5000  # side of a big upload that is still accepted: preprocess downscales it first, in milliseconds
 TRUTH = 7  # MNIST test image 0, the digit every valid image below shows
 
 

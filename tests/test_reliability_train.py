@@ -1,4 +1,4 @@
-"""Issue 6, training faults through the launched app: errors end cleanly, nothing leaks.
+"""Training faults through the launched app: errors end cleanly, nothing leaks.
 
 test_scheduler.py shows a failing run at the Scheduler level; here the same and a missing
 MNIST go through /train and /status (and the Train tab's status line, as the visitor's

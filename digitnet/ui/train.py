@@ -32,6 +32,7 @@ MISCLASSIFIED_SHOWN = 24
 WATCH_SECONDS = 0.5  # how often the live view looks at its run (server side: no request from the tab)
 ETA_STEP_SECONDS = 5  # a waiting visitor's start estimate is redrawn when it moves by this much
 OVERLAY_DEFAULT = 4  # runs ticked in the overlay at most by default (the latest ones)
+START_WAIT_SECONDS = 1.0  # /train waits at most this long for a run that starts at once
 
 
 # ------------------------------------------------------------------------------ pure functions
@@ -349,7 +350,7 @@ def seed_preset(ctx: Context) -> tuple:
             r["step_size"], r["gamma"], r["weight_decay"], r["dropout"], r["augment"])
 
 
-# ---- the documented API: typed, keyword-callable (DESIGN.md) --------------------------------------
+# ---- the documented API: typed, keyword-callable (scripts call it by these names) --------------------------------------
 
 _D = TrainConfig()
 
@@ -361,11 +362,13 @@ def train(ctx: Context, ws: Workspace, model: str, epochs: int, batch_size: int 
           seed: int = _D.seed) -> dict:
     """Queue a training run for this session and return at once with its /status (queued with position, or running)."""
     try:
-        ws.train(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
-                 schedule=schedule, step_size=step_size, gamma=gamma, weight_decay=weight_decay, dropout=dropout,
-                 augment=augment, seed=seed)
+        run = ws.train(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                       momentum=momentum, schedule=schedule, step_size=step_size, gamma=gamma,
+                       weight_decay=weight_decay, dropout=dropout, augment=augment, seed=seed)
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
+    if ctx.scheduler.starts_now(run):  # an empty queue: answer "running", not "queued" for a millisecond
+        run.wait_started(START_WAIT_SECONDS)
     return run_status(ws)
 
 

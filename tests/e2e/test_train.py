@@ -25,7 +25,7 @@ RUN_TIMEOUT_S = 300  # a 3-epoch run on the slice takes seconds idle, minutes on
 POLL_MS = 500  # between two looks at the page (page.wait_for_timeout: playwright delivers events meanwhile)
 LONG_EPOCHS, LONG_BATCH = 30, 16  # 125 batches an epoch on the slice, 30 epochs: a run that is still going when stopped
 IDLE_WATCH_MS = 15_000
-IDLE_REQUESTS_MAX = 1  # issue 11: at most 1 request in 15 s from a page nobody touches
+IDLE_REQUESTS_MAX = 1  # a page nobody touches costs the shared server at most 1 request in 15 s (no polling timer)
 STATE = re.compile(r"· (idle|queued|running|done|stopped|error)$")
 STATUS_STRONG = "#train-status strong"  # "run 2: LeNet · running" (train.status_line), or "idle"
 RUN_ROWS = "#runs-table [role=row][data-index]"  # gr.Dataframe's body rows (a virtual table of divs)
