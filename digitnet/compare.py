@@ -103,12 +103,12 @@ def _torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
-def measure_training_step(model: torch.nn.Module, runs: int = TRAIN_STEP_RUNS,
+def measure_training_step(model: torch.nn.Module, runs: int = TRAIN_STEP_RUNS, threads: int | None = None,
                           budget_s: float = TRAIN_STEP_BUDGET_S, batch: int = TRAIN_BATCH) -> float:
     """Median milliseconds of one forward + backward + AdamW step on ``batch`` random 28x28 images.
 
     Works on a copy of ``model`` (the loaded one is shared by every visitor and frozen), in
-    train mode with dropout off, with ``usable_cores()`` torch threads as a training run has.
+    train mode, with ``threads`` torch threads (default ``usable_cores()``, as a training run has).
     Random numbers come from a private generator and dropout, which would draw from the
     process-wide one, is off: a training run in another thread keeps its random sequence.
     Dropout costs little next to the convolutions and matrix products.
@@ -124,20 +124,21 @@ def measure_training_step(model: torch.nn.Module, runs: int = TRAIN_STEP_RUNS,
     y = torch.randint(0, 10, (batch,), generator=generator)
     optimizer = torch.optim.AdamW(trainee.parameters())
     loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(trainee(x), y).backward()
+        optimizer.step()
+
     times = []
-    with _torch_threads(usable_cores()):
-        deadline = None
-        for i in range(TRAIN_STEP_WARMUP + max(1, runs)):
-            if i == TRAIN_STEP_WARMUP:
-                deadline = time.perf_counter() + budget_s
-            elif deadline is not None and time.perf_counter() > deadline:
-                break
+    with _torch_threads(threads or usable_cores()):
+        for _ in range(TRAIN_STEP_WARMUP):
+            step()
+        deadline = time.perf_counter() + budget_s
+        while len(times) < max(1, runs) and (not times or time.perf_counter() < deadline):
             t0 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(trainee(x), y).backward()
-            optimizer.step()
-            if i >= TRAIN_STEP_WARMUP:
-                times.append(time.perf_counter() - t0)
+            step()
+            times.append(time.perf_counter() - t0)
     return 1000.0 * statistics.median(times)
 
 
