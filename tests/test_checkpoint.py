@@ -4,30 +4,43 @@ import os
 
 import pytest
 import torch
+import torch.nn as nn
 
 from digitnet import checkpoint as ck
-from digitnet.models import build_model
+from digitnet.models import MODELS, build_model
 
 
-def save_lenet(path, **metrics):
+def save_model(path, name="lenet", **metrics):
+    """Save a freshly initialised ``name`` model (eval mode) with known metadata; return the model."""
     torch.manual_seed(0)
-    model = build_model("lenet").eval()
-    ck.save_checkpoint(path, model, "lenet", 0.1307, 0.3081, metrics={"test_acc": 0.99, **metrics}, config={"epochs": 3})
+    model = build_model(name).eval()
+    with torch.no_grad():  # BatchNorm statistics away from their defaults: a round trip must keep buffers too
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    ck.save_checkpoint(path, model, name, 0.1307, 0.3081, metrics={"test_acc": 0.99, **metrics}, config={"epochs": 3})
     return model
 
 
-def test_round_trip_keeps_format_and_predictions(tmp_path):
-    path = tmp_path / "lenet.pt"
-    model = save_lenet(path)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_round_trip_keeps_format_and_predictions(tmp_path, name):
+    path = tmp_path / f"{name}.pt"
+    model = save_model(path, name)
     raw = torch.load(path, map_location="cpu", weights_only=True)  # the documented way to read it
-    assert raw["format_version"] == 1 and raw["arch"] == "lenet"
+    assert raw["format_version"] == 1 and raw["arch"] == name
     assert raw["mean"] == pytest.approx(0.1307) and raw["std"] == pytest.approx(0.3081)
     assert raw["metrics"]["test_acc"] == 0.99 and raw["config"] == {"epochs": 3}
+    assert raw["state_dict"].keys() == model.state_dict().keys()
     loaded, meta = ck.load_model(path)
+    assert type(loaded) is MODELS[name] and not loaded.training
     x = torch.randn(3, 1, 28, 28)
-    assert torch.allclose(loaded(x), model(x))
+    with torch.no_grad():
+        expected, got = model(x), loaded(x)
+        assert not torch.equal(expected, build_model(name).eval()(x))  # other weights answer otherwise
+    assert torch.equal(got, expected)  # the same weights and statistics: the same numbers, to the bit
     assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # readable like any other file
-    assert [p.name for p in tmp_path.iterdir()] == ["lenet.pt"]  # no temp files left
+    assert [p.name for p in tmp_path.iterdir()] == [f"{name}.pt"]  # no temp files left
 
 
 def test_missing_file_names_the_file(tmp_path):
@@ -37,7 +50,7 @@ def test_missing_file_names_the_file(tmp_path):
 
 def test_truncated_file_is_a_clear_error(tmp_path):
     path = tmp_path / "lenet.pt"
-    save_lenet(path)
+    save_model(path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ck.CheckpointError, match="lenet.pt could not be read"):
@@ -89,7 +102,7 @@ def test_mismatching_weights_are_a_clear_error(tmp_path):
 
 def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
     path = tmp_path / "lenet.pt"
-    save_lenet(path)
+    save_model(path)
     before = path.read_bytes()
 
     def broken_save(obj, f):
@@ -98,7 +111,7 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ck.torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        save_lenet(path)
+        save_model(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["lenet.pt"]
     monkeypatch.undo()
@@ -124,7 +137,7 @@ def test_round_trip_keeps_the_temperature(tmp_path):
 
 def test_a_checkpoint_without_a_temperature_loads_with_one(tmp_path):
     path = tmp_path / "lenet.pt"
-    save_lenet(path)
+    save_model(path)
     raw = torch.load(path, weights_only=True)
     del raw["temperature"]  # a file written before calibration existed
     torch.save(raw, path)
@@ -134,7 +147,7 @@ def test_a_checkpoint_without_a_temperature_loads_with_one(tmp_path):
 @pytest.mark.parametrize("bad", [0, 0.0, -1.0, float("nan"), float("inf"), "1.5", True, None])
 def test_a_bad_temperature_is_refused_naming_the_file(tmp_path, bad):
     path = tmp_path / "lenet.pt"
-    save_lenet(path)
+    save_model(path)
     raw = torch.load(path, weights_only=True)
     raw["temperature"] = bad
     torch.save(raw, path)
