@@ -24,7 +24,8 @@ from digitnet.predict import (
     predict,
     predict_all,
 )
-from digitnet.preprocess import ImageError
+from digitnet.preprocess import ImageError, to_mnist_array, to_tensor
+from digitnet.training import TrainConfig, Trainer
 
 BLANK = {"background": None, "layers": [], "composite": None}
 
@@ -116,6 +117,34 @@ def _save(folder, name: str, seed: int, test_acc: float):
     torch.manual_seed(seed)
     model = build_model(name).eval()
     return save_checkpoint(folder / f"{name}.pt", model, name, MNIST_MEAN, MNIST_STD, metrics={"test_acc": test_acc}), model
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_trained_checkpoint_predicts_what_the_trained_model_did(name, tmp_path, monkeypatch, mnist_test):
+    """Train briefly, save, then ``predict`` from the file: the same ten probabilities as the model in memory."""
+    images, _ = mnist_test
+    canvases = [on_canvas(images[index].numpy(), size, left, top) for index, size, left, top in PLACES]
+    shipped = [predict(canvas, name).probs for canvas in canvases]  # DIGITNET_CHECKPOINTS unset: the repo's files
+    monkeypatch.setenv("DIGITNET_CHECKPOINTS", str(tmp_path))
+    config = TrainConfig(model=name, epochs=1, train_limit=300, val_size=100, test_limit=200)
+    trainer = Trainer(config, checkpoint_dir=tmp_path, save=True)
+    threads = torch.get_num_threads()
+    try:
+        result = trainer.run()
+    finally:
+        torch.set_num_threads(threads)  # a run sets every usable core for its thread; later tests expect ours
+    assert result.state == "done" and result.checkpoint == str(tmp_path / f"{name}.pt")
+    trained = trainer.model.cpu().eval()
+    cache = ModelCache()
+    for canvas, index, from_shipped in zip(canvases, [p[0] for p in PLACES], shipped):
+        from_file = predict(canvas, name, cache=cache).probs
+        with torch.inference_mode():
+            logits = trained(to_tensor(to_mnist_array(canvas), MNIST_MEAN, MNIST_STD))
+            in_memory = torch.softmax(logits / result.temperature, dim=1)[0].tolist()
+        assert from_file == pytest.approx(in_memory, abs=1e-5), f"{name}, test digit {index}"
+        # The new file was read, not the shipped one: weights after 300 images answer otherwise.
+        assert max(abs(a - b) for a, b in zip(from_file, from_shipped)) > 1e-3
+    assert cache.get(name)[1]["metrics"]["test_acc"] == result.test_acc
 
 
 def test_checkpoint_for_prefers_a_trained_file(tmp_path, monkeypatch):
