@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -109,56 +112,75 @@ def test_faint_noise_is_not_ink():
     assert to_mnist_array(noise) is None
 
 
-def _formats(ink: np.ndarray, tmp_path) -> dict:
-    """The same drawing in every form the app, a script or a test may pass."""
-    dark_on_white = 255 - ink
-    png = tmp_path / "digit.png"
+@dataclass
+class Drawing:
+    """One "4" as ink (2-D uint8, light on dark), also saved as a transparent PNG and a dark-on-white JPEG."""
+
+    ink: np.ndarray
+    png: Path
+    jpg: Path
+
+    @property
+    def dark_on_white(self) -> np.ndarray:
+        return 255 - self.ink
+
+
+@pytest.fixture(scope="module")
+def drawing(tmp_path_factory) -> Drawing:
+    ink = draw(300, 100, 150, canvas=(500, 600))  # not square, not centred: every path must still agree
+    folder = tmp_path_factory.mktemp("formats")
+    png, jpg = folder / "digit.png", folder / "digit.jpg"
     Image.fromarray(rgba(ink)).save(png)
-    jpg = tmp_path / "digit.jpg"
-    Image.fromarray(dark_on_white).save(jpg, quality=90)
-    layer = rgba(ink)
-    return {
-        "rgba": rgba(ink),
-        "rgb-dark-on-white": np.stack([dark_on_white] * 3, -1),
-        "l-dark-on-white": dark_on_white,
-        "l-light-on-dark": ink,
-        "float01": ink.astype(np.float32) / 255,
-        "float0255": ink.astype(np.float64),
-        "uint16": ink.astype(np.uint16) * 257,
-        "bool": ink > 127,
-        "channel-first": np.moveaxis(rgba(ink), -1, 0),
-        "hw1": ink[..., None],
-        "la": np.stack([np.zeros_like(ink), ink], -1),
-        "torch-11hw": torch.from_numpy(ink.astype(np.float32) / 255)[None, None],
-        "pil-rgba": Image.fromarray(rgba(ink)),
-        "pil-rgb": Image.fromarray(np.stack([dark_on_white] * 3, -1)),
-        "pil-l": Image.fromarray(dark_on_white),
-        "pil-p": Image.fromarray(dark_on_white).convert("P"),
-        "pil-1": Image.fromarray(dark_on_white).convert("1"),
-        "pil-i": Image.fromarray(ink.astype(np.int32)),
-        "pil-f": Image.fromarray(ink.astype(np.float32) / 255),
-        "pil-cmyk": Image.fromarray(np.stack([dark_on_white] * 3, -1)).convert("CMYK"),
-        "png-path": str(png),
-        "jpg-path": jpg,
-        "sketch-array": {"background": None, "layers": [layer], "composite": rgba(ink)},
-        "sketch-pil": {"background": None, "layers": [], "composite": Image.fromarray(rgba(ink))},
-        "sketch-path": {"background": None, "layers": [], "composite": str(png)},
-        "sketch-filedata": {"background": None, "layers": [], "composite": {"path": str(png), "url": None}},
-        "sketch-layers-only": {"background": None, "layers": [layer], "composite": None},
-        "sketch-white-background": {
-            "background": np.full((*ink.shape, 3), 255, np.uint8), "layers": [layer], "composite": None},
-        "rgba-opaque-white": np.concatenate([np.stack([dark_on_white] * 3, -1), np.full((*ink.shape, 1), 255, np.uint8)], -1),
-    }
+    Image.fromarray(255 - ink).save(jpg, quality=90)
+    return Drawing(ink, png, jpg)
 
 
-def test_every_input_format_gives_the_same_28x28(tmp_path):
-    ink = draw(300, 100, 150, canvas=(500, 600))
-    expected = to_mnist_array(rgba(ink))
-    for name, value in _formats(ink, tmp_path).items():
-        got = to_mnist_array(value)
-        assert got is not None, name
-        assert got.shape == (28, 28) and got.dtype == np.float32, name
-        assert close(got, expected, tol=0.04), f"{name}: mean diff {np.abs(got - expected).mean():.3f}"
+def _rgb(d: Drawing) -> np.ndarray:
+    return np.stack([d.dark_on_white] * 3, -1)
+
+
+# The same drawing in every form the app, a script or a test may pass.
+FORMATS = {
+    "rgba": lambda d: rgba(d.ink),
+    "rgb-dark-on-white": _rgb,
+    "l-dark-on-white": lambda d: d.dark_on_white,
+    "l-light-on-dark": lambda d: d.ink,
+    "float01": lambda d: d.ink.astype(np.float32) / 255,
+    "float0255": lambda d: d.ink.astype(np.float64),
+    "uint16": lambda d: d.ink.astype(np.uint16) * 257,
+    "bool": lambda d: d.ink > 127,
+    "channel-first": lambda d: np.moveaxis(rgba(d.ink), -1, 0),
+    "hw1": lambda d: d.ink[..., None],
+    "la": lambda d: np.stack([np.zeros_like(d.ink), d.ink], -1),
+    "torch-11hw": lambda d: torch.from_numpy(d.ink.astype(np.float32) / 255)[None, None],
+    "pil-rgba": lambda d: Image.fromarray(rgba(d.ink)),
+    "pil-rgb": lambda d: Image.fromarray(_rgb(d)),
+    "pil-l": lambda d: Image.fromarray(d.dark_on_white),
+    "pil-p": lambda d: Image.fromarray(d.dark_on_white).convert("P"),
+    "pil-1": lambda d: Image.fromarray(d.dark_on_white).convert("1"),
+    "pil-i": lambda d: Image.fromarray(d.ink.astype(np.int32)),
+    "pil-f": lambda d: Image.fromarray(d.ink.astype(np.float32) / 255),
+    "pil-cmyk": lambda d: Image.fromarray(_rgb(d)).convert("CMYK"),
+    "png-path": lambda d: str(d.png),
+    "jpg-path": lambda d: d.jpg,
+    "sketch-array": lambda d: {"background": None, "layers": [rgba(d.ink)], "composite": rgba(d.ink)},
+    "sketch-pil": lambda d: {"background": None, "layers": [], "composite": Image.fromarray(rgba(d.ink))},
+    "sketch-path": lambda d: {"background": None, "layers": [], "composite": str(d.png)},
+    "sketch-filedata": lambda d: {"background": None, "layers": [], "composite": {"path": str(d.png), "url": None}},
+    "sketch-layers-only": lambda d: {"background": None, "layers": [rgba(d.ink)], "composite": None},
+    "sketch-white-background": lambda d: {
+        "background": np.full((*d.ink.shape, 3), 255, np.uint8), "layers": [rgba(d.ink)], "composite": None},
+    "rgba-opaque-white": lambda d: np.concatenate([_rgb(d), np.full((*d.ink.shape, 1), 255, np.uint8)], -1),
+}
+
+
+@pytest.mark.parametrize("make", [pytest.param(make, id=name) for name, make in FORMATS.items()])
+def test_every_input_format_gives_the_same_28x28(drawing, make):
+    expected = to_mnist_array(rgba(drawing.ink))
+    got = to_mnist_array(make(drawing))
+    assert got is not None
+    assert got.shape == (28, 28) and got.dtype == np.float32
+    assert close(got, expected, tol=0.04), f"mean diff {np.abs(got - expected).mean():.3f}"
 
 
 def test_photo_of_dark_ink_on_uneven_paper(reference):
