@@ -16,7 +16,7 @@ the calibrated top probability, the share of
 Everything is deterministic given ``--seed`` and goes through the app's own preprocessing
 (``digitnet.preprocess.to_mnist_array``) and checkpoints (``digitnet.predict.CACHE``).
 
-    DIGITNET_DATA=../shared/mnist python benchmarks/calibration.py -n 1000 --json out.json
+    DIGITNET_DATA=/path/to/mnist python benchmarks/calibration.py -n 1000 --json out.json
 """
 
 from __future__ import annotations

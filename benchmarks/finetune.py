@@ -16,7 +16,7 @@ disjoint within a draw); a model and style pass when the mean rise is at least 5
 drops MNIST by more than 0.3 points. The MNIST test set contains the 120 originals of the
 style digits; distorted as they are, that overlap is immaterial (1.2% of the set).
 
-    DIGITNET_DATA=../shared/mnist python benchmarks/finetune.py [--styles thick,tilted] [--models mlp,lenet]
+    DIGITNET_DATA=/path/to/mnist python benchmarks/finetune.py [--styles thick,tilted] [--models mlp,lenet]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ TILT_DEGREES = 45.0
 STYLES = ("thick", "tilted")
 N_MINE = 20  # "my digits": two of each class
 N_EVAL = 100  # other digits of the same style: ten of each class
-MAX_DROP_POINTS = 0.3  # the issue's bound on the MNIST test accuracy drop
+MAX_DROP_POINTS = 0.3  # points of MNIST test accuracy a fine-tune may cost: learning my digits must not unlearn MNIST
 MIN_GAIN_POINTS = 5.0  # what we call a clear rise: 5 of the 100 style digits, averaged over the draws
 
 

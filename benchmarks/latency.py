@@ -13,7 +13,7 @@ median of the per-round differences ("paired"). Then the upload alone, as gradio
 sends it (a one-off connection per file) and over a kept-open connection (the server's
 share).
 
-    DIGITNET_DATA=../shared/mnist python benchmarks/latency.py --launch
+    DIGITNET_DATA=/path/to/mnist python benchmarks/latency.py --launch
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ a digit drawn with the mouse on the Draw tab (laptop size), the Train tab after 
 default recipe (what a visitor gets by clicking Train), and a digit drawn with a finger on a
 390x844 phone screen. Needs Chromium (apt-get install chromium) and MNIST (DIGITNET_DATA).
 
-    DIGITNET_DATA=../shared/mnist python -m benchmarks.screenshots
+    DIGITNET_DATA=/path/to/mnist python -m benchmarks.screenshots
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ thread.
    which ends its heartbeat, so Gradio's unload event frees its workspace). The server's
    resident memory after they have all gone is compared with before they came.
 
-    DIGITNET_DATA=../shared/mnist python -m benchmarks.visitors
+    DIGITNET_DATA=/path/to/mnist python -m benchmarks.visitors
     python -m benchmarks.visitors --trainers 8 --drawers 24 --sessions 200 --json visitors.json
 """
 
