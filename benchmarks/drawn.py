@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     drawings = make_drawings(args.n, args.seed, args.data)
     print(f"rendered {len(drawings)} drawings in {time.perf_counter() - t0:.1f}s "
           f"(seed {args.seed}, styles {', '.join(STYLES)} in turn)")
-    print("checkpoints:", {m: s for m, s in CACHE.load_all().items()})
+    print("checkpoints:", CACHE.status())
 
     figures: dict = {"n": len(drawings), "seed": args.seed}
     acc, by_style, seconds = in_process(drawings)
