@@ -60,7 +60,7 @@ class Explanation:
 
     model: str  # 'mlp', 'cnnnet' or 'lenet'
     digit: int  # the predicted class the saliency explains (or the ``target`` asked for)
-    probs: list[float]  # the model's ten probabilities for the drawing
+    probs: list[float]  # the model's ten calibrated probabilities for the drawing (as predict gives them)
     saliency: np.ndarray  # (28, 28) float32 IG attributions in logit units; sum ~ logit(x) - logit(blank)
     saliency_image: np.ndarray  # (224, 224, 3) uint8: red = for the class, blue = against, over the drawing
     maps: np.ndarray  # CNNs: (C, H, W) conv1 feature maps >= 0; MLP: (16, 28, 28) fc1 weight patterns

@@ -7,12 +7,13 @@ centre and of any size, must be brought to the same form or the models misread i
 
 Pipeline (``to_mnist_array``):
 
-1. read the input (Sketchpad dict, array, PIL image, file path) as a uint8 PIL image;
-   huge ones are shrunk first with an integer box reduction, so a 5000x5000 photo
-   costs milliseconds, not seconds;
+1. read the input (Sketchpad dict, array, PIL image, file path) as a PIL image or a uint8
+   array; a big JPEG file is decoded at a reduced size;
 2. ink extraction: on a transparent canvas (Gradio's Sketchpad) the ink is the alpha
    channel; an opaque image is grey-scaled and its polarity (dark ink on light paper
-   or light on dark) found from the median brightness; faint noise is cut off;
+   or light on dark) found from the median brightness. A huge channel is shrunk first
+   with an integer box reduction, so a 5000x5000 photo costs milliseconds, not seconds;
+   faint noise is cut off;
 3. crop to the ink's bounding box;
 4. stroke width: a big digit drawn with a thin brush has strokes far thinner, relative
    to its size, than MNIST's; such strokes are thickened (``normalize_stroke``);
