@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -37,7 +36,6 @@ from digitnet.ui.draw import MY_DIGITS_SCALE
 # A fine-tune of 2 rounds x 5 steps: seconds on the slice, still the real FineTuner and queue path.
 QUICK_FINETUNE = dict(epochs=2, steps_per_epoch=5, val_limit=200)
 RUN_TIMEOUT = 120
-POLL = 0.05  # seconds between /status polls
 ONE_AT_A_TIME = r"A visitor has one run at a time"
 
 
@@ -93,17 +91,6 @@ def image_shape(path: Path) -> tuple[int, ...]:
 def workspace(running, client):
     """The server-side workspace of the visitor behind ``client`` (None before its first request)."""
     return running.ctx.visitors.peek(client.session_hash)
-
-
-def status_when(client, states: tuple[str, ...], timeout: float = RUN_TIMEOUT) -> dict:
-    """Poll this visitor's /status until its state is one of ``states``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = client.predict(api_name="/status")
-        if s["state"] in states:
-            return s
-        time.sleep(POLL)
-    raise AssertionError(f"/status never reached {states} in {timeout} s: {s}")
 
 
 def sha256(path: Path) -> str:
@@ -268,10 +255,11 @@ def test_finetune_waits_its_turn_and_changes_only_its_owners_predictions(extras_
     shipped_files = {p.name: sha256(p) for p in SHIPPED_DIR.glob("*.pt")}
 
     # Hold the run in its data loading until the queue checks below are done: no race with a fast run.
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
     real_load = mdata.load_mnist
 
     def gated_load(*args, **kwargs):
+        entered.set()
         gate.wait(RUN_TIMEOUT)
         return real_load(*args, **kwargs)
 
@@ -279,8 +267,10 @@ def test_finetune_waits_its_turn_and_changes_only_its_owners_predictions(extras_
     try:
         queued = alice.predict("mlp", api_name="/finetune")
         assert queued.startswith("Fine-tune queued as your run 1: MLP fine-tuned")
-        status = status_when(alice, ("running",))  # the worker took it (and waits at the gate)
-        assert (status["run"], status["kind"], status["model"], status["epochs"]) == (1, "finetune", "mlp", 2)
+        assert entered.wait(RUN_TIMEOUT)  # the worker took it and is loading data (held at the gate)
+        status = alice.predict(api_name="/status")
+        assert (status["state"], status["run"], status["kind"], status["model"], status["epochs"]) == (
+            "running", 1, "finetune", "mlp", 2)
         # One run per visitor: Alice's second fine-tune and a training run are refused...
         with pytest.raises(AppError, match=ONE_AT_A_TIME):
             alice.predict("mlp", api_name="/finetune")
