@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
+import threading
 
 import gradio as gr
 import numpy as np
@@ -25,17 +25,6 @@ def confidences(label: dict) -> dict[str, float]:
 
 def shipped_digests() -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in SHIPPED_DIR.glob("*.pt")}
-
-
-def wait_for(condition, timeout: float = WAIT, every: float = 0.05):
-    """Poll ``condition()`` until it returns something truthy; return it (AssertionError on time-out)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def test_train_returns_at_once_and_status_shows_the_run_growing(client, idle_queue, checkpoints_dir):
@@ -99,20 +88,36 @@ def test_stop_of_one_visitor_leaves_the_other_alone(served_app, idle_queue, gate
     assert wait_until_finished(b)[0]["state"] == "done"
 
 
-def test_leaving_frees_the_visitors_state(served_app, idle_queue, gate):
+def test_leaving_frees_the_visitors_state(served_app, idle_queue, gate, monkeypatch):
     visitors = served_app.ctx.visitors
     a, b = served_app.client(), served_app.client()
     a.predict(model="mlp", epochs=3, api_name="/train")
     assert gate.entered.wait(WAIT)
+    a_run = served_app.scheduler.running
     b.predict(model="mlp", epochs=1, api_name="/train")
     assert visitors.peek(a.session_hash) and visitors.peek(b.session_hash)
     assert len(served_app.scheduler.waiting()) == 1
-    b.close()  # the session's heartbeat ends: Gradio's unload event frees B and drops B's waiting run
-    wait_for(lambda: served_app.scheduler.waiting() == [] and visitors.peek(b.session_hash) is None)
+    # Gradio's unload event calls visitors.leave(session) when a session's heartbeat ends: wait for that call.
+    left = {a.session_hash: threading.Event(), b.session_hash: threading.Event()}
+    leave = visitors.leave
+
+    def leave_and_tell(session: str) -> bool:
+        try:
+            return leave(session)
+        finally:
+            if session in left:
+                left[session].set()
+
+    monkeypatch.setattr(visitors, "leave", leave_and_tell)
+    b.close()  # frees B and drops B's waiting run
+    assert left[b.session_hash].wait(WAIT)
+    assert served_app.scheduler.waiting() == [] and visitors.peek(b.session_hash) is None
     assert visitors.peek(a.session_hash) is not None  # A is still here
     a.close()  # A's running run is stopped and A is forgotten
+    assert left[a.session_hash].wait(WAIT)
+    assert visitors.peek(a.session_hash) is None
     gate.open()
-    wait_for(lambda: served_app.scheduler.running is None and visitors.peek(a.session_hash) is None)
+    assert a_run.wait_ended(WAIT) and a_run.state == "stopped"
 
 
 @pytest.mark.parametrize("params, message", [
