@@ -11,10 +11,10 @@ Each figure comes from somewhere a reader can check:
 - latency: measured on the spot, the median of single-image predictions with one torch
   thread under ``inference_mode`` (what ``digitnet.predict`` does per drawing);
 - training step: measured on the spot, the median time of one forward + backward + AdamW
-  step on a batch of random images, with the torch threads a training run uses
-  (``digitnet.training.usable_cores()``). Not seconds per epoch from the checkpoints: those
-  were recorded on whatever machine, load and thread count made each file, so the three
-  figures could not be compared with each other or with anything measured here.
+  step on a batch of random images, with one torch thread: with two, on two cores that a
+  visitor's run may be using, the figures scattered by 10x from one click to the next; with
+  one they repeat, and the three models compare. Not seconds per epoch from the checkpoints:
+  those were recorded on whatever machine, load and thread count made each file.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import json
 import os
 import statistics
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from .checkpoint import SHIPPED_DIR
 from .models import DISPLAY_NAMES, MODELS
 from .predict import CACHE, checkpoint_for, single_thread
 from .preprocess import to_tensor
-from .training import usable_cores
 
 # Where ``python benchmarks/drawn.py --json benchmarks/results/drawn.json`` leaves its figures.
 DRAWN_RESULTS = SHIPPED_DIR.parent / "benchmarks" / "results" / "drawn.json"
@@ -92,23 +90,12 @@ def measure_latency(model: torch.nn.Module, mean: float, std: float, runs: int =
     return 1000.0 * statistics.median(times)
 
 
-@contextmanager
-def _torch_threads(n: int):
-    """Run a block with ``n`` torch intra-op threads, then restore this thread's count (as ``predict.single_thread``)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def measure_training_step(model: torch.nn.Module, runs: int = TRAIN_STEP_RUNS, threads: int | None = None,
+def measure_training_step(model: torch.nn.Module, runs: int = TRAIN_STEP_RUNS,
                           budget_s: float = TRAIN_STEP_BUDGET_S, batch: int = TRAIN_BATCH) -> float:
     """Median milliseconds of one forward + backward + AdamW step on ``batch`` random 28x28 images.
 
     Works on a copy of ``model`` (the loaded one is shared by every visitor and frozen), in
-    train mode, with ``threads`` torch threads (default ``usable_cores()``, as a training run has).
+    train mode, with one torch thread (see the module docstring).
     Random numbers come from a private generator and dropout, which would draw from the
     process-wide one, is off: a training run in another thread keeps its random sequence.
     Dropout costs little next to the convolutions and matrix products.
@@ -131,7 +118,7 @@ def measure_training_step(model: torch.nn.Module, runs: int = TRAIN_STEP_RUNS, t
         optimizer.step()
 
     times = []
-    with _torch_threads(threads or usable_cores()):
+    with single_thread():
         for _ in range(TRAIN_STEP_WARMUP):
             step()
         deadline = time.perf_counter() + budget_s

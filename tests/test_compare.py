@@ -113,7 +113,7 @@ def test_training_step_is_measured_and_the_mlp_trains_fastest():
     mostly measure how long one waits for the other to be scheduled (seen here: MLP 42-540 ms).
     """
     mlp, cnnnet = CACHE.get("mlp")[0], CACHE.get("cnnnet")[0]
-    fast, slow = (compare.measure_training_step(m, runs=7, threads=1) for m in (mlp, cnnnet))
+    fast, slow = (compare.measure_training_step(m, runs=7) for m in (mlp, cnnnet))
     assert isinstance(fast, float) and fast > 0
     assert fast < slow, f"MLP {fast:.1f} ms per step, CNNNet {slow:.1f} ms"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gradio as gr
 
 from ..compare import TRAIN_BATCH, compare_table
-from ..training import usable_cores
 from ..workspace import Workspace
 from .common import Context, visitor_handler
 
@@ -17,16 +16,14 @@ def compare_view(ctx: Context, ws: Workspace):
 
 def build(ctx: Context, tab: gr.Tab) -> None:
     """Create the Compare tab's components inside ``tab`` and wire them (measured when the tab opens)."""
-    threads = usable_cores()
     gr.Markdown(
         "### The three models side by side\n"
         "Parameters are counted on the loaded model; test accuracy comes from its checkpoint (the run that "
         "made the weights); drawn-digit accuracy from `benchmarks/drawn.py` (digits drawn like on the pad). "
         "Latency and training step are measured now, on this machine, the same way for all three: latency is "
         "the median of single-image predictions with one thread, as the Draw tab runs them; training step is "
-        f"the median time of one training step (forward, backward and AdamW update) on {TRAIN_BATCH} images "
-        f"with {threads} thread{'s' if threads != 1 else ''}, as a training run has. Both grow "
-        "while the machine is busy, for instance while someone's run trains.")
+        f"the median time of one training step (forward, backward and AdamW update) on {TRAIN_BATCH} images, "
+        "also with one thread, so that the figures repeat and compare even while someone's run trains.")
     again = gr.Button("Measure again", size="sm", scale=0)
     table = gr.Dataframe(label="Models", interactive=False, wrap=True, elem_id="compare-table")
     handler = visitor_handler(compare_view, ctx)
