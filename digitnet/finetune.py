@@ -269,14 +269,14 @@ def accuracy_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, me
 class FineTuner(BackgroundRun):
     """Fine-tunes one model on "my digits" mixed with MNIST; the interface of ``training.Trainer``.
 
-    ``source`` is the checkpoint to start from (default: the one the Draw tab uses,
-    ``digitnet.predict.checkpoint_for(model)``); the result is saved, atomically and in
-    the same format, to ``<checkpoint_dir>/<model>.pt``. Its metrics keep the base run's
-    per-epoch ``history`` (so the compare table's seconds per epoch stay the training
-    figure), update ``test_acc``/``test_loss``/``confusion``, and add ``finetune``:
-    how many personal digits, steps, seconds, accuracy on them before/after, the MNIST
-    test accuracy before. Nothing is shared with the app's model cache: the model is
-    loaded fresh from the file.
+    ``source`` is the checkpoint to start from: a file (default: the shipped one,
+    ``digitnet.predict.checkpoint_for(model)``) or a checkpoint dict (a visitor's weights, in
+    memory). With ``save`` the result is saved, atomically and in the same format, to
+    ``<checkpoint_dir>/<model>.pt``; its metrics keep the base run's per-epoch ``history``,
+    update ``test_acc``/``test_loss``/``confusion``, and add ``finetune``: how many personal
+    digits, steps, seconds, accuracy on them before/after, the MNIST test accuracy before.
+    The app does not save: its scheduler keeps the weights in the visitor's workspace. The
+    model is a fresh copy of the source: nothing is shared with the app's model cache.
     """
 
     thread_name = "digitnet-finetune"

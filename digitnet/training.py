@@ -92,7 +92,7 @@ class TrainConfig(FromDict):
     # torch intra-op threads; 0 = every core this process may use (usable_cores(): CPU
     # affinity and a container's CPU quota, not the host's count). On an idle 2-core machine
     # two threads train LeNet ~1.4x faster than one (7 vs 10 s an epoch). The app keeps
-    # drawing quick another way: its training thread runs at a lower priority (job.py).
+    # drawing quick another way: its training thread runs at a lower priority (scheduler.py).
     threads: int = 0
     device: str = "auto"  # "auto" (CUDA when available, as in the seed), "cpu" or "cuda"
     val_size: int = mdata.DEFAULT_VAL_SIZE
