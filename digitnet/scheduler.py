@@ -144,19 +144,13 @@ class Run:
 
     @property
     def number(self) -> int:
+        """The owner's run number (fixed at submission)."""
         return self._state.number
 
     @property
     def model(self) -> str:
+        """'mlp', 'cnnnet' or 'lenet' (fixed at submission)."""
         return self._state.model
-
-    @property
-    def state(self) -> str:
-        return self._state.state
-
-    @property
-    def version(self) -> int:
-        return self._state.version
 
     def wait_started(self, timeout: float | None = None) -> bool:
         """Wait until the run has left the queue (it runs, or it ended); True if it has."""
