@@ -17,6 +17,7 @@ from typing import Any, Callable
 import gradio as gr
 import numpy as np
 
+from ..explain import upscale
 from ..models import DISPLAY_NAMES, MODELS
 from ..scheduler import Scheduler
 from ..workspace import Visitors, Workspace
@@ -81,7 +82,7 @@ def enlarge(image: np.ndarray, scale: int) -> np.ndarray:
     a = np.asarray(image)
     if a.dtype != np.uint8:
         a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return np.kron(a, np.ones((scale, scale), dtype=np.uint8))
+    return upscale(a, scale)
 
 
 def percent(value: float | None, digits: int = 2) -> str:

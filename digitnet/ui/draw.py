@@ -197,10 +197,17 @@ def recognise_pad(ctx: Context, ws: Workspace, drawing: str, model: str) -> tupl
     return show(read(ws, pad_value(drawing) or None), model)
 
 
+def drawing_else_photo(drawing: str, photo):
+    """What the Draw tab reads: the pad's drawing when something is drawn, else the photo (None: neither).
+
+    The pad's value is a browser's string: checked to be "" or a pad payload, never read as a path.
+    """
+    return pad_value(drawing) or photo
+
+
 def recognise_either(ctx: Context, ws: Workspace, drawing: str, photo, model: str) -> tuple:
     """Model or weights changed: re-read the drawing, or the uploaded photo when nothing is drawn."""
-    results = read(ws, pad_value(drawing) or None)
-    return show(results if results is not None else read(ws, photo), model)
+    return show(read(ws, drawing_else_photo(drawing, photo)), model)
 
 
 def random_digit(ctx: Context, ws: Workspace, model: str) -> tuple:
@@ -244,10 +251,9 @@ def model_changed(ctx: Context, ws: Workspace, model: str):
 
 def drawing_or_photo(drawing: str, photo) -> np.ndarray | None:
     """The preprocessed 28x28 of the pad's drawing, or of the photo when nothing is drawn; None if neither."""
-    drawing = pad_value(drawing)
+    image = drawing_else_photo(drawing, photo)
     try:
-        seen = to_mnist_array(drawing) if drawing else None
-        return seen if seen is not None or photo is None else to_mnist_array(photo)
+        return None if image is None else to_mnist_array(image)
     except ImageError as exc:
         raise gr.Error(str(exc)) from exc
 
