@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from .checkpoint import CheckpointError
 from .data import DataNotFoundError
 from .models import DISPLAY_NAMES, MODELS
 from .training import OPTIMIZERS, SCHEDULES, BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=D.augment,
                    help=f"random small rotations/shifts/scales/shears of each batch (default: {'on' if D.augment else 'off'})")
     p.add_argument("--seed", type=int, default=D.seed, help=f"random seed (default: {D.seed})")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (default: a random init)")
     p.add_argument("--threads", type=int, default=D.threads, help="torch threads (default: 0 = every core this process may use)")
     p.add_argument("--device", default=D.device, choices=["auto", "cpu", "cuda"], help="device (default: auto = CUDA if available)")
     p.add_argument("--train-limit", type=int, default=None, help="use only this many training images (default: all 55,000)")
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(config, ConsoleReporter(name, args.quiet), checkpoint_dir=args.checkpoints,
                           data_root=args.data, save=args.save)
         result = trainer.run()
-    except (ValueError, DataNotFoundError) as exc:
+    except (ValueError, DataNotFoundError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -227,3 +227,14 @@ def test_a_run_with_ema_trains_the_same_and_delivers_the_average():
     for k, v in averaged.eval_model.state_dict().items():  # validation saw the delivered weights
         assert torch.equal(v, delivered[k])
     assert b.test_acc > 0.8
+
+
+def test_init_continues_from_a_checkpoints_weights_and_refuses_another_architecture(tmp_path):
+    Trainer(small_config(model="mlp", epochs=2), checkpoint_dir=tmp_path).run()
+    frozen = dict(optimizer="sgd", lr=1e-12, momentum=0.0, weight_decay=0.0, epochs=1)  # the weights cannot move
+    cold = Trainer(small_config(model="mlp", **frozen), save=False).run()
+    warm = Trainer(small_config(model="mlp", init=str(tmp_path / "mlp.pt"), **frozen), save=False).run()
+    assert cold.history[0].train_acc < 0.5 < 0.85 < warm.history[0].train_acc
+    wrong = Trainer(small_config(model="lenet", init=str(tmp_path / "mlp.pt")), save=False)
+    with pytest.raises(ValueError, match="holds a mlp"):
+        wrong.run()
