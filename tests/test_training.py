@@ -225,7 +225,7 @@ def test_a_run_with_ema_trains_the_same_and_delivers_the_average():
     delivered, live = averaged.model.state_dict(), plain.model.state_dict()
     assert any(not torch.allclose(delivered[k].float(), live[k].float()) for k in live)
     for k, v in averaged.eval_model.state_dict().items():  # validation saw the delivered weights
-        assert torch.equal(v, delivered[k])
+        assert torch.equal(v, delivered[k]) or not v.is_floating_point()  # BatchNorm's step counters are not averaged
     assert b.test_acc > 0.8
 
 
