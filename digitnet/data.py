@@ -63,17 +63,23 @@ def _read_idx(path: Path) -> np.ndarray:
         import gzip
 
         data = gzip.decompress(path.read_bytes())
+        size = len(data)
     else:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(4 + 4 * 4)  # the header only: the body is read straight into its array below
+        size = path.stat().st_size
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataNotFoundError(f"{path} is not an MNIST IDX file of unsigned bytes")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     expected = offset + int(np.prod(dims))
-    if len(data) != expected:
-        raise DataNotFoundError(f"{path} is truncated or corrupt ({len(data)} bytes, expected {expected})")
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+    if size != expected:
+        raise DataNotFoundError(f"{path} is truncated or corrupt ({size} bytes, expected {expected})")
+    if path.suffix == ".gz":
+        return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims).copy()
+    # One writable allocation (np.fromfile), not the file's bytes plus a copy: 47 MB less at the peak.
+    return np.fromfile(path, dtype=np.uint8, offset=offset).reshape(dims)
 
 
 def ensure_mnist(root: str | os.PathLike | None = None, download: bool | None = None) -> Path:
@@ -122,10 +128,10 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool | None = No
     if key not in _CACHE:
         raw = _raw_dir(root)
         arrays = {k: _read_idx(raw / f) for k, f in _FILES.items()}
-        _CACHE[key] = MNISTTensors(
-            train_images=torch.from_numpy(arrays["train_images"].copy()),
+        _CACHE[key] = MNISTTensors(  # _read_idx returns writable arrays: no copy needed
+            train_images=torch.from_numpy(arrays["train_images"]),
             train_labels=torch.from_numpy(arrays["train_labels"].astype(np.int64)),
-            test_images=torch.from_numpy(arrays["test_images"].copy()),
+            test_images=torch.from_numpy(arrays["test_images"]),
             test_labels=torch.from_numpy(arrays["test_labels"].astype(np.int64)),
         )
     return _CACHE[key]

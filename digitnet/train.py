@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from .checkpoint import CheckpointError
 from .data import DataNotFoundError
 from .models import DISPLAY_NAMES, MODELS
 from .training import OPTIMIZERS, SCHEDULES, BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult
@@ -33,10 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-size", type=int, default=D.step_size, help=f"StepLR step in epochs (default: {D.step_size})")
     p.add_argument("--gamma", type=float, default=D.gamma, help=f"StepLR decay (default: {D.gamma})")
     p.add_argument("--weight-decay", type=float, default=D.weight_decay, help=f"weight decay (default: {D.weight_decay})")
+    p.add_argument("--beta1", type=float, default=D.beta1, help=f"Adam/AdamW beta1 (default: {D.beta1})")
+    p.add_argument("--beta2", type=float, default=D.beta2, help=f"Adam/AdamW beta2 (default: {D.beta2})")
+    p.add_argument("--label-smoothing", type=float, default=D.label_smoothing,
+                   help=f"cross-entropy label smoothing (default: {D.label_smoothing})")
+    p.add_argument("--ema", type=float, default=D.ema,
+                   help=f"decay of an average of the weights that is evaluated and saved, 0 = off (default: {D.ema})")
     p.add_argument("--dropout", type=float, default=D.dropout, help=f"dropout probability (default: {D.dropout})")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=D.augment,
                    help=f"random small rotations/shifts/scales/shears of each batch (default: {'on' if D.augment else 'off'})")
     p.add_argument("--seed", type=int, default=D.seed, help=f"random seed (default: {D.seed})")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (default: a random init)")
     p.add_argument("--threads", type=int, default=D.threads, help="torch threads (default: 0 = every core this process may use)")
     p.add_argument("--device", default=D.device, choices=["auto", "cpu", "cuda"], help="device (default: auto = CUDA if available)")
     p.add_argument("--train-limit", type=int, default=None, help="use only this many training images (default: all 55,000)")
@@ -119,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(config, ConsoleReporter(name, args.quiet), checkpoint_dir=args.checkpoints,
                           data_root=args.data, save=args.save)
         result = trainer.run()
-    except (ValueError, DataNotFoundError) as exc:
+    except (ValueError, DataNotFoundError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -131,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saved {result.checkpoint}")
     if args.metrics_json:
         out = result.to_dict()
-        out["process_seconds"] = time.perf_counter() - t_start
+        out["process_seconds"] = time.perf_counter() - t_start  # from main(): imports not included
+        epochs_seconds = sum(m.seconds for m in result.history)
+        out["timings"] = {**trainer.timings, "train_seconds": epochs_seconds - trainer.timings["validate_seconds"],
+                          # the test pass, the checkpoint's write and the last epoch's reports
+                          "test_and_save_seconds": result.train_seconds - trainer.timings["data_seconds"] - epochs_seconds}
         Path(args.metrics_json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.metrics_json).write_text(json.dumps(out, indent=1))
     if args.plot:

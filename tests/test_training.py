@@ -1,5 +1,6 @@
 """Trainer on a small MNIST slice: metrics through the callback, stop, checkpoint, reproducibility, errors."""
 
+import copy
 import math
 import threading
 
@@ -90,6 +91,10 @@ def test_cnns_learn_on_a_small_slice(name):
     ("optimizer", "rmsprop", "unknown optimizer"),
     ("schedule", "cosine", "unknown schedule"),
     ("dropout", 1.0, "dropout must be at most"),
+    ("beta1", 1.0, "Adam betas must be below 1"),
+    ("beta2", -0.1, "beta2 must be at least 0"),
+    ("label_smoothing", 0.6, "label smoothing must be at most 0.5"),
+    ("ema", 1.0, "EMA decay must be at most"),
 ])
 def test_invalid_configs_are_refused_with_a_clear_message(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -150,3 +155,86 @@ def test_training_uses_every_usable_core_by_default(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen and set(seen) == {3}
+
+
+def test_adam_betas_reach_the_optimizer():
+    model = torch.nn.Linear(3, 2)
+    for name in ("adam", "adamw"):
+        opt = training.make_optimizer(model, TrainConfig(optimizer=name, beta1=0.7, beta2=0.9).validate())
+        assert opt.param_groups[0]["betas"] == (0.7, 0.9)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_epoch_loss_is_the_label_smoothed_cross_entropy(smoothing):
+    """With a learning rate too small to move the weights, the epoch's mean loss is the reference
+    smoothed cross-entropy of the same batches in the same order (train-mode BatchNorm)."""
+    cfg = small_config(model="lenet", label_smoothing=smoothing, optimizer="sgd", lr=1e-12, momentum=0.0,
+                       weight_decay=0.0, train_limit=600).validate()
+    split = mdata.train_val_split(mdata.load_mnist(), cfg.val_size, limit=cfg.train_limit)[0]
+    torch.manual_seed(0)
+    model = training.build_model("lenet")
+    with torch.no_grad():
+        model.fc3.weight.mul_(30)  # confident logits, where smoothing changes the loss a lot
+    reference = copy.deepcopy(model).train()
+
+    def reference_loss(s: float) -> float:
+        with torch.no_grad():
+            return sum(
+                torch.nn.functional.cross_entropy(reference(x), y, label_smoothing=s, reduction="sum").item()
+                for x, y in mdata.iterate_batches(split, cfg.batch_size, generator=torch.Generator().manual_seed(3))
+            ) / len(split)
+
+    expected = reference_loss(smoothing)
+    assert smoothing == 0 or abs(expected - reference_loss(0.0)) > 1e-3 * expected  # 10x the tolerance below
+    optimizer = training.make_optimizer(model, cfg)
+    loss, _, _ = training.train_one_epoch(model, split, optimizer, cfg, torch.Generator().manual_seed(3),
+                                          torch.device("cpu"))
+    assert loss == pytest.approx(expected, rel=1e-4)
+
+
+def test_weight_ema_follows_its_formula_and_skips_integer_buffers():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    with torch.no_grad():
+        for t in model.parameters():
+            t.fill_(0.0)
+    ema = training.WeightEMA(model, decay=0.9)
+    history = [0.0]
+    for step, value in enumerate([1.0, 2.0, 4.0, 4.0], start=0):
+        with torch.no_grad():
+            for t in model.parameters():
+                t.fill_(value)
+        d = min(0.9, (1 + step) / (10 + step))  # the warm-up: 0.1, 0.18, 0.25, 0.31
+        assert ema.current_decay() == pytest.approx(d)
+        history.append(d * history[-1] + (1 - d) * value)
+        ema.update()
+    target = copy.deepcopy(model)
+    target[1].num_batches_tracked.fill_(7)
+    ema.copy_to(target)
+    assert torch.allclose(target[0].weight, torch.full((2, 2), history[-1]))
+    assert torch.allclose(target[1].running_var, torch.ones(2))  # averaged, and it never changed
+    assert target[1].num_batches_tracked.item() == 7  # an integer counter is not averaged
+
+
+def test_a_run_with_ema_trains_the_same_and_delivers_the_average():
+    """EMA does not change training (same losses); it changes what is validated, tested and saved."""
+    plain = Trainer(small_config(model="mlp", epochs=1, seed=3), save=False)
+    averaged = Trainer(small_config(model="mlp", epochs=1, seed=3, ema=0.95), save=False)
+    a, b = plain.run(), averaged.run()
+    assert a.history[0].train_loss == pytest.approx(b.history[0].train_loss, rel=1e-5)
+    assert averaged.eval_model is not averaged.model and plain.eval_model is plain.model
+    delivered, live = averaged.model.state_dict(), plain.model.state_dict()
+    assert any(not torch.allclose(delivered[k].float(), live[k].float()) for k in live)
+    for k, v in averaged.eval_model.state_dict().items():  # validation saw the delivered weights
+        assert torch.equal(v, delivered[k]) or not v.is_floating_point()  # BatchNorm's step counters are not averaged
+    assert b.test_acc > 0.8
+
+
+def test_init_continues_from_a_checkpoints_weights_and_refuses_another_architecture(tmp_path):
+    Trainer(small_config(model="mlp", epochs=2), checkpoint_dir=tmp_path).run()
+    frozen = dict(optimizer="sgd", lr=1e-12, momentum=0.0, weight_decay=0.0, epochs=1)  # the weights cannot move
+    cold = Trainer(small_config(model="mlp", **frozen), save=False).run()
+    warm = Trainer(small_config(model="mlp", init=str(tmp_path / "mlp.pt"), **frozen), save=False).run()
+    assert cold.history[0].train_acc < 0.5 < 0.85 < warm.history[0].train_acc
+    wrong = Trainer(small_config(model="lenet", init=str(tmp_path / "mlp.pt")), save=False)
+    with pytest.raises(ValueError, match="holds a mlp"):
+        wrong.run()

@@ -1,0 +1,94 @@
+"""Accuracy is a distribution: train one recipe with several seeds and report mean +- std.
+
+    python benchmarks/seeds.py --model lenet --seeds 0,1,2,3,4             # the default recipe
+    python benchmarks/seeds.py --model lenet --set epochs=1 --set lr=0.01   # a candidate
+    python benchmarks/seeds.py --model lenet --set epochs=1 --json runs/seeds.json
+
+Each run goes through the same ``Trainer`` as the app and the command line (no checkpoint is
+written). Validation accuracy (the 5,000 held-out training images) is what recipes are chosen
+on; test accuracy is reported beside it. Times are printed but depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def _value(text: str):
+    """'1' -> 1, '0.5' -> 0.5, 'true' -> True, anything else stays a string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _assignment(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip().replace("-", "_"), _value(value.strip())
+
+
+def summary(values: list[float]) -> tuple[float, float]:
+    """(mean, sample standard deviation; 0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def run_seeds(model: str, seeds: list[int], overrides: dict, data: str | None = None, threads: int = 0) -> dict:
+    """Train ``model`` once per seed with ``TrainConfig`` defaults + ``overrides``; return the report."""
+    from digitnet.training import TrainConfig, Trainer
+
+    runs = []
+    for seed in seeds:
+        cfg = TrainConfig(**{"model": model, "threads": threads, "device": "cpu", **overrides, "seed": seed})
+        t0 = time.perf_counter()
+        result = Trainer(cfg, data_root=data, save=False).run()
+        runs.append({"seed": seed, "val_acc": result.history[-1].val_acc, "test_acc": result.test_acc,
+                     "train_seconds": result.train_seconds, "wall_seconds": time.perf_counter() - t0})
+        print(f"  seed {seed}: val {runs[-1]['val_acc'] * 100:.2f}%  test {result.test_acc * 100:.2f}%  "
+              f"{result.train_seconds:.1f}s", file=sys.stderr, flush=True)
+    val_mean, val_std = summary([r["val_acc"] for r in runs])
+    test_mean, test_std = summary([r["test_acc"] for r in runs])
+    return {"model": model, "overrides": overrides, "runs": runs, "val_mean": val_mean, "val_std": val_std,
+            "test_mean": test_mean, "test_std": test_std,
+            "test_at_least_99": sum(r["test_acc"] >= 0.99 for r in runs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    p = argparse.ArgumentParser(description="Train one recipe with several seeds; report mean +- std.")
+    p.add_argument("--model", default="lenet", help="mlp, cnnnet or lenet (default: lenet)")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default: 0,1,2,3,4)")
+    p.add_argument("--set", dest="overrides", type=_assignment, action="append", default=[],
+                   help="a TrainConfig field, e.g. --set epochs=1 --set label_smoothing=0.1 (default: none)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: 0 = every usable core)")
+    p.add_argument("--data", default=None, help="MNIST root (default: $DIGITNET_DATA or ./data)")
+    p.add_argument("--json", default=None, help="also write the report as JSON here")
+    args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    report = run_seeds(args.model, seeds, dict(args.overrides), args.data, args.threads)
+    print(f"{args.model} {dict(args.overrides) or 'defaults'}: val {report['val_mean'] * 100:.2f} +- "
+          f"{report['val_std'] * 100:.2f}%, test {report['test_mean'] * 100:.2f} +- {report['test_std'] * 100:.2f}% "
+          f"({report['test_at_least_99']}/{len(seeds)} seeds >= 99.0%)")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
