@@ -46,7 +46,7 @@ SHARED_EVAL_OVERRIDES = ("test_limit",)
 # Everything else (data slices, threads, device) is the deployment's choice.
 TRAIN_PARAMS = (
     "model", "epochs", "batch_size", "optimizer", "lr", "momentum", "schedule",
-    "step_size", "gamma", "weight_decay", "dropout", "augment", "seed",
+    "step_size", "gamma", "weight_decay", "label_smoothing", "dropout", "augment", "seed",
 )
 # Seconds per training image (one pass) on two cores, used to guess a waiting run's length
 # before any run of that model has finished here; each finished run replaces the guess with

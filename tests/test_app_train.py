@@ -231,3 +231,17 @@ def test_curves_progress_and_heatmap_from_a_run_state():
     cm[4][9] = 5
     heatmap = train_tab.confusion_image(cm)
     assert heatmap.ndim == 3 and heatmap.shape[2] == 4 and heatmap.dtype == np.uint8
+
+
+def test_the_seed_article_preset_queues_the_seed_articles_recipe(served_app, idle_queue, gate):
+    """The preset fills the form; the form's values, as the Train button sends them, make the seed's run."""
+    ctx = served_app.ctx
+    ws = ctx.visitors.get("preset")
+    message = train_tab.train_click(ctx, ws, "lenet", *train_tab.seed_preset(ctx), 0)
+    assert message.startswith("Queued as your run 1: LeNet")
+    config = ws.latest().snapshot().config
+    assert (config["optimizer"], config["lr"], config["schedule"], config["batch_size"]) == ("sgd", 0.01, "step", 64)
+    assert config["label_smoothing"] == 0.0 and config["epochs"] == 20
+    ws.stop()
+    fast = train_tab.fast_preset(ctx)
+    assert fast[9] == 0.1  # label smoothing: part of the fast recipe

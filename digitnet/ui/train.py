@@ -244,12 +244,13 @@ def default_overlay(ws: Workspace, selected: list[str] | None) -> list[str]:
 
 
 def train_click(ctx: Context, ws: Workspace, model, epochs, batch_size, optimizer, lr, momentum, schedule, step_size,
-                gamma, weight_decay, dropout, augment, seed) -> str:
+                gamma, weight_decay, label_smoothing, dropout, augment, seed) -> str:
     """The Train button: queue the visitor's run, or say clearly why not."""
     try:
         run = ws.train(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                        momentum=momentum, schedule=schedule, step_size=step_size, gamma=gamma,
-                       weight_decay=weight_decay, dropout=dropout, augment=augment, seed=seed)
+                       weight_decay=weight_decay, label_smoothing=label_smoothing, dropout=dropout,
+                       augment=augment, seed=seed)
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
         gr.Warning(str(exc))
         return f"⚠️ {exc} Nothing new was queued."
@@ -340,14 +341,14 @@ def fast_preset(ctx: Context) -> tuple:
     """Fill the form with the fast recipe (TrainConfig's defaults)."""
     d = TrainConfig()
     return (min(d.epochs, ctx.max_epochs), d.batch_size, d.optimizer, d.lr, d.momentum, d.schedule, d.step_size,
-            d.gamma, d.weight_decay, d.dropout, d.augment)
+            d.gamma, d.weight_decay, d.label_smoothing, d.dropout, d.augment)
 
 
 def seed_preset(ctx: Context) -> tuple:
     """Fill the form with the seed article's recipe (SGD + StepLR, 20 epochs, capped by the deployment)."""
     r = SEED_RECIPE
     return (min(r["epochs"], ctx.max_epochs), r["batch_size"], r["optimizer"], r["lr"], r["momentum"], r["schedule"],
-            r["step_size"], r["gamma"], r["weight_decay"], r["dropout"], r["augment"])
+            r["step_size"], r["gamma"], r["weight_decay"], r["label_smoothing"], r["dropout"], r["augment"])
 
 
 # ---- the documented API: typed, keyword-callable (scripts call it by these names) --------------------------------------
@@ -359,12 +360,13 @@ def train(ctx: Context, ws: Workspace, model: str, epochs: int, batch_size: int 
           optimizer: str = _D.optimizer, lr: float = _D.lr, momentum: float = _D.momentum,
           schedule: str = _D.schedule, step_size: int = _D.step_size, gamma: float = _D.gamma,
           weight_decay: float = _D.weight_decay, dropout: float = _D.dropout, augment: bool = _D.augment,
-          seed: int = _D.seed) -> dict:
+          seed: int = _D.seed, label_smoothing: float = _D.label_smoothing) -> dict:
     """Queue a training run for this session and return at once with its /status (queued with position, or running)."""
     try:
         run = ws.train(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                        momentum=momentum, schedule=schedule, step_size=step_size, gamma=gamma,
-                       weight_decay=weight_decay, dropout=dropout, augment=augment, seed=seed)
+                       weight_decay=weight_decay, dropout=dropout, augment=augment, seed=seed,
+                       label_smoothing=label_smoothing)
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     if ctx.scheduler.starts_now(run):  # an empty queue: answer "running", not "queued" for a millisecond
@@ -413,6 +415,8 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
             t_sched = gr.Radio(SCHEDULE_CHOICES, value=d.schedule, label="Schedule", interactive=allow)
             with gr.Row():
                 t_wd = gr.Number(d.weight_decay, label="Weight decay", interactive=allow)
+                t_smooth = gr.Slider(0.0, 0.5, value=d.label_smoothing, step=0.05, label="Label smoothing",
+                                     interactive=allow)
                 t_dropout = gr.Slider(0.0, 0.9, value=d.dropout, step=0.05, label="Dropout", interactive=allow)
             with gr.Row():
                 t_augment = gr.Checkbox(d.augment, label="Augmentation (small shifts/rotations)", interactive=allow)
@@ -458,9 +462,10 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
         weights_msg = gr.Markdown()
 
     # ---- wiring ----------------------------------------------------------------------------------
-    form = [t_model, t_epochs, t_batch, t_opt, t_lr, t_momentum, t_sched, t_step, t_gamma, t_wd, t_dropout,
+    form = [t_model, t_epochs, t_batch, t_opt, t_lr, t_momentum, t_sched, t_step, t_gamma, t_wd, t_smooth, t_dropout,
             t_augment, t_seed]
-    presets = [t_epochs, t_batch, t_opt, t_lr, t_momentum, t_sched, t_step, t_gamma, t_wd, t_dropout, t_augment]
+    presets = [t_epochs, t_batch, t_opt, t_lr, t_momentum, t_sched, t_step, t_gamma, t_wd, t_smooth, t_dropout,
+               t_augment]
     live = [status_md, progress, loss_plot, acc_plot, results_md, confusion, gallery, runs_df, overlay_pick, overlay,
             draw.weights_md, draw.weights_pick]
     private = dict(api_visibility="private")
