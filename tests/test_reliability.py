@@ -158,7 +158,7 @@ def test_nan_and_inf_learning_rates_are_refused(served_app, client, idle_queue, 
     session = f"nan-lr-{literal}"  # a visitor of its own, so that its workspace can be looked at
     body = (f'{{"session_hash": "{session}", "data": ["lenet", 1, {defaults.batch_size}, "{defaults.optimizer}", {literal}, {defaults.momentum}, '
             f'"{defaults.schedule}", {defaults.step_size}, {defaults.gamma}, {defaults.weight_decay}, '
-            f'{defaults.dropout}, true, 0]}}')
+            f'{defaults.dropout}, true, 0, {defaults.label_smoothing}]}}')
     event, data = call_raw(served_app.url, "train", body)
     assert event == "error" and re.search(r"learning rate must be a finite number, got (-?inf|nan)$", data["error"])
     assert served_app.ctx.visitors.peek(session).runs() == []  # the visitor got no run
