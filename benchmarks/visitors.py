@@ -29,9 +29,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from benchmarks.drawn import label_of, launch_app_process, make_drawings, sketch_value, stop_app_process
+from digitnet.preprocess import pad_payload
 
 STARTUP_TIMEOUT = 240
 # A short run: one LeNet epoch on 5,000 images (a few seconds on two cores).
@@ -150,8 +152,9 @@ def sessions_phase(url: str, sessions: int, digit_pngs: list[tuple[int, str]], p
                 time.sleep(STATUS_POLL_SECONDS)
             trained += 1
         else:
-            for label, png in digit_pngs[k % 7: k % 7 + 3]:
-                client.predict(sketch_value(png), None, str(label), api_name="/add_digit")
+            for label, png in digit_pngs[k % 7: k % 7 + 3]:  # as the pad sends a drawing
+                payload = pad_payload(np.asarray(Image.open(png))[..., 3])
+                client.predict(payload, None, str(label), api_name="/add_digit")
             added += 1
         client.close()
     peak_during = rss_mb(pid)
@@ -189,23 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             during = draw_phase(url, pngs, args.drawers, 0, until=all_ended.is_set)
             all_ended.wait()
             peak = rss_mb(pid, "VmHWM")
+            finished = report(records, idle, during, base_rss, peak, args.trainers)
             sessions = sessions_phase(url, args.sessions, pngs, pid) if args.sessions else None
         finally:
             stop_app_process(server)
-
-    finished = sum(r.get("state") == "done" for r in records)
-    waits = sorted(r.get("wait_s", float("nan")) for r in records)
-    print(f"server memory at start: {base_rss:.0f} MB; peak: {peak:.0f} MB")
-    print(f"\nruns: {finished}/{len(records)} finished; waits in the queue (s): "
-          + ", ".join(f"{w:.1f}" for w in waits))
-    for k, r in enumerate(records):
-        print(f"  visitor {k}: position {r.get('position')}, estimated start {r.get('estimate_s')} s, waited "
-              f"{r.get('wait_s', float('nan')):.1f} s, done after {r.get('total_s', float('nan')):.1f} s, "
-              f"{r.get('state')}, test acc {r.get('test_acc')}" + (f", {r['error']}" if r.get("error") else ""))
-    print(f"\n| phase | requests | errors | median | p95 | throughput | accuracy |\n|---|---:|---:|---:|---:|---:|---:|")
-    for name, ph in (("idle", idle), ("while 8 runs train" if args.trainers == 8 else "while training", during)):
-        print(f"| {name} | {ph['requests']} | {ph['errors']} | {ph['median_ms']:.0f} ms | {ph['p95_ms']:.0f} ms | "
-              f"{ph['throughput']:.1f}/s | {ph['accuracy']:.1%} |")
     if sessions:
         print(f"\n{sessions['sessions']} sessions came and went ({sessions['trained']} trained, "
               f"{sessions['added_digits']} added digits): server RSS {sessions['rss_before_mb']} MB before, "
@@ -216,6 +206,24 @@ def main(argv: list[str] | None = None) -> int:
                                                "peak_rss_mb": peak, "start_rss_mb": base_rss,
                                                "sessions": sessions}, indent=2))
     return 0 if finished == len(records) and not idle["errors"] and not during["errors"] else 1
+
+
+def report(records: list[dict], idle: dict, during: dict, base_rss: float, peak: float, trainers: int) -> int:
+    """Print the runs and the two drawing phases; return how many runs finished."""
+    finished = sum(r.get("state") == "done" for r in records)
+    waits = sorted(r.get("wait_s", float("nan")) for r in records)
+    print(f"server memory at start: {base_rss:.0f} MB; peak: {peak:.0f} MB")
+    print(f"\nruns: {finished}/{len(records)} finished; waits in the queue (s): "
+          + ", ".join(f"{w:.1f}" for w in waits))
+    for k, r in enumerate(records):
+        print(f"  visitor {k}: position {r.get('position')}, estimated start {r.get('estimate_s')} s, waited "
+              f"{r.get('wait_s', float('nan')):.1f} s, done after {r.get('total_s', float('nan')):.1f} s, "
+              f"{r.get('state')}, test acc {r.get('test_acc')}" + (f", {r['error']}" if r.get("error") else ""))
+    print(f"\n| phase | requests | errors | median | p95 | throughput | accuracy |\n|---|---:|---:|---:|---:|---:|---:|")
+    for name, ph in (("idle", idle), (f"while {trainers} runs train", during)):
+        print(f"| {name} | {ph['requests']} | {ph['errors']} | {ph['median_ms']:.0f} ms | {ph['p95_ms']:.0f} ms | "
+              f"{ph['throughput']:.1f}/s | {ph['accuracy']:.1%} |", flush=True)
+    return finished
 
 
 if __name__ == "__main__":

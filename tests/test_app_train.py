@@ -238,7 +238,7 @@ def test_the_seed_article_preset_queues_the_seed_articles_recipe(served_app, idl
     ctx = served_app.ctx
     ws = ctx.visitors.get("preset")
     message = train_tab.train_click(ctx, ws, "lenet", *train_tab.seed_preset(ctx), 0)
-    assert message.startswith("Queued as your run 1: LeNet")
+    assert message == "Your run 1: LeNet is training."  # the queue was empty
     config = ws.latest().snapshot().config
     assert (config["optimizer"], config["lr"], config["schedule"], config["batch_size"]) == ("sgd", 0.01, "step", 64)
     assert config["label_smoothing"] == 0.0 and config["epochs"] == 20

@@ -254,9 +254,12 @@ def train_click(ctx: Context, ws: Workspace, model, epochs, batch_size, optimize
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
         gr.Warning(str(exc))
         return f"⚠️ {exc} Nothing new was queued."
+    if ctx.scheduler.starts_now(run):  # an empty queue: it starts now, say so
+        run.wait_started(START_WAIT_SECONDS)
     position = ctx.scheduler.position(run)
-    where = f"number {position} in the queue" if position else "starting"
-    return f"Queued as your {run.snapshot().title()} ({where})."
+    if position is None:
+        return f"Your {run.snapshot().title()} is training."
+    return f"Queued as your {run.snapshot().title()} (number {position} in the queue)."
 
 
 def stop_click(ctx: Context, ws: Workspace) -> str:

@@ -91,7 +91,7 @@ def click_train(page, epochs: int, batch_size: int = 128) -> int:
     set_number(page.get_by_label("number input for Epochs"), epochs)  # the slider's number box
     set_number(page.get_by_role("spinbutton", name="Batch size", exact=True), batch_size)
     page.get_by_role("button", name="Train", exact=True).click()
-    expect(page.get_by_text(re.compile(rf"^Queued as your run {number}: LeNet"))).to_be_visible()
+    expect(page.get_by_text(re.compile(rf"^(Queued as your|Your) run {number}: LeNet"))).to_be_visible()
     return number
 
 
