@@ -167,3 +167,22 @@ def test_the_pad_value_is_never_read_as_a_path(visitor, drawn_digits):
     ctx, ws = visitor
     with pytest.raises(Exception, match="not a drawing from the pad"):
         draw.recognise_pad(ctx, ws, str(drawn_digits[0][1]), "lenet")
+
+
+def test_a_drawing_through_the_pad_and_through_predict_gives_the_same_28x28_and_answer(visitor, client, drawn_digits):
+    from conftest import pad_drawing
+    from digitnet.preprocess import to_mnist_array
+    from PIL import Image
+
+    ctx, ws = visitor
+    for truth, png in drawn_digits:
+        payload = pad_drawing(png)  # what the pad sends for this drawing
+        label, note, bars, seen, *answers = draw.recognise_pad(ctx, ws, payload, "lenet")
+        api = client.predict(sketch=sketch_value(png), model="lenet", api_name="/predict")
+        assert max(label, key=label.get) == api["label"] == str(truth)
+        through_pad = to_mnist_array(payload)
+        through_api = to_mnist_array({"background": None, "layers": [], "composite": np.asarray(Image.open(png))})
+        # The same 28x28 up to the payload's 112 px grid (see test_pad.py: a one-pixel shift costs 0.05-0.07).
+        assert np.abs(through_pad - through_api).mean() < 0.05
+        assert np.corrcoef(through_pad.ravel(), through_api.ravel())[0, 1] > 0.8
+        assert np.array_equal(seen, enlarge(through_pad, draw.SEEN_SCALE))  # and it is what the tab shows
