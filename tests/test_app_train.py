@@ -117,7 +117,7 @@ def test_leaving_frees_the_visitors_state(served_app, idle_queue, gate, monkeypa
     assert left[a.session_hash].wait(WAIT)
     assert visitors.peek(a.session_hash) is None
     gate.open()
-    assert a_run.wait_ended(WAIT) and a_run.state == "stopped"
+    assert a_run.wait_ended(WAIT) and a_run.snapshot().state == "stopped"
 
 
 @pytest.mark.parametrize("params, message", [
