@@ -62,7 +62,7 @@ SEED_LR, SEED_MOMENTUM = 0.01, 0.9
 SEED_STEP_SIZE, SEED_GAMMA = 5, 0.5
 SEED_NORM = ([0.5], [0.5])  # the seed's Normalize (not MNIST's own mean/std)
 
-# The issue's acceptance limits (issue 13): digitnet's time to target over one seed epoch.
+# The acceptance limits: digitnet's time to target over one seed epoch (what a visitor waits, against the article's first epoch).
 LIMIT_LENET_VS_SEED_LENET_EPOCH = 0.5
 LIMIT_CNNNET_VS_SEED_LENET_EPOCH = 0.75
 LIMIT_MLP_VS_SEED_MLP_EPOCH = 0.25
