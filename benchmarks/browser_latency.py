@@ -35,7 +35,6 @@ import json
 import math
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,13 +44,11 @@ from gradio.components.image_editor import EditorData
 from gradio.data_classes import FileData
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from benchmarks.drawn import free_port  # noqa: E402
-from digitnet.predict import CACHE, ModelUnavailable, label_value, predict  # noqa: E402
-from digitnet.ui.pad import drawing_pad, pad_value  # noqa: E402
-from tests.e2e.browser import (  # noqa: E402  (one set of strokes and drawing helpers for tests and benchmark)
+from benchmarks.drawn import free_port
+from digitnet.predict import CACHE, ModelUnavailable, label_value, predict
+from digitnet.ui.pad import drawing_pad, pad_value
+from tests.e2e.browser import (  (one set of strokes and drawing helpers for tests and benchmark)
     BLANK_MESSAGE, CHROMIUM, CHROMIUM_ARGS, DIGIT_STROKES, PAD_CANVAS, PAD_CLEAR, PREDICTION, SKETCH,
     chromium_missing_reason, mouse_draw,
 )

@@ -16,7 +16,7 @@ the calibrated top probability, the share of
 Everything is deterministic given ``--seed`` and goes through the app's own preprocessing
 (``digitnet.preprocess.to_mnist_array``) and checkpoints (``digitnet.predict.CACHE``).
 
-    DIGITNET_DATA=/path/to/mnist python benchmarks/calibration.py -n 1000 --json out.json
+    DIGITNET_DATA=/path/to/mnist python -m benchmarks.calibration -n 1000 --json out.json
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -33,15 +32,13 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from benchmarks.drawn import CANVAS, STYLES, available_models, make_drawings, render  # noqa: E402
-from digitnet.calibrate import calibrated_probs, expected_calibration_error, model_logits  # noqa: E402
-from digitnet.data import load_mnist, normalize, test_split  # noqa: E402
-from digitnet.models import MODELS  # noqa: E402
-from digitnet.predict import CACHE, UNSURE_BELOW  # noqa: E402
-from digitnet.preprocess import to_mnist_array  # noqa: E402
+from benchmarks.drawn import CANVAS, STYLES, available_models, make_drawings, render
+from digitnet.calibrate import calibrated_probs, expected_calibration_error, model_logits
+from digitnet.data import load_mnist, normalize, test_split
+from digitnet.models import MODELS
+from digitnet.predict import CACHE, UNSURE_BELOW
+from digitnet.preprocess import to_mnist_array
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99)
 # The choice rule: "not sure" may flag at most this share of correctly read drawn digits (the

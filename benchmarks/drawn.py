@@ -20,8 +20,8 @@ Every drawing is deterministic given ``--seed``. Reports the accuracy of each mo
 - with the stroke-width normalisation switched off (to show what it buys);
 - through a running app's ``/predict`` with gradio_client (``--url URL`` or ``--launch``).
 
-    DIGITNET_DATA=/path/to/mnist python benchmarks/drawn.py -n 1000
-    python benchmarks/drawn.py -n 1000 --launch --workers 4
+    DIGITNET_DATA=/path/to/mnist python -m benchmarks.drawn -n 1000
+    python -m benchmarks.drawn -n 1000 --launch --workers 4
 """
 
 from __future__ import annotations
@@ -44,13 +44,11 @@ import torch
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from digitnet import preprocess  # noqa: E402
-from digitnet.data import load_mnist, normalize  # noqa: E402
-from digitnet.models import MODELS  # noqa: E402
-from digitnet.predict import CACHE, predict_all  # noqa: E402
+from digitnet import preprocess
+from digitnet.data import load_mnist, normalize
+from digitnet.models import MODELS
+from digitnet.predict import CACHE, predict_all
 
 CANVAS = 800  # Gradio's default Sketchpad canvas_size
 MIN_FRACTION, MAX_FRACTION = 0.20, 0.75  # digit size (longer side) relative to the canvas

@@ -16,14 +16,13 @@ disjoint within a draw); a model and style pass when the mean rise is at least 5
 drops MNIST by more than 0.3 points. The MNIST test set contains the 120 originals of the
 style digits; distorted as they are, that overlap is immaterial (1.2% of the set).
 
-    DIGITNET_DATA=/path/to/mnist python benchmarks/finetune.py [--styles thick,tilted] [--models mlp,lenet]
+    DIGITNET_DATA=/path/to/mnist python -m benchmarks.finetune [--styles thick,tilted] [--models mlp,lenet]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -31,14 +30,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from digitnet import data as mdata  # noqa: E402
-from digitnet.checkpoint import SHIPPED_DIR, load_model  # noqa: E402
-from digitnet.finetune import FineTuneConfig, FineTuner, accuracy_on  # noqa: E402
-from digitnet.models import MODELS  # noqa: E402
-from digitnet.preprocess import to_mnist_array  # noqa: E402
-from digitnet.training import evaluate  # noqa: E402
+from digitnet import data as mdata
+from digitnet.checkpoint import SHIPPED_DIR, load_model
+from digitnet.finetune import FineTuneConfig, FineTuner, accuracy_on
+from digitnet.models import MODELS
+from digitnet.preprocess import to_mnist_array
+from digitnet.training import evaluate
 
 UPSCALE = 4  # distortions are drawn at 112x112 so thick strokes and rotations stay smooth
 THICK_PASSES = 4  # 5x5 max filters at 112 px: each widens a stroke by 4 px there, 1 px at 28

@@ -13,7 +13,7 @@ median of the per-round differences ("paired"). Then the upload alone, as gradio
 sends it (a one-off connection per file) and over a kept-open connection (the server's
 share).
 
-    DIGITNET_DATA=/path/to/mnist python benchmarks/latency.py --launch
+    DIGITNET_DATA=/path/to/mnist python -m benchmarks.latency --launch
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,13 +31,11 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from benchmarks.drawn import launch_app, render, sketch_value  # noqa: E402
-from digitnet.data import load_mnist  # noqa: E402
-from digitnet.predict import CACHE, predict, predict_all  # noqa: E402
-from digitnet.preprocess import to_mnist_array  # noqa: E402
+from benchmarks.drawn import launch_app, render, sketch_value
+from digitnet.data import load_mnist
+from digitnet.predict import CACHE, predict, predict_all
+from digitnet.preprocess import to_mnist_array
 
 TARGETS_MS = {"preprocess": 5.0, "preprocess+lenet": 10.0, "predict-status": 50.0}
 

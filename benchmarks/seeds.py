@@ -1,8 +1,8 @@
 """Accuracy is a distribution: train one recipe with several seeds and report mean +- std.
 
-    python benchmarks/seeds.py --model lenet --seeds 0,1,2,3,4             # the default recipe
-    python benchmarks/seeds.py --model lenet --set epochs=1 --set lr=0.01   # a candidate
-    python benchmarks/seeds.py --model lenet --set epochs=1 --json runs/seeds.json
+    python -m benchmarks.seeds --model lenet --seeds 0,1,2,3,4             # the default recipe
+    python -m benchmarks.seeds --model lenet --set epochs=1 --set lr=0.01   # a candidate
+    python -m benchmarks.seeds --model lenet --set epochs=1 --json runs/seeds.json
 
 Each run goes through the same ``Trainer`` as the app and the command line (no checkpoint is
 written). Validation accuracy (the 5,000 held-out training images) is what recipes are chosen
@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def _value(text: str):

@@ -33,9 +33,9 @@ temporary folder) against a process that runs one epoch of the seed's recipe and
 pass, with both processes' peak resident memory and digitnet's time split into start-up
 (interpreter and imports), data preparation, training, validation, and test + save.
 
-    python benchmarks/vs_seed.py --json runs/speed.json --plot docs/speed.png   # ~10 minutes idle
-    python benchmarks/vs_seed.py --models lenet --repeats 5
-    python benchmarks/vs_seed.py --train-limit 512 --test-limit 256 --repeats 1   # smoke test, seconds
+    python -m benchmarks.vs_seed --json runs/speed.json --plot docs/speed.png   # ~10 minutes idle
+    python -m benchmarks.vs_seed --models lenet --repeats 5
+    python -m benchmarks.vs_seed --train-limit 512 --test-limit 256 --repeats 1   # smoke test, seconds
 """
 
 from __future__ import annotations
@@ -51,8 +51,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script from anywhere: import the repo's digitnet
-    sys.path.insert(0, str(REPO))
 
 MODEL_NAMES = ("mlp", "cnnnet", "lenet")
 DEFAULT_TARGETS = {"mlp": 0.98, "cnnnet": 0.99, "lenet": 0.99}  # the issue's targets
@@ -248,7 +246,7 @@ def _child(kind: str, payload: dict, env: dict) -> dict:
     """Run one recipe in a fresh Python process and return its JSON result."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", kind, "--_payload", json.dumps(payload),
+        cmd = [sys.executable, "-m", "benchmarks.vs_seed", "--_child", kind, "--_payload", json.dumps(payload),
                "--_out", str(out)]
         subprocess.run(cmd, check=True, cwd=REPO, env=env)
         return json.loads(out.read_text())
@@ -345,7 +343,7 @@ def _process_pair(args, common: dict, env: dict, say, tag: str) -> dict:
     """One seed one-epoch process, then one ``python -m digitnet.train --model lenet`` process."""
     with tempfile.TemporaryDirectory() as tmp:
         say(f"{tag} process: one epoch of the seed's recipe as a whole process...")
-        seed_proc = _timed_process([sys.executable, str(Path(__file__).resolve()), "--_child", "seed-process",
+        seed_proc = _timed_process([sys.executable, "-m", "benchmarks.vs_seed", "--_child", "seed-process",
                                     "--_payload", json.dumps({"model": "lenet", **common}), "--_out", os.devnull], env)
         say(f"{tag} process: python -m digitnet.train --model lenet (defaults)...")
         metrics = Path(tmp) / "metrics.json"

@@ -12,29 +12,30 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "benchmarks" / "vs_seed.py"
 TRAIN_SLICE, TEST_SLICE = 256, 200
 
 
 def test_help_lists_the_options():
-    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "benchmarks.vs_seed", "--help"], capture_output=True, text=True, check=True,
+                         cwd=REPO).stdout
     for option in ("--models", "--targets", "--epochs", "--seed-epochs", "--repeats", "--points", "--train-limit",
                    "--test-limit", "--json", "--plot"):
         assert option in out
 
 
 def test_unknown_model_is_a_clear_error():
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--models", "resnet"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.vs_seed", "--models", "resnet"], capture_output=True, text=True,
+                          cwd=REPO)
     assert proc.returncode == 2 and "resnet" in proc.stderr and "lenet" in proc.stderr
 
 
 def test_tiny_benchmark_reports_every_field(tmp_path, mnist):  # mnist: skips when the data is missing
     report_path, plot_path = tmp_path / "speed.json", tmp_path / "speed.png"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--models", "mlp", "--epochs", "2", "--train-limit", str(TRAIN_SLICE),
+        [sys.executable, "-m", "benchmarks.vs_seed", "--models", "mlp", "--epochs", "2", "--train-limit", str(TRAIN_SLICE),
          "--test-limit", str(TEST_SLICE), "--targets", "mlp=0.05", "--repeats", "2", "--points", "1",
          "--no-process", "--quiet", "--json", str(report_path), "--plot", str(plot_path)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| mlp | 5.0% |" in proc.stdout and "over 2 repeat(s)" in proc.stdout
@@ -67,11 +68,7 @@ def test_tiny_benchmark_reports_every_field(tmp_path, mnist):  # mnist: skips wh
 
 
 def test_spread_counts_a_target_not_reached_as_the_slowest():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        from vs_seed import spread
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    from benchmarks.vs_seed import spread
     assert spread([3.0, 1.0, 2.0])["median"] == 2.0
     assert spread([3.0, None, 2.0]) == {"median": 3.0, "min": 2.0, "max": None, "values": [3.0, None, 2.0]}
     assert spread([None, None, 2.0])["median"] is None
@@ -81,11 +78,7 @@ def test_spread_counts_a_target_not_reached_as_the_slowest():
 def test_the_seed_side_trains_plain_pytorch_layers_with_the_same_weights():
     import torch
 
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        from vs_seed import with_plain_convolutions
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    from benchmarks.vs_seed import with_plain_convolutions
     from digitnet.models import GreyConv2d, build_model
 
     torch.manual_seed(0)
