@@ -78,13 +78,13 @@ def test_spread_counts_a_target_not_reached_as_the_slowest():
 def test_the_seed_side_trains_plain_pytorch_layers_with_the_same_weights():
     import torch
 
-    from benchmarks.vs_seed import with_plain_convolutions
-    from digitnet.models import GreyConv2d, build_model
+    from benchmarks.vs_seed import with_plain_pooling
+    from digitnet.models import MaxPool2x2, build_model
 
     torch.manual_seed(0)
     ours = build_model("lenet")
-    seeds = with_plain_convolutions(build_model("lenet"))
+    seeds = with_plain_pooling(build_model("lenet"))
     seeds.load_state_dict(ours.state_dict())
-    assert type(seeds.conv1) is torch.nn.Conv2d and isinstance(ours.conv1, GreyConv2d)
+    assert type(seeds.pool1) is torch.nn.MaxPool2d and isinstance(ours.pool1, MaxPool2x2)
     x = torch.randn(4, 1, 28, 28)
     torch.testing.assert_close(seeds.eval()(x), ours.eval()(x))

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from digitnet.models import MODELS, GreyConv2d, build_model, count_parameters
+from digitnet.models import MODELS, MaxPool2x2, build_model, count_parameters
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -71,20 +71,38 @@ def test_dropout_is_active_only_in_training(name, dropout):
     assert torch.equal(model(x), model(x))
 
 
-@pytest.mark.parametrize("padding", [0, 2])
-def test_the_first_layers_fast_convolution_gives_pytorchs_gradients(padding):
+@pytest.mark.parametrize("shape", [(16, 6, 28, 28), (16, 16, 10, 10), (16, 30, 8, 8)])
+def test_the_fast_max_pool_gives_pytorchs_values_and_gradients(shape):
     torch.manual_seed(0)
-    fast = GreyConv2d(6, 5, padding=padding)
-    plain = torch.nn.Conv2d(1, 6, 5, padding=padding)
-    plain.load_state_dict(fast.state_dict())  # the same keys: checkpoints load into either
-    x = torch.randn(16, 1, 28, 28)
-    grad_out = torch.randn(16, 6, 28 - 4 + 2 * padding, 28 - 4 + 2 * padding)
-    grads = []
-    for conv in (fast, plain):
+    # ReLU'd values, with many exact ties at zero: the gradient must go to one of them, as in PyTorch.
+    x = torch.randn(*shape).relu()
+    x[0] = 0.0  # a blank image: every window a four-way tie
+    grad_out = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2)
+    results = []
+    for pool in (MaxPool2x2(), torch.nn.MaxPool2d(2, 2)):
         xi = x.clone().requires_grad_(True)
-        out = conv(xi)
+        out = pool(xi)
         out.backward(grad_out)
-        grads.append((out.detach(), xi.grad, conv.weight.grad, conv.bias.grad))
-    for mine, theirs in zip(*grads):
-        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-3)
-    assert grads[0][2].abs().max() > 1  # a real gradient, not zeros on both sides
+        results.append((out.detach(), xi.grad))
+        with torch.no_grad():  # the inference path
+            assert torch.equal(pool(x), out.detach())
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+    assert (results[0][1] != 0).sum() == grad_out.numel()  # one input per window gets its gradient
+
+
+@pytest.mark.parametrize("name", ["cnnnet", "lenet"])
+def test_the_models_give_the_seed_orders_numbers(name):
+    """pool(relu(bn(conv))) as the seed writes it, and relu(pool(...)) as the models compute it."""
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    x = torch.randn(8, 1, 28, 28)
+    h = x
+    for conv, bn in ((model.conv1, model.bn1), (model.conv2, model.bn2)):
+        h = torch.nn.functional.max_pool2d(torch.relu(bn(conv(h))), 2)
+    h = torch.flatten(h, 1)
+    if name == "lenet":
+        expected = model.fc3(torch.relu(model.fc2(torch.relu(model.fc1(h)))))
+    else:
+        expected = model.fc2(torch.relu(model.fc1(h)))
+    torch.testing.assert_close(model(x), expected)
