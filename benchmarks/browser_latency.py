@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from benchmarks.drawn import free_port
 from digitnet.predict import CACHE, ModelUnavailable, label_value, predict
 from digitnet.ui.pad import drawing_pad, pad_value
-from tests.e2e.browser import (  (one set of strokes and drawing helpers for tests and benchmark)
+from tests.e2e.browser import (  # one set of strokes and drawing helpers for tests and benchmark
     BLANK_MESSAGE, CHROMIUM, CHROMIUM_ARGS, DIGIT_STROKES, PAD_CANVAS, PAD_CLEAR, PREDICTION, SKETCH,
     chromium_missing_reason, mouse_draw,
 )

@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 from benchmarks.drawn import CANVAS, STYLES, available_models, make_drawings, render
 from digitnet.calibrate import calibrated_probs, expected_calibration_error, model_logits
 from digitnet.data import load_mnist, normalize, test_split
-from digitnet.models import MODELS
 from digitnet.predict import CACHE, UNSURE_BELOW
 from digitnet.preprocess import to_mnist_array
 
@@ -311,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["together"] = together(drawn_by_model, other_by_model, drawn_labels)
     figures["mean_table"] = mean_table([f["table"] for f in figures["models"].values()])
     figures["chosen"] = choose_threshold(figures["mean_table"])
-    print(f"\nflagged 'not sure' (calibrated top probability < threshold), % of each group; "
-          f"a non-digit not flagged is a confident wrong digit")
+    print("\nflagged 'not sure' (calibrated top probability < threshold), % of each group; "
+          "a non-digit not flagged is a confident wrong digit")
     cols = ["correct_flagged", "wrong_flagged", *KINDS, "non_digits"]
     titles = ["correct digits", "wrong digits", *KINDS, "all non-digits"]
     tables = [(name, f["table"]) for name, f in figures["models"].items()] + [("mean", figures["mean_table"])]
@@ -330,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nthe models together ({', '.join(drawn_by_model)}): they disagree on the top digit for "
               f"{100 * t['disagree']['correct']:.1f}% of the drawn digits the mean reads correctly, for "
               + ", ".join(f"{100 * t['disagree'][k]:.1f}% of {k}" for k in KINDS)
-              + f"; 'not sure' when they disagree or the mean of their probabilities is below the threshold:")
+              + "; 'not sure' when they disagree or the mean of their probabilities is below the threshold:")
         print(f"{'':8s}{'threshold':>10s}" + "".join(f"{x:>16s}" for x in titles))
         for row in t["table"]:
             print(f"{'':8s}{row['threshold']:10.2f}" + "".join(f"{100 * row[c]:15.1f}%" for c in cols))

@@ -219,7 +219,7 @@ def report(records: list[dict], idle: dict, during: dict, base_rss: float, peak:
         print(f"  visitor {k}: position {r.get('position')}, estimated start {r.get('estimate_s')} s, waited "
               f"{r.get('wait_s', float('nan')):.1f} s, done after {r.get('total_s', float('nan')):.1f} s, "
               f"{r.get('state')}, test acc {r.get('test_acc')}" + (f", {r['error']}" if r.get("error") else ""))
-    print(f"\n| phase | requests | errors | median | p95 | throughput | accuracy |\n|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| phase | requests | errors | median | p95 | throughput | accuracy |\n|---|---:|---:|---:|---:|---:|---:|")
     for name, ph in (("idle", idle), (f"while {trainers} runs train", during)):
         print(f"| {name} | {ph['requests']} | {ph['errors']} | {ph['median_ms']:.0f} ms | {ph['p95_ms']:.0f} ms | "
               f"{ph['throughput']:.1f}/s | {ph['accuracy']:.1%} |", flush=True)

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from . import data as mdata
-from .checkpoint import checkpoint_payload
 from .finetune import FineTuneConfig, FineTuner, MyDigits
 from .models import DISPLAY_NAMES
 from .settings import DEFAULT_MAX_EPOCHS, DEFAULT_MAX_QUEUE
-from .training import BackgroundRun, BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult, usable_cores
+from .training import (BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainingRun, TrainResult, usable_cores,
+                       visitor_settings)
 
 MNIST_TRAIN_IMAGES = 60_000  # train + validation images in MNIST's training file
 STOP_WAIT_SECONDS = 10.0  # stop() waits this long for a running run; it stops before its next batch
@@ -42,12 +42,9 @@ TRAINER_NICENESS = 10
 MIN_FINETUNE_DIGITS = 5
 # Deployment-wide TrainConfig overrides that also bound a fine-tune's MNIST evaluation.
 SHARED_EVAL_OVERRIDES = ("test_limit",)
-# The parameters a visitor may set (the Train tab's controls and /train's keywords).
-# Everything else (data slices, threads, device) is the deployment's choice.
-TRAIN_PARAMS = (
-    "model", "epochs", "batch_size", "optimizer", "lr", "momentum", "schedule",
-    "step_size", "gamma", "weight_decay", "label_smoothing", "dropout", "augment", "seed",
-)
+# The parameters a visitor may set (the Train tab's controls and /train's keywords): TrainConfig's
+# visitor settings. Everything else (data slices, threads, device) is the deployment's choice.
+TRAIN_PARAMS = tuple(s.name for s in visitor_settings(TrainConfig))
 # Seconds per training image (one pass) on two cores, used to guess a waiting run's length
 # before any run of that model has finished here; each finished run replaces the guess with
 # what this machine really did. From benchmarks/RESULTS-speed.md: an epoch of 55,000 images
@@ -121,7 +118,7 @@ class Run:
     """One run of one visitor: its request, and its live state behind a lock (copies handed out)."""
 
     def __init__(self, owner: str, number: int, kind: str, model: str, config: dict, epochs: int,
-                 work: Callable[["Run"], BackgroundRun] | None = None) -> None:
+                 work: Callable[["Run"], TrainingRun] | None = None) -> None:
         self.owner = owner
         self.work = work  # builds the Trainer/FineTuner when the worker reaches this run
         self.weights: dict | None = None  # the checkpoint dict of a finished run
@@ -131,7 +128,7 @@ class Run:
         self._started = threading.Event()  # left the queue (running, or ended while waiting)
         self._ended = threading.Event()
         self._stop = threading.Event()
-        self._runner: BackgroundRun | None = None
+        self._runner: TrainingRun | None = None
         self._state = RunState(number=number, kind=kind, model=model, config=config, epochs=epochs)
 
     # ---- reading ------------------------------------------------------------------------------
@@ -181,7 +178,7 @@ class Run:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
-    def _attach(self, runner: BackgroundRun) -> None:
+    def _attach(self, runner: TrainingRun) -> None:
         """The worker made this run's Trainer/FineTuner: a stop asked for before now reaches it."""
         with self._lock:
             self._runner = runner
@@ -294,7 +291,7 @@ class Scheduler:
         self._check_open()
         cfg = self.training_config(**params)
 
-        def work(run: Run) -> BackgroundRun:
+        def work(run: Run) -> TrainingRun:
             return Trainer(cfg, callback=run.on_event, data_root=self.data_root, save=False)
 
         run = Run(owner, number, "training", cfg.model, asdict(cfg), cfg.epochs, work)
@@ -311,7 +308,7 @@ class Scheduler:
         # Validates the digits and the base weights now: errors reach the visitor, not a thread.
         tuner = FineTuner(cfg, digits, data_root=self.data_root, save=False, source=base)
 
-        def work(run: Run) -> BackgroundRun:
+        def work(run: Run) -> TrainingRun:
             tuner.callback = run.on_event
             return tuner
 
@@ -470,7 +467,7 @@ class Scheduler:
                                 "your drawings keep the weights they had.")
             return
         self._learn_speed(run, result)
-        run.weights = self._weights(run, runner, result)
+        run.weights = runner.checkpoint(result)
         info = getattr(runner, "finetune_info", None)
         run._end("done", self._done_message(run, result, info), result,
                  finetune=None if info is None else {k: v for k, v in info.items() if k != "history"})
@@ -484,22 +481,6 @@ class Scheduler:
         seconds = sum(m.seconds for m in result.history)
         if images and seconds > 0:
             self._seconds_per_image[s.model] = seconds / images
-
-    @staticmethod
-    def _weights(run: Run, runner: BackgroundRun, result: TrainResult) -> dict:
-        """The finished run's checkpoint dict, in the shipped checkpoints' format."""
-        s = run.snapshot()
-        mean, std = getattr(runner, "mean", mdata.MNIST_MEAN), getattr(runner, "std", mdata.MNIST_STD)
-        metrics = {
-            "test_acc": result.test_acc, "test_loss": result.test_loss,
-            "val_acc": result.history[-1].val_acc if result.history else None,
-            "train_seconds": result.train_seconds, "epochs": len(result.history),
-            "history": [asdict(m) for m in result.history], "confusion": result.confusion,
-        }
-        info = getattr(runner, "finetune_info", None)
-        if info is not None:  # what the compare table says of a fine-tuned model
-            metrics["finetune"] = {k: v for k, v in info.items() if k != "history"}
-        return checkpoint_payload(runner.model, s.model, mean, std, metrics, s.config, result.temperature)
 
     @staticmethod
     def _done_message(run: Run, result: TrainResult, info: dict | None) -> str:

@@ -15,41 +15,27 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .data import DataNotFoundError
-from .models import DISPLAY_NAMES, MODELS
-from .training import OPTIMIZERS, SCHEDULES, BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult
+from .models import DISPLAY_NAMES
+from .training import BatchProgress, Config, EpochMetrics, TrainConfig, Trainer, TrainResult
 
-D = TrainConfig()  # defaults, quoted in --help
+def add_config_arguments(parser: argparse.ArgumentParser, config: type[Config]) -> None:
+    """One flag per setting of ``config`` (``--batch-size`` for ``batch_size``), its help ending in its default."""
+    for s in config.settings():
+        if not s.cli:
+            continue
+        flag = "--" + s.name.replace("_", "-")
+        default = "none" if s.default is None else ("on" if s.default else "off") if s.kind is bool else s.default
+        help_text = f"{s.help} (default: {default})"
+        if s.kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=s.default, help=help_text)
+        else:
+            parser.add_argument(flag, type=s.kind, default=s.default, choices=s.values or None, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser (defaults shown in each help line)."""
+    """The argparse parser: TrainConfig's settings, then where to read and write."""
     p = argparse.ArgumentParser(prog="python -m digitnet.train", description="Train an MNIST model and save its checkpoint.")
-    p.add_argument("--model", default=D.model, choices=list(MODELS), help=f"model to train (default: {D.model})")
-    p.add_argument("--epochs", type=int, default=D.epochs, help=f"number of epochs (default: {D.epochs})")
-    p.add_argument("--batch-size", type=int, default=D.batch_size, help=f"batch size (default: {D.batch_size})")
-    p.add_argument("--optimizer", default=D.optimizer, choices=OPTIMIZERS, help=f"optimizer (default: {D.optimizer})")
-    p.add_argument("--lr", type=float, default=D.lr, help=f"(peak) learning rate (default: {D.lr})")
-    p.add_argument("--momentum", type=float, default=D.momentum, help=f"SGD momentum (default: {D.momentum})")
-    p.add_argument("--schedule", default=D.schedule, choices=SCHEDULES, help=f"learning-rate schedule (default: {D.schedule})")
-    p.add_argument("--step-size", type=int, default=D.step_size, help=f"StepLR step in epochs (default: {D.step_size})")
-    p.add_argument("--gamma", type=float, default=D.gamma, help=f"StepLR decay (default: {D.gamma})")
-    p.add_argument("--weight-decay", type=float, default=D.weight_decay, help=f"weight decay (default: {D.weight_decay})")
-    p.add_argument("--beta1", type=float, default=D.beta1, help=f"Adam/AdamW beta1 (default: {D.beta1})")
-    p.add_argument("--beta2", type=float, default=D.beta2, help=f"Adam/AdamW beta2 (default: {D.beta2})")
-    p.add_argument("--label-smoothing", type=float, default=D.label_smoothing,
-                   help=f"cross-entropy label smoothing (default: {D.label_smoothing})")
-    p.add_argument("--ema", type=float, default=D.ema,
-                   help=f"decay of an average of the weights that is evaluated and saved, 0 = off (default: {D.ema})")
-    p.add_argument("--dropout", type=float, default=D.dropout, help=f"dropout probability (default: {D.dropout})")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=D.augment,
-                   help=f"random small rotations/shifts/scales/shears of each batch (default: {'on' if D.augment else 'off'})")
-    p.add_argument("--seed", type=int, default=D.seed, help=f"random seed (default: {D.seed})")
-    p.add_argument("--init", default=None, help="start from this checkpoint's weights (default: a random init)")
-    p.add_argument("--threads", type=int, default=D.threads, help="torch threads (default: 0 = every core this process may use)")
-    p.add_argument("--device", default=D.device, choices=["auto", "cpu", "cuda"], help="device (default: auto = CUDA if available)")
-    p.add_argument("--train-limit", type=int, default=None, help="use only this many training images (default: all 55,000)")
-    p.add_argument("--val-size", type=int, default=D.val_size, help=f"validation images held out of training (default: {D.val_size})")
-    p.add_argument("--test-limit", type=int, default=None, help="evaluate on only this many test images (default: all 10,000)")
+    add_config_arguments(p, TrainConfig)
     p.add_argument("--data", default=None, help="MNIST root holding MNIST/raw/ (default: $DIGITNET_DATA or ./data)")
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: $DIGITNET_CHECKPOINTS, else the repo's checkpoints/)")
     p.add_argument("--no-save", dest="save", action="store_false", help="do not write a checkpoint")
@@ -119,10 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     t_start = time.perf_counter()
-    values = {k: v for k, v in vars(args).items()}
-    values["train_limit"] = args.train_limit
     try:
-        config = TrainConfig.from_dict(values)
+        config = TrainConfig.from_dict(vars(args))
         name = DISPLAY_NAMES[config.model]
         trainer = Trainer(config, ConsoleReporter(name, args.quiet), checkpoint_dir=args.checkpoints,
                           data_root=args.data, save=args.save)

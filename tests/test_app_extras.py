@@ -39,11 +39,6 @@ RUN_TIMEOUT = 120
 ONE_AT_A_TIME = r"A visitor has one run at a time"
 
 
-def shipped(name: str) -> bool:
-    """True when the repo ships a checkpoint for ``name``."""
-    return (SHIPPED_DIR / f"{name}.pt").is_file()
-
-
 @pytest.fixture(scope="module")
 def extras_app(mnist, checkpoints_dir) -> Iterator[object]:
     """The app on the small MNIST slice, with quick fine-tunes (DIGITNET_CHECKPOINTS: a temp folder it must not write)."""
@@ -110,8 +105,6 @@ def load_ten_digits(client, digit_pngs, tmp_path) -> None:
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_explain_shows_images_of_the_right_size_and_leaves_predict_alone(extras_app, digit_pngs, model, tmp_path):
-    if not shipped(model):
-        pytest.skip(f"no shipped checkpoint for {model} yet")
     client = extras_app.client()
     truth, png = digit_pngs[0]  # a 7
     before = client.predict(sketch=sketch_value(png), model=model, api_name="/predict")
@@ -145,8 +138,6 @@ def test_compare_lists_the_three_models_with_their_parameter_counts(extras_app):
     rows = [dict(zip(table["headers"], row)) for row in table["data"]]
     assert [r["Model"] for r in rows] == [DISPLAY_NAMES[name] for name in MODELS]
     for name, row in zip(MODELS, rows):
-        if not shipped(name):
-            continue
         assert row["Parameters"] == f"{count_parameters(build_model(name)):,}"
         assert row["Test accuracy"].endswith("%") or "fine-tuned" in row["Test accuracy"]
         assert float(row["Latency (median, ms)"]) > 0
@@ -240,8 +231,6 @@ def test_finetune_with_too_few_digits_is_refused(extras_app, digit_pngs):
 
 def test_finetune_waits_its_turn_and_changes_only_its_owners_predictions(extras_app, digit_pngs, checkpoints_dir,
                                                                          tmp_path, monkeypatch):
-    if not shipped("mlp"):
-        pytest.skip("no shipped MLP checkpoint yet")
     extras_app.wait_idle()
     alice, bob = extras_app.client(), extras_app.client()
     load_ten_digits(alice, digit_pngs, tmp_path)
@@ -310,8 +299,6 @@ def test_finetune_waits_its_turn_and_changes_only_its_owners_predictions(extras_
 
 
 def test_compare_names_a_visitors_fine_tune_for_that_visitor_only(extras_app, digit_pngs, tmp_path):
-    if not shipped("mlp"):
-        pytest.skip("no shipped MLP checkpoint yet")
     extras_app.wait_idle()
     alice, bob = extras_app.client(), extras_app.client()
     load_ten_digits(alice, digit_pngs, tmp_path)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from digitnet import data as mdata
 from digitnet.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +18,6 @@ def run_cli(*args, env=None, timeout=600):
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
-@pytest.mark.skipif(not mdata._have_files(mdata.data_dir()), reason="MNIST not found: set DIGITNET_DATA")
 def test_cli_trains_saves_and_writes_metrics_and_plot(tmp_path):
     out = run_cli("--model", "mlp", "--epochs", "2", "--train-limit", "2000", "--val-size", "500",
                   "--test-limit", "500", "--checkpoints", str(tmp_path), "--metrics-json", str(tmp_path / "m.json"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import zipfile
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from benchmarks.finetune import style_sets  # noqa: E402
 from digitnet import data as mdata  # noqa: E402
-from digitnet.checkpoint import SHIPPED_DIR, load_model  # noqa: E402
+from digitnet.checkpoint import SHIPPED_DIR, CheckpointError, load_model  # noqa: E402
 from digitnet.finetune import (  # noqa: E402
     MAX_MY_DIGITS, FineTuneConfig, FineTuner, MyDigitsError, accuracy_on, add_digit, load_my_digits,
     my_digits_summary, save_my_digits,
@@ -129,7 +130,7 @@ def test_finetune_learns_the_style_and_keeps_mnist(mnist, thick_style, tmp_path)
     # The run reports like a training run, then saves a checkpoint in the same format.
     kinds = [type(e) for e in events]
     assert kinds[-1] is TrainResult and kinds.count(EpochMetrics) == tuner.config.epochs and BatchProgress in kinds
-    assert result.state == "done" and tuner.state == "done" and len(result.confusion) == 10
+    assert result.state == "done" and len(result.confusion) == 10
     model, saved = load_model(tmp_path / "mlp.pt")
     assert saved["arch"] == "mlp" and saved["metrics"]["test_acc"] == result.test_acc
     info = saved["metrics"]["finetune"]
@@ -155,9 +156,11 @@ def test_background_run_stop_and_shared_model_untouched(thick_style, tmp_path):
             tuner.stop()
 
     tuner = FineTuner(cfg, mine, callback=callback, checkpoint_dir=tmp_path, source=SHIPPED_DIR / "lenet.pt")
-    tuner.start()
-    assert tuner.join(60)
-    assert tuner.state == "stopped" and tuner.result.state == "stopped" and tuner.result.test_acc is None
+    thread = threading.Thread(target=tuner.run, daemon=True)  # as the scheduler's worker runs it
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the fine-tune did not stop"
+    assert tuner.result.state == "stopped" and tuner.result.test_acc is None
     assert not (tmp_path / "lenet.pt").exists()  # a stopped run saves nothing
     assert sum(isinstance(e, BatchProgress) for e in seen) == 3
     after = shared.state_dict()
@@ -176,6 +179,6 @@ def test_errors_are_clear(thick_style, tmp_path):
     broken.write_bytes(b"not a checkpoint")
     events = []
     tuner = FineTuner(FineTuneConfig(model="lenet"), mine, callback=events.append, source=broken)
-    tuner.start()
-    assert tuner.join(30)
-    assert tuner.state == "error" and "lenet.pt" in tuner.error and isinstance(events[-1], Exception)
+    with pytest.raises(CheckpointError, match="lenet.pt"):
+        tuner.run()
+    assert events == []

@@ -27,7 +27,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from conftest import BLANK_SKETCH, SMALL_TRAIN, render_digit, running_app, sketch_value
-from digitnet.checkpoint import SHIPPED_DIR, save_checkpoint
+from digitnet.checkpoint import save_checkpoint
 from digitnet.models import MODELS, build_model
 from digitnet.training import TrainConfig
 from digitnet.ui import draw, train
@@ -242,8 +242,6 @@ class Evil:
 
 def test_broken_checkpoints_at_start_up_leave_the_app_up_and_the_other_models_working(
         mnist, files, tmp_path, monkeypatch):
-    if not (SHIPPED_DIR / "cnnnet.pt").is_file():
-        pytest.skip("no shipped CNNNet checkpoint yet")
     folder = tmp_path / "checkpoints"
     folder.mkdir()
     # LeNet: a real checkpoint cut in half (a disk filled up mid-copy); MLP: a pickle carrying code.

@@ -20,7 +20,6 @@ def test_shipped_checkpoint_is_small_and_self_describing(name):
     assert ckpt["config"]["model"] == name and ckpt["config"]["epochs"] >= 1  # how it was trained
 
 
-@pytest.mark.skipif(not mdata._have_files(mdata.data_dir()), reason="MNIST not found: set DIGITNET_DATA")
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_shipped_checkpoint_reaches_its_target_on_the_full_test_set(name):
     model, ckpt = load_model(SHIPPED_DIR / f"{name}.pt")

@@ -12,8 +12,6 @@ from digitnet.checkpoint import load_model
 from digitnet import training
 from digitnet.training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult, usable_cores
 
-pytestmark = pytest.mark.skipif(not mdata._have_files(mdata.data_dir()), reason="MNIST not found: set DIGITNET_DATA")
-
 SMALL = dict(train_limit=3000, val_size=500, test_limit=1000, batch_size=100, log_every=5)
 
 
@@ -27,7 +25,7 @@ def test_trainer_reports_metrics_and_writes_a_checkpoint_that_predicts_the_same(
     result = trainer.run()
     batches = [e for e in events if isinstance(e, BatchProgress)]
     epochs = [e for e in events if isinstance(e, EpochMetrics)]
-    assert isinstance(events[-1], TrainResult) and trainer.state == "done"
+    assert isinstance(events[-1], TrainResult) and result.state == "done"
     assert len(epochs) == 2 and [m.epoch for m in result.history] == [1, 2]
     assert len(batches) >= 2 * 6  # several running-loss reports per epoch (30 batches, every 5)
     assert batches[-1].eta_seconds == pytest.approx(0, abs=0.5) and batches[0].eta_seconds > 0
@@ -55,11 +53,13 @@ def test_stop_ends_the_run_at_the_next_batch_and_saves_nothing(tmp_path):
             first_batch.set()
 
     trainer = Trainer(small_config(epochs=50, log_every=1), callback, checkpoint_dir=tmp_path)
-    trainer.start()
+    thread = threading.Thread(target=trainer.run, daemon=True)  # as the scheduler's worker runs it
+    thread.start()
     assert first_batch.wait(60)
     trainer.stop()
-    assert trainer.join(10), "training thread did not stop"
-    assert trainer.state == "stopped" and trainer.result.state == "stopped"
+    thread.join(10)
+    assert not thread.is_alive(), "the run did not stop"
+    assert trainer.result.state == "stopped" and trainer.result.test_acc is None
     assert len(trainer.result.history) < 50
     assert not (tmp_path / "mlp.pt").exists()
 
@@ -91,7 +91,7 @@ def test_cnns_learn_on_a_small_slice(name):
     ("optimizer", "rmsprop", "unknown optimizer"),
     ("schedule", "cosine", "unknown schedule"),
     ("dropout", 1.0, "dropout must be at most"),
-    ("beta1", 1.0, "Adam betas must be below 1"),
+    ("beta1", 1.0, "beta1 must be below 1"),
     ("beta2", -0.1, "beta2 must be at least 0"),
     ("label_smoothing", 0.6, "label smoothing must be at most 0.5"),
     ("ema", 1.0, "EMA decay must be at most"),
@@ -106,17 +106,16 @@ def test_batch_larger_than_the_data_is_refused():
         Trainer(small_config(batch_size=5000), save=False).run()
 
 
-def test_errors_in_the_thread_end_in_state_error(monkeypatch):
+def test_missing_data_reaches_the_caller(monkeypatch):
+    """The run raises; its caller (the scheduler, the command line) reports it (test_scheduler.py, test_cli.py)."""
     def no_data(*a, **k):
         raise mdata.DataNotFoundError("MNIST not found in /nowhere")
 
     monkeypatch.setattr(mdata, "load_mnist", no_data)
     seen = []
-    trainer = Trainer(small_config(), seen.append, save=False)
-    trainer.start()
-    assert trainer.join(10)
-    assert trainer.state == "error" and "MNIST not found" in trainer.error
-    assert isinstance(seen[-1], mdata.DataNotFoundError)
+    with pytest.raises(mdata.DataNotFoundError, match="MNIST not found"):
+        Trainer(small_config(), seen.append, save=False).run()
+    assert seen == []  # no result was reported
 
 
 def test_seed_recipe_preset_is_the_articles():
@@ -187,9 +186,14 @@ def test_the_epoch_loss_is_the_label_smoothed_cross_entropy(smoothing):
     expected = reference_loss(smoothing)
     assert smoothing == 0 or abs(expected - reference_loss(0.0)) > 1e-3 * expected  # 10x the tolerance below
     optimizer = training.make_optimizer(model, cfg)
-    loss, _, _ = training.train_one_epoch(model, split, optimizer, cfg, torch.Generator().manual_seed(3),
-                                          torch.device("cpu"))
-    assert loss == pytest.approx(expected, rel=1e-4)
+    batches = mdata.iterate_batches(split, cfg.batch_size, generator=torch.Generator().manual_seed(3))
+
+    def step(batch):
+        x, y = batch
+        return (*training.supervised_step(model, optimizer, x, y, cfg.label_smoothing), y)
+
+    loss, _, stopped = training.train_one_epoch(batches, step, steps=6)
+    assert loss == pytest.approx(expected, rel=1e-4) and not stopped
 
 
 def test_weight_ema_follows_its_formula_and_skips_integer_buffers():

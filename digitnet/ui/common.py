@@ -18,11 +18,11 @@ import gradio as gr
 import numpy as np
 
 from ..explain import upscale
-from ..models import DISPLAY_NAMES, MODELS
+from .. import training
 from ..scheduler import Scheduler
 from ..workspace import Visitors, Workspace
 
-MODEL_CHOICES = [(DISPLAY_NAMES[name], name) for name in MODELS]  # (shown, API value)
+MODEL_CHOICES = list(training.MODEL_CHOICES)  # (shown, API value)
 DEFAULT_MODEL = "lenet"
 BLANK_MESSAGE = "Draw a digit"  # what a blank pad shows instead of a guess
 NO_DRAWING_MESSAGE = "Draw a digit (or upload a photo) first."

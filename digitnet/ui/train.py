@@ -8,7 +8,9 @@ run's owner, and an idle tab asks for nothing.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from dataclasses import dataclass
+from typing import Callable
 
 import gradio as gr
 import numpy as np
@@ -19,14 +21,15 @@ from matplotlib.figure import Figure
 from ..checkpoint import CheckpointError
 from ..models import DISPLAY_NAMES
 from ..scheduler import QueueFull, RunState, TrainingDisabled
-from ..training import OPTIMIZERS, SCHEDULES, SEED_RECIPE, TrainConfig, misclassified_images
+from ..training import SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
 from ..workspace import AlreadyTraining, Workspace, run_status
-from .common import MODEL_CHOICES, STATE_ICONS, Context, enlarge, percent, visitor_handler
+from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
 from .draw import DOWNLOADS, DrawTab, weights_view
 
-OPTIMIZER_CHOICES = [("SGD + momentum", "sgd"), ("Adam", "adam"), ("AdamW", "adamw")]
-SCHEDULE_CHOICES = [("constant", "none"), ("StepLR (the seed article's)", "step"), ("one-cycle", "onecycle")]
-assert {v for _, v in OPTIMIZER_CHOICES} == set(OPTIMIZERS) and {v for _, v in SCHEDULE_CHOICES} == set(SCHEDULES)
+# The form's controls and /train's keywords: TrainConfig's visitor settings, in field order.
+FORM = visitor_settings(TrainConfig)
+# What a preset fills in: the recipe, not the visitor's choice of model and seed.
+PRESET = [s for s in FORM if s.name not in ("model", "seed")]
 GALLERY_SCALE = 3  # misclassified digits at 84x84
 MISCLASSIFIED_SHOWN = 24
 WATCH_SECONDS = 0.5  # how often the live view looks at its run (server side: no request from the tab)
@@ -243,14 +246,31 @@ def default_overlay(ws: Workspace, selected: list[str] | None) -> list[str]:
 # ------------------------------------------------------------------------------ handlers
 
 
-def train_click(ctx: Context, ws: Workspace, model, epochs, batch_size, optimizer, lr, momentum, schedule, step_size,
-                gamma, weight_decay, label_smoothing, dropout, augment, seed) -> str:
+def with_form_parameters(fn: Callable) -> Callable:
+    """Give ``fn(ctx, ws, *values, **params)`` the form's settings as its visible parameters (names,
+    TrainConfig's defaults and types): Gradio counts them to pass the form's values, and ``gr.api``
+    documents them as ``/train``'s keywords."""
+    fn.__signature__ = inspect.Signature([
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context),
+        inspect.Parameter("ws", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Workspace),
+        *(inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=s.kind,
+                            default=inspect.Parameter.empty if s.required else s.default) for s in FORM),
+    ], return_annotation=fn.__annotations__.get("return", inspect.Signature.empty))
+    fn.__annotations__ = {"ctx": Context, "ws": Workspace, **{s.name: s.kind for s in FORM},
+                          **{k: v for k, v in fn.__annotations__.items() if k == "return"}}
+    return fn
+
+
+def form_values(values: tuple, params: dict) -> dict:
+    """The settings a handler with the form's parameters was called with, by name."""
+    return {**dict(zip((s.name for s in FORM), values)), **params}
+
+
+@with_form_parameters
+def train_click(ctx: Context, ws: Workspace, *values, **params) -> str:
     """The Train button: queue the visitor's run, or say clearly why not."""
     try:
-        run = ws.train(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                       momentum=momentum, schedule=schedule, step_size=step_size, gamma=gamma,
-                       weight_decay=weight_decay, label_smoothing=label_smoothing, dropout=dropout,
-                       augment=augment, seed=seed)
+        run = ws.train(**form_values(values, params))
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
         gr.Warning(str(exc))
         return f"⚠️ {exc} Nothing new was queued."
@@ -340,36 +360,30 @@ def upload_weights(ctx: Context, ws: Workspace, file) -> str:
     return f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now."
 
 
+def preset(ctx: Context, recipe: dict) -> tuple:
+    """The form's ``PRESET`` values of ``recipe`` (TrainConfig's defaults where it says nothing), epochs capped."""
+    values = {**{s.name: s.default for s in PRESET}, **recipe}
+    values["epochs"] = min(values["epochs"], ctx.max_epochs)
+    return tuple(values[s.name] for s in PRESET)
+
+
 def fast_preset(ctx: Context) -> tuple:
-    """Fill the form with the fast recipe (TrainConfig's defaults)."""
-    d = TrainConfig()
-    return (min(d.epochs, ctx.max_epochs), d.batch_size, d.optimizer, d.lr, d.momentum, d.schedule, d.step_size,
-            d.gamma, d.weight_decay, d.label_smoothing, d.dropout, d.augment)
+    """The fast recipe: TrainConfig's defaults."""
+    return preset(ctx, {})
 
 
 def seed_preset(ctx: Context) -> tuple:
-    """Fill the form with the seed article's recipe (SGD + StepLR, 20 epochs, capped by the deployment)."""
-    r = SEED_RECIPE
-    return (min(r["epochs"], ctx.max_epochs), r["batch_size"], r["optimizer"], r["lr"], r["momentum"], r["schedule"],
-            r["step_size"], r["gamma"], r["weight_decay"], r["label_smoothing"], r["dropout"], r["augment"])
+    """The seed article's recipe (SGD + StepLR, 20 epochs, capped by the deployment)."""
+    return preset(ctx, SEED_RECIPE)
 
 
 # ---- the documented API: typed, keyword-callable (scripts call it by these names) --------------------------------------
 
-_D = TrainConfig()
-
-
-def train(ctx: Context, ws: Workspace, model: str, epochs: int, batch_size: int = _D.batch_size,
-          optimizer: str = _D.optimizer, lr: float = _D.lr, momentum: float = _D.momentum,
-          schedule: str = _D.schedule, step_size: int = _D.step_size, gamma: float = _D.gamma,
-          weight_decay: float = _D.weight_decay, dropout: float = _D.dropout, augment: bool = _D.augment,
-          seed: int = _D.seed, label_smoothing: float = _D.label_smoothing) -> dict:
+@with_form_parameters
+def train(ctx: Context, ws: Workspace, *values, **params) -> dict:
     """Queue a training run for this session and return at once with its /status (queued with position, or running)."""
     try:
-        run = ws.train(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                       momentum=momentum, schedule=schedule, step_size=step_size, gamma=gamma,
-                       weight_decay=weight_decay, dropout=dropout, augment=augment, seed=seed,
-                       label_smoothing=label_smoothing)
+        run = ws.train(**form_values(values, params))
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     if ctx.scheduler.starts_now(run):  # an empty queue: answer "running", not "queued" for a millisecond
@@ -392,6 +406,22 @@ def stop(ctx: Context, ws: Workspace) -> dict:
 # ------------------------------------------------------------------------------ the tab
 
 
+def control(s: Setting, max_epochs: int, interactive: bool) -> gr.components.Component:
+    """The form's control for one setting: a choice is a radio, a yes/no a checkbox, a number with a
+    step a slider (over its bounds; epochs up to this deployment's cap), any other number a box."""
+    label = s.label[0].upper() + s.label[1:]
+    common = dict(label=label, interactive=interactive)
+    if s.choices:
+        return gr.Radio(list(s.choices), value=s.default, **common)
+    if s.kind is bool:
+        return gr.Checkbox(s.default, **common)
+    if s.step is not None:
+        top = max_epochs if s.hi == "max_epochs" else s.hi
+        info = f"at most {max_epochs} here (DIGITNET_MAX_EPOCHS)" if s.hi == "max_epochs" else None
+        return gr.Slider(s.lo, top, value=min(s.default, top), step=s.step, info=info, **common)
+    return gr.Number(s.default, precision=0 if s.kind is int else None, **common)
+
+
 @dataclass
 class TrainTab:
     """The Train tab's live view (what a run's stream updates)."""
@@ -403,31 +433,16 @@ class TrainTab:
 def build(ctx: Context, draw: DrawTab) -> TrainTab:
     """Create the Train tab's components inside the caller's ``gr.Tab`` and wire its events and API."""
     bind = lambda fn: visitor_handler(fn, ctx)  # noqa: E731
-    allow, cap, d = ctx.allow_training, ctx.max_epochs, TrainConfig()
+    allow, cap = ctx.allow_training, ctx.max_epochs
     if not allow:
         gr.Markdown("### Training is turned off here\nThis deployment serves the shipped models only "
                     "(`DIGITNET_ALLOW_TRAINING=0`). Run the app on your own machine to train: `python app.py`.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            t_model = gr.Radio(MODEL_CHOICES, value=d.model, label="Model", interactive=allow)
-            t_epochs = gr.Slider(1, cap, value=min(d.epochs, cap), step=1, label="Epochs",
-                                 info=f"at most {cap} here (DIGITNET_MAX_EPOCHS)", interactive=allow)
-            t_batch = gr.Number(d.batch_size, precision=0, label="Batch size", interactive=allow)
-            t_opt = gr.Radio(OPTIMIZER_CHOICES, value=d.optimizer, label="Optimizer", interactive=allow)
-            t_lr = gr.Number(d.lr, label="Learning rate (peak, for one-cycle)", interactive=allow)
-            t_sched = gr.Radio(SCHEDULE_CHOICES, value=d.schedule, label="Schedule", interactive=allow)
-            with gr.Row():
-                t_wd = gr.Number(d.weight_decay, label="Weight decay", interactive=allow)
-                t_smooth = gr.Slider(0.0, 0.5, value=d.label_smoothing, step=0.05, label="Label smoothing",
-                                     interactive=allow)
-                t_dropout = gr.Slider(0.0, 0.9, value=d.dropout, step=0.05, label="Dropout", interactive=allow)
-            with gr.Row():
-                t_augment = gr.Checkbox(d.augment, label="Augmentation (small shifts/rotations)", interactive=allow)
-                t_seed = gr.Number(d.seed, precision=0, label="Seed", interactive=allow)
-            with gr.Accordion("SGD momentum and StepLR settings", open=False):
-                t_momentum = gr.Number(d.momentum, label="Momentum (SGD)", interactive=allow)
-                t_step = gr.Number(d.step_size, precision=0, label="StepLR step (epochs)", interactive=allow)
-                t_gamma = gr.Number(d.gamma, label="StepLR gamma", interactive=allow)
+            controls = {c.name: control(c, cap, allow) for c in FORM if not c.advanced}
+            advanced = [c for c in FORM if c.advanced]
+            with gr.Accordion("More settings: " + ", ".join(c.label for c in advanced), open=False):
+                controls.update({c.name: control(c, cap, allow) for c in advanced})
             with gr.Row():
                 fast_btn = gr.Button("Fast recipe", size="sm", interactive=allow)
                 seed_btn = gr.Button("The seed article's recipe", size="sm", interactive=allow)
@@ -465,10 +480,8 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
         weights_msg = gr.Markdown()
 
     # ---- wiring ----------------------------------------------------------------------------------
-    form = [t_model, t_epochs, t_batch, t_opt, t_lr, t_momentum, t_sched, t_step, t_gamma, t_wd, t_smooth, t_dropout,
-            t_augment, t_seed]
-    presets = [t_epochs, t_batch, t_opt, t_lr, t_momentum, t_sched, t_step, t_gamma, t_wd, t_smooth, t_dropout,
-               t_augment]
+    form = [controls[c.name] for c in FORM]
+    presets = [controls[c.name] for c in PRESET]
     live = [status_md, progress, loss_plot, acc_plot, results_md, confusion, gallery, runs_df, overlay_pick, overlay,
             draw.weights_md, draw.weights_pick]
     private = dict(api_visibility="private")
@@ -480,7 +493,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
     draw.finetune_event.then(bind(watch), [overlay_pick, draw.model], live, **stream)
     stop_btn.click(bind(stop_click), None, form_msg, concurrency_limit=None, **private)
     overlay_pick.input(bind(show_overlay), overlay_pick, overlay, concurrency_limit=None, **private)
-    download_btn.click(bind(download_weights), t_model, weights_file, concurrency_limit=None, **private)
+    download_btn.click(bind(download_weights), controls["model"], weights_file, concurrency_limit=None, **private)
     upload_btn.upload(bind(upload_weights), upload_btn, weights_msg, concurrency_limit=None, **private).then(
         bind(watch), [overlay_pick, draw.model], live, **stream)
 
