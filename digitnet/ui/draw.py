@@ -106,8 +106,9 @@ def answer_note(pred: Prediction | None) -> str:
 def weights_markdown(ws: Workspace, model: str) -> str:
     """"LeNet: your run 2, 99.12%" or "LeNet: shipped, 99.33%"."""
     w = ws.in_use(model)
-    if w.run is None and not ws.shipped.status()[model].startswith("ok"):  # a broken or missing file: say which
-        return f"**{DISPLAY_NAMES[model]}** is unavailable: {ws.shipped.status()[model]}"
+    shipped = ws.shipped.status()[model]
+    if w.run is None and not shipped.startswith("ok"):  # a broken or missing file: say which
+        return f"**{DISPLAY_NAMES[model]}** is unavailable: {shipped}"
     who = "shipped" if w.run is None else f"your {w.title.split(':')[0]}"
     return f"**{DISPLAY_NAMES[model]}**: {who}, {percent(w.test_acc)} on MNIST test"
 
