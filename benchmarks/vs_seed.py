@@ -193,6 +193,12 @@ def _digitnet_run(model_name: str, overrides: dict, data: str, train_limit: int 
     from digitnet.training import BatchProgress, EpochMetrics, TrainConfig, Trainer, evaluate
 
     epoch_seconds, elapsed, test_acc, curve = [], [], [], []
+    # torch.optim imports torch._dynamo the first time an optimiser is made or steps (~1 s, +150 MB).
+    # The seed's child has it already when its clock starts: importing torchvision loads it. An
+    # import is start-up, not training, so it is loaded here too before the clock starts. (The
+    # whole-process comparison counts it on both sides.)
+    import torch._dynamo  # noqa: F401
+
     clock = PausableClock()
     test = {}
 

@@ -48,8 +48,8 @@ TRAIN_PARAMS = tuple(s.name for s in visitor_settings(TrainConfig))
 # Seconds per training image (one pass) on two cores, used to guess a waiting run's length
 # before any run of that model has finished here; each finished run replaces the guess with
 # what this machine really did. From benchmarks/RESULTS-speed.md: an epoch of 55,000 images
-# takes ~2.4 s (MLP), ~11 s (CNNNet) and ~7 s (LeNet).
-SECONDS_PER_IMAGE = {"mlp": 2.4 / 55_000, "cnnnet": 11.0 / 55_000, "lenet": 7.0 / 55_000}
+# takes ~1 s (MLP), ~5 s (CNNNet) and ~3.7 s (LeNet).
+SECONDS_PER_IMAGE = {"mlp": 1.0 / 55_000, "cnnnet": 5.0 / 55_000, "lenet": 3.7 / 55_000}
 RUN_OVERHEAD_SECONDS = 3.0  # loading MNIST, the test evaluation: paid once per run
 ENDED = ("done", "stopped", "error")
 

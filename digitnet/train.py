@@ -25,7 +25,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config: type[Config]) 
             continue
         flag = "--" + s.name.replace("_", "-")
         default = "none" if s.default is None else ("on" if s.default else "off") if s.kind is bool else s.default
-        help_text = f"{s.help} (default: {default})"
+        help_text = s.help if s.default is None else f"{s.help} (default: {default})"  # None: the help says it
         if s.kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=s.default, help=help_text)
         else:

@@ -219,16 +219,29 @@ SCHEDULE_CHOICES = (("constant", "none"), ("StepLR (the seed article's)", "step"
 DEVICE_CHOICES = (("auto", "auto"), ("CPU", "cpu"), ("CUDA", "cuda"))
 
 
+# The fast recipe's length, per model: the fewest one-cycle epochs that reach 99% (the MLP: 98%) on
+# (almost) every seed, at the batch that makes them cheapest (benchmarks/RESULTS-speed.md).
+# - LeNet: 2 epochs at batch 256, 99.12 +- 0.08% test over seeds 0-4; one epoch stops at 98.7-98.9%
+#   whatever else is tried. A sample costs least at 256 on 2 cores (~20% below 128).
+# - CNNNet: one epoch is enough: 99.21 +- 0.01% at batch 128 (seeds 0-2); at 256, 99.00-99.08%.
+# - MLP: 2 epochs at 256, 98.28 +- 0.03%; one stops at 97.8%.
+# A TrainConfig whose epochs or batch_size is None takes its model's value from here.
+FAST_RECIPES = {
+    "mlp": {"epochs": 2, "batch_size": 256},
+    "cnnnet": {"epochs": 1, "batch_size": 128},
+    "lenet": {"epochs": 2, "batch_size": 256},
+}
+
+
 @dataclass
 class TrainConfig(Config):
-    """Everything that defines a training run. The defaults are the fast recipe."""
+    """Everything that defines a training run. The defaults are the fast recipe (``FAST_RECIPES`` for its length)."""
 
     model: str = setting("lenet", "model to train", choices=MODEL_CHOICES, visitor=True, required=True)
-    # Two one-cycle epochs at batch 256: LeNet reaches 99.07 +- 0.09% test over seeds 0-4
-    # (98.97-99.18). One epoch stops at 98.7-98.9% whatever else is tried (benchmarks/RESULTS-speed.md).
-    epochs: int = setting(2, "number of epochs", lo=1, hi="max_epochs", visitor=True, step=1, required=True)
-    # The cost per image is lowest at 256 on 2 cores (~20% below 128); 215 steps an epoch.
-    batch_size: int = setting(256, "images per training step", lo=1, visitor=True)
+    epochs: int | None = setting(None, "number of epochs (default: the model's fast recipe, FAST_RECIPES)",
+                                 lo=1, hi="max_epochs", visitor=True, step=1, required=True)
+    batch_size: int | None = setting(None, "images per training step (default: the model's fast recipe)", lo=1,
+                                     visitor=True)
     optimizer: str = setting("adamw", "SGD with momentum (the seed's), Adam or AdamW", choices=OPTIMIZER_CHOICES,
                              visitor=True)
     # The peak of the one-cycle schedule, scaled with the batch (the seed: SGD at 0.01).
@@ -256,18 +269,25 @@ class TrainConfig(Config):
     ema: float = setting(0.0, "decay of an average of the weights that is evaluated and saved, 0 = off",
                          label="EMA decay", lo=0, hi=0.99999)
     # A continued run (the 99.5% tier's recipe): the same architecture and MNIST's normalisation.
-    init: str | None = setting(None, "start from this checkpoint's weights; none = a random init")
+    init: str | None = setting(None, "start from this checkpoint's weights (default: a random init)")
     # 0 = every core this process may use (usable_cores(): CPU affinity and a container's CPU
     # quota, not the host's count). The app keeps drawing quick another way: its training thread
     # runs at a lower priority (scheduler.py).
     threads: int = setting(0, "torch threads, 0 = every core this process may use", lo=0, hi=256)
     device: str = setting("auto", "auto = CUDA when available (as in the seed), else CPU", choices=DEVICE_CHOICES)
     val_size: int = setting(mdata.DEFAULT_VAL_SIZE, "validation images held out of training", lo=0)
-    train_limit: int | None = setting(None, "use only this many training images (tests, quick demos)", lo=1)
-    test_limit: int | None = setting(None, "evaluate on only this many test images", lo=1)
+    train_limit: int | None = setting(None, "use only this many training images (tests, quick demos; default: all 55,000)",
+                                      lo=1)
+    test_limit: int | None = setting(None, "evaluate on only this many test images (default: all 10,000)", lo=1)
     log_every: int = setting(50, "batches between running-loss reports", lo=1)
     max_epochs: int = setting(1000, "upper bound on epochs (the app lowers it for public deployments)", lo=1,
                               cli=False)
+
+    def __post_init__(self) -> None:
+        recipe = FAST_RECIPES.get(str(self.model).strip().lower(), FAST_RECIPES["lenet"])  # a bad model: validate says
+        for name, value in recipe.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     def validate(self, n_train: int | None = None) -> "TrainConfig":
         """Check every field, and a batch no larger than ``n_train`` images; ValueError if one is wrong."""

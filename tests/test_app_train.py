@@ -14,6 +14,7 @@ from gradio_client.exceptions import AppError
 from conftest import SMALL_TRAIN, running_app, sketch_value, wait_until_finished
 from digitnet.checkpoint import SHIPPED_DIR
 from digitnet.scheduler import RunState
+from digitnet.training import TrainConfig
 from digitnet.ui import train as train_tab
 
 WAIT = 120
@@ -237,13 +238,13 @@ def test_the_seed_article_preset_queues_the_seed_articles_recipe(served_app, idl
     """The preset fills the form; the form's values, as the Train button sends them, make the seed's run."""
     ctx = served_app.ctx
     ws = ctx.visitors.get("preset")
-    form = {c.name: c.default for c in train_tab.FORM}  # the form as it first shows
-    form.update(zip((c.name for c in train_tab.PRESET), train_tab.seed_preset(ctx)))  # the preset button
+    form = {c.name: getattr(TrainConfig(), c.name) for c in train_tab.FORM}  # the form as it first shows
+    form.update(zip((c.name for c in train_tab.PRESET), train_tab.seed_preset(ctx, "lenet")))  # the preset button
     message = train_tab.train_click(ctx, ws, *(form[c.name] for c in train_tab.FORM))
     assert message == "Your run 1: LeNet is training."  # the queue was empty
     config = ws.latest().snapshot().config
     assert (config["optimizer"], config["lr"], config["schedule"], config["batch_size"]) == ("sgd", 0.01, "step", 64)
     assert config["label_smoothing"] == 0.0 and config["epochs"] == 20 and config["model"] == "lenet"
     ws.stop()
-    fast = dict(zip((c.name for c in train_tab.PRESET), train_tab.fast_preset(ctx)))
+    fast = dict(zip((c.name for c in train_tab.PRESET), train_tab.fast_preset(ctx, "lenet")))
     assert fast["label_smoothing"] == 0.1  # part of the fast recipe

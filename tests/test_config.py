@@ -49,14 +49,14 @@ def test_the_form_the_presets_and_train_follow_the_visitor_settings():
     assert not {"threads", "device", "train_limit", "max_epochs"} & set(names)  # the deployment's choices
     # /train's keywords: the same names, TrainConfig's defaults and types.
     params = list(inspect.signature(train_tab.train).parameters.values())[2:]
-    assert [(p.name, p.annotation) for p in params] == [(s.name, s.kind) for s in train_tab.FORM]
+    assert [(p.name, p.annotation) for p in params] == [(s.name, train_tab.annotation(s)) for s in train_tab.FORM]
     assert [p.default for p in params[2:]] == [s.default for s in train_tab.FORM[2:]]
     assert params[0].default is params[1].default is inspect.Parameter.empty  # /train(model, epochs, ...)
     # The presets fill every recipe setting; the seed's preset is the article's recipe.
     ctx = type("Ctx", (), {"max_epochs": 30})()
-    fast = dict(zip((s.name for s in train_tab.PRESET), train_tab.fast_preset(ctx)))
-    seed = dict(zip((s.name for s in train_tab.PRESET), train_tab.seed_preset(ctx)))
-    assert fast == {s.name: s.default for s in train_tab.PRESET}
+    fast = dict(zip((s.name for s in train_tab.PRESET), train_tab.fast_preset(ctx, "lenet")))
+    seed = dict(zip((s.name for s in train_tab.PRESET), train_tab.seed_preset(ctx, "lenet")))
+    assert fast == {s.name: getattr(TrainConfig(), s.name) for s in train_tab.PRESET}
     assert seed == {name: SEED_RECIPE.get(name, value) for name, value in fast.items()}
     assert (seed["optimizer"], seed["schedule"], seed["batch_size"], seed["epochs"]) == ("sgd", "step", 64, 20)
 
@@ -90,3 +90,18 @@ def test_choices_are_normalised_and_unknown_ones_refused(config):
 def test_the_defaults_are_valid():
     assert TrainConfig().validate() == TrainConfig()
     assert FineTuneConfig().validate() == FineTuneConfig()
+
+
+def test_the_fast_recipe_has_each_models_length_and_the_form_follows_the_model():
+    assert (TrainConfig().epochs, TrainConfig().batch_size) == (2, 256)  # LeNet
+    assert (TrainConfig(model="cnnnet").epochs, TrainConfig(model="cnnnet").batch_size) == (1, 128)
+    assert TrainConfig(model="cnnnet", epochs=3, batch_size=64).validate().epochs == 3  # a choice is kept
+    assert TrainConfig.from_dict({"model": "mlp", "epochs": None}).epochs == 2  # None: the recipe's
+    ctx = type("Ctx", (), {"max_epochs": 30})()
+    names = [s.name for s in train_tab.PRESET]
+    lenet_fast = train_tab.fast_preset(ctx, "lenet")
+    picked = dict(zip(names, train_tab.follow_model(ctx, "cnnnet", *lenet_fast)))
+    assert (picked["epochs"], picked["batch_size"], picked["lr"]) == (1, 128, 0.01)  # the form showed the fast recipe
+    seed = train_tab.seed_preset(ctx, "lenet")
+    kept = train_tab.follow_model(ctx, "cnnnet", *seed)  # the visitor's own recipe stays as it is
+    assert all(isinstance(v, dict) and v.get("__type__") == "update" for v in kept)

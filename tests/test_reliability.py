@@ -216,8 +216,8 @@ def test_epochs_are_capped_in_the_form_the_presets_and_the_api(mnist, checkpoint
     with running_app(train_overrides=SMALL_TRAIN) as capped:
         slider = next(c for c in capped.demo.config["components"] if c["props"].get("label") == "Epochs")
         assert slider["props"]["maximum"] == 4
-        assert train.seed_preset(capped.ctx)[0] == 4  # the seed's 20 epochs, cut to the cap
-        assert train.fast_preset(capped.ctx)[0] == min(TrainConfig().epochs, 4)
+        assert train.seed_preset(capped.ctx, "lenet")[0] == 4  # the seed's 20 epochs, cut to the cap
+        assert train.fast_preset(capped.ctx, "lenet")[0] == min(TrainConfig().epochs, 4)
         c = capped.client()
         with pytest.raises(AppError, match=r"epochs must be at most 4"):
             c.predict(model="mlp", epochs=5, api_name="/train")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import gradio as gr
@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from ..checkpoint import CheckpointError
 from ..models import DISPLAY_NAMES
 from ..scheduler import QueueFull, RunState, TrainingDisabled
-from ..training import SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
+from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
 from ..workspace import AlreadyTraining, Workspace, run_status
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
 from .draw import DOWNLOADS, DrawTab, weights_view
@@ -253,12 +253,17 @@ def with_form_parameters(fn: Callable) -> Callable:
     fn.__signature__ = inspect.Signature([
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context),
         inspect.Parameter("ws", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Workspace),
-        *(inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=s.kind,
+        *(inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation(s),
                             default=inspect.Parameter.empty if s.required else s.default) for s in FORM),
     ], return_annotation=fn.__annotations__.get("return", inspect.Signature.empty))
-    fn.__annotations__ = {"ctx": Context, "ws": Workspace, **{s.name: s.kind for s in FORM},
+    fn.__annotations__ = {"ctx": Context, "ws": Workspace, **{s.name: annotation(s) for s in FORM},
                           **{k: v for k, v in fn.__annotations__.items() if k == "return"}}
     return fn
+
+
+def annotation(s: Setting) -> type:
+    """A setting's type as a parameter annotation (``int | None`` where None is allowed)."""
+    return s.kind | None if s.optional else s.kind
 
 
 def form_values(values: tuple, params: dict) -> dict:
@@ -360,21 +365,31 @@ def upload_weights(ctx: Context, ws: Workspace, file) -> str:
     return f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now."
 
 
-def preset(ctx: Context, recipe: dict) -> tuple:
-    """The form's ``PRESET`` values of ``recipe`` (TrainConfig's defaults where it says nothing), epochs capped."""
-    values = {**{s.name: s.default for s in PRESET}, **recipe}
+def preset(ctx: Context, model: str, recipe: dict) -> tuple:
+    """The form's ``PRESET`` values of ``recipe`` for ``model`` (TrainConfig's defaults, the model's fast
+    recipe, where it says nothing), epochs capped by the deployment."""
+    values = asdict(TrainConfig(**{**recipe, "model": model}))
     values["epochs"] = min(values["epochs"], ctx.max_epochs)
     return tuple(values[s.name] for s in PRESET)
 
 
-def fast_preset(ctx: Context) -> tuple:
-    """The fast recipe: TrainConfig's defaults."""
-    return preset(ctx, {})
+def fast_preset(ctx: Context, model: str) -> tuple:
+    """The fast recipe for ``model``: TrainConfig's defaults."""
+    return preset(ctx, model, {})
 
 
-def seed_preset(ctx: Context) -> tuple:
+def seed_preset(ctx: Context, model: str) -> tuple:
     """The seed article's recipe (SGD + StepLR, 20 epochs, capped by the deployment)."""
-    return preset(ctx, SEED_RECIPE)
+    return preset(ctx, model, SEED_RECIPE)
+
+
+def follow_model(ctx: Context, model: str, *values) -> tuple:
+    """The visitor picked another model: a form still showing some model's fast recipe shows the new
+    model's (CNNNet's is one epoch at batch 128, the others' two at 256); any other form stays."""
+    shown = tuple(values)
+    if any(shown == fast_preset(ctx, m) for m in FAST_RECIPES):
+        return fast_preset(ctx, model)
+    return tuple(gr.skip() for _ in PRESET)
 
 
 # ---- the documented API: typed, keyword-callable (scripts call it by these names) --------------------------------------
@@ -407,19 +422,20 @@ def stop(ctx: Context, ws: Workspace) -> dict:
 
 
 def control(s: Setting, max_epochs: int, interactive: bool) -> gr.components.Component:
-    """The form's control for one setting: a choice is a radio, a yes/no a checkbox, a number with a
-    step a slider (over its bounds; epochs up to this deployment's cap), any other number a box."""
-    label = s.label[0].upper() + s.label[1:]
-    common = dict(label=label, interactive=interactive)
+    """The form's control for one setting, showing TrainConfig's default for the default model: a choice
+    is a radio, a yes/no a checkbox, a number with a step a slider (over its bounds; epochs up to this
+    deployment's cap), any other number a box."""
+    value = getattr(TrainConfig(), s.name)
+    common = dict(label=s.label[0].upper() + s.label[1:], interactive=interactive)
     if s.choices:
-        return gr.Radio(list(s.choices), value=s.default, **common)
+        return gr.Radio(list(s.choices), value=value, **common)
     if s.kind is bool:
-        return gr.Checkbox(s.default, **common)
+        return gr.Checkbox(value, **common)
     if s.step is not None:
         top = max_epochs if s.hi == "max_epochs" else s.hi
         info = f"at most {max_epochs} here (DIGITNET_MAX_EPOCHS)" if s.hi == "max_epochs" else None
-        return gr.Slider(s.lo, top, value=min(s.default, top), step=s.step, info=info, **common)
-    return gr.Number(s.default, precision=0 if s.kind is int else None, **common)
+        return gr.Slider(s.lo, top, value=min(value, top), step=s.step, info=info, **common)
+    return gr.Number(value, precision=0 if s.kind is int else None, **common)
 
 
 @dataclass
@@ -486,8 +502,10 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
             draw.weights_md, draw.weights_pick]
     private = dict(api_visibility="private")
     stream = dict(show_progress="hidden", concurrency_limit=None, **private)
-    seed_btn.click(lambda: seed_preset(ctx), None, presets, queue=False, **private)
-    fast_btn.click(lambda: fast_preset(ctx), None, presets, queue=False, **private)
+    seed_btn.click(lambda model: seed_preset(ctx, model), controls["model"], presets, queue=False, **private)
+    fast_btn.click(lambda model: fast_preset(ctx, model), controls["model"], presets, queue=False, **private)
+    controls["model"].input(lambda model, *values: follow_model(ctx, model, *values), [controls["model"], *presets],
+                            presets, queue=False, **private)
     train_btn.click(bind(train_click), form, form_msg, concurrency_limit=None, **private).then(
         bind(watch), [overlay_pick, draw.model], live, **stream)
     draw.finetune_event.then(bind(watch), [overlay_pick, draw.model], live, **stream)
