@@ -465,7 +465,8 @@ def format_table(report: dict) -> str:
                   f"{_range(p['seed_seconds'], '.1f')} s (peak RSS {_range(p['seed_peak_rss_mb'], '.0f')} MB): "
                   f"ratio **{_range(p['ratio'])}**.",
                   f"digitnet's process: start-up (interpreter, imports) {_range(ph['startup_seconds'])} s, "
-                  f"data {_range(ph['data_seconds'])} s, training {_range(ph['train_seconds'], '.1f')} s, "
+                  f"data {_range(ph['data_seconds'])} s, model and optimiser {_range(ph['setup_seconds'])} s, "
+                  f"training {_range(ph['train_seconds'], '.1f')} s, "
                   f"validation {_range(ph['validate_seconds'])} s, test + save {_range(ph['test_and_save_seconds'])} s."]
     lines.append("\nChecks (on the medians): " + ", ".join(f"{k}: {'PASS' if v else 'FAIL'}" for k, v in report["checks"].items()))
     la = report["load_average_during"]

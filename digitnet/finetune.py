@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -286,10 +287,12 @@ class FineTuner(TrainingRun):
         self.model = copy.deepcopy(self.teacher)
         for p in self.model.parameters():
             p.requires_grad_(True)
+        d0 = time.perf_counter()
         self.dataset = mdata.load_mnist(self.data_root)
         self.train_split, val = mdata.train_val_split(self.dataset)
         self.val = mdata.Split(val.images[: cfg.val_limit], val.labels[: cfg.val_limit])
         self.test = mdata.test_split(self.dataset, cfg.test_limit)
+        self.timings["data_seconds"] = time.perf_counter() - d0
         self.personal_x = (self.images - self.mean) / self.std  # batches are built and augmented on the CPU, then moved
         self.personal_before = accuracy_on(self.teacher, self.images.to(device), self.labels.to(device),
                                            self.mean, self.std)
