@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 import gradio as gr
+import torch
 
 from digitnet import settings
 from digitnet.predict import CACHE
@@ -49,6 +50,13 @@ def build_demo(
     ``DIGITNET_ALLOW_TRAINING`` / ``DIGITNET_MAX_EPOCHS`` / ``DIGITNET_MAX_QUEUE``;
     ``finetune_overrides`` are FineTuneConfig fields for "Fine-tune on my digits".
     """
+    # Every thread of the server computes with one torch thread (a drawing is one small image); only
+    # the training worker sets more, for its own thread. This sets the default that threads started
+    # later inherit. A thread that once ran a multi-threaded OpenMP region keeps its pool of workers
+    # alive, and while more pool threads exist than cores, OpenMP stops spin-waiting between regions:
+    # a LeNet training step took 28-31 ms instead of 19-20 ms whenever another thread had computed
+    # with two threads (benchmarks/RESULTS-speed.md), so every visitor's run took 1.7x as long.
+    torch.set_num_threads(1)
     allow = settings.allow_training() if allow_training is None else allow_training
     cap = settings.max_epochs() if max_epochs is None else max_epochs
     scheduler = Scheduler(data_root=data_root, overrides=train_overrides, finetune_overrides=finetune_overrides,

@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.drawn import launch_app_process, stop_app_process
 from digitnet.training import FAST_RECIPES
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.5
 
 
 def one_run(client, model: str) -> dict:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                     run = one_run(client, model)
                     runs.append(run)
                     acc = "-" if run["test_acc"] is None else f"{100 * run['test_acc']:.2f}%"
-                    print(f"[{repeat + 1}/{args.repeats}] {model}: {run['state']} in {run['seconds']:.1f} s, test {acc}")
+                    print(f"[{repeat + 1}/{args.repeats}] {model}: {run['state']} in {run['seconds']:.1f} s, test {acc} ({run['message']})")
         finally:
             stop_app_process(server)
     summary = {}
