@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from . import data as mdata
 from .checkpoint import DEFAULT_TEMPERATURE, CheckpointError, checkpoint_dir, checkpoint_path, load_model, save_checkpoint
 from .models import MODELS, check_model_name
+from .training import resolve_device
 
 # The search range of T. Outside it something is wrong with the data rather than the model:
 # T = 0.05 multiplies the logits by 20, T = 20 flattens a 10-logit gap to 0.5.
@@ -246,8 +247,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="fit and report, but do not write the files")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="device (default: cpu)")
     args = p.parse_args(argv)
-
-    from .training import resolve_device  # lazily: training imports this module
 
     device = resolve_device(args.device)
     folder = checkpoint_dir(args.checkpoints)

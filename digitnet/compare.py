@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .checkpoint import SHIPPED_DIR
@@ -180,8 +181,6 @@ def _percent(value: float | None, missing: str = NOT_MEASURED) -> str:
 
 def compare_table(rows: list[dict] | None = None, **kwargs: Any):
     """The rows as a pandas DataFrame of display strings (for a ``gr.Dataframe``); measures when ``rows`` is None."""
-    import pandas as pd
-
     rows = compare_models(**kwargs) if rows is None else rows
     table = []
     for r in rows:

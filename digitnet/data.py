@@ -9,6 +9,7 @@ preprocessed fp16 data" (airbench).
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 from dataclasses import dataclass
@@ -60,8 +61,6 @@ def _read_idx(path: Path) -> np.ndarray:
     if not path.is_file():
         path = path.with_name(path.name + ".gz")
     if path.suffix == ".gz":
-        import gzip
-
         data = gzip.decompress(path.read_bytes())
         size = len(data)
     else:

@@ -75,7 +75,7 @@ class ConsoleReporter:
 
 def save_plot(result: TrainResult, path: str | Path, title: str = "") -> Path:
     """Save train/validation loss and accuracy curves per epoch to a PNG."""
-    import matplotlib
+    import matplotlib  # here: only --plot needs it, and its import would lengthen every run's start-up
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -737,8 +737,9 @@ class Trainer(TrainingRun):
             self.ema.copy_to(self.model)
         add_test_results(result, self.model, self.test, self.device)
         if len(self.val):  # calibrate on the held-out validation images, never the test set
-            # Imported here: digitnet/__init__ imports this module, and a top-level import would make
-            # `python -m digitnet.calibrate` warn that the module was imported before it ran.
+            # Imported here: calibrate imports this module (resolve_device), and since digitnet/__init__
+            # imports this one, a top-level import would also make `python -m digitnet.calibrate` warn
+            # that the module was imported before it ran.
             from .calibrate import fit_split_temperature
 
             result.temperature = fit_split_temperature(self.model, self.val, self.device)
