@@ -40,7 +40,7 @@ MAX_TEMPERATURE = 20.0
 GRID_POINTS = 61
 LOG_T_TOLERANCE = 1e-6
 ECE_BINS = 15  # the usual choice in the calibration literature (Guo et al.)
-EVAL_BATCH = 2000  # images per forward pass when collecting logits
+EVAL_BATCH = 500  # images per forward pass when collecting logits: 2,000 cost a training run ~100 MB more peak memory
 NUM_CLASSES = 10
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
