@@ -470,7 +470,7 @@ class Scheduler:
         run.weights = runner.checkpoint(result)
         info = getattr(runner, "finetune_info", None)
         run._end("done", self._done_message(run, result, info), result,
-                 finetune=None if info is None else {k: v for k, v in info.items() if k != "history"})
+                 finetune=None if info is None else dict(info))
 
     def _learn_speed(self, run: Run, result: TrainResult) -> None:
         """Keep this machine's seconds per image of a model from its last finished training run."""

@@ -24,8 +24,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, config: type[Config]) 
         if not s.cli:
             continue
         flag = "--" + s.name.replace("_", "-")
-        default = "none" if s.default is None else ("on" if s.default else "off") if s.kind is bool else s.default
-        help_text = s.help if s.default is None else f"{s.help} (default: {default})"  # None: the help says it
+        if s.default is None:  # the help says what None means
+            help_text = s.help
+        else:
+            help_text = f"{s.help} (default: {('on' if s.default else 'off') if s.kind is bool else s.default})"
         if s.kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=s.default, help=help_text)
         else:
