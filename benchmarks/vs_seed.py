@@ -213,7 +213,7 @@ def _digitnet_run(model_name: str, overrides: dict, data: str, train_limit: int 
     def on_event(event: object) -> None:
         if isinstance(event, BatchProgress) and event.batch in marks.setdefault(event.batches, _points_at(event.batches, points)):
             with clock.pause():  # the live weights, mid-epoch: a point on the curve only
-                curve.append((clock.now(), event.epoch - 1 + event.batch / event.batches, test_accuracy(trainer.model)))
+                curve.append((clock.now(), event.done, test_accuracy(trainer.model)))
         elif isinstance(event, EpochMetrics):
             elapsed.append(clock.now())
             epoch_seconds.append(event.seconds)

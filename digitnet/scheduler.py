@@ -90,7 +90,8 @@ class RunState:
     state: str = "queued"  # queued, running, done, stopped, error
     version: int = 0  # grows with every change; a view redraws only when it moved
     epoch: int = 0
-    epochs: int = 0
+    epochs: float = 0  # 1.5 = one epoch and half of another
+    done: float = 0.0  # epochs done so far
     batch: int = 0
     batches: int = 0
     eta_seconds: float | None = None
@@ -205,10 +206,10 @@ class Run:
             s = self._state
             if isinstance(event, BatchProgress):
                 s.epoch, s.epochs, s.batch, s.batches = event.epoch, event.epochs, event.batch, event.batches
-                s.eta_seconds, s.elapsed = event.eta_seconds, event.elapsed
-                s.loss_points.append((event.epoch - 1 + event.batch / event.batches, event.train_loss))
+                s.done, s.eta_seconds, s.elapsed = event.done, event.eta_seconds, event.elapsed
+                s.loss_points.append((event.done, event.train_loss))
                 unit = "round" if s.kind == "finetune" else "epoch"
-                s.message = (f"{DISPLAY_NAMES[s.model]}: {unit} {event.epoch}/{event.epochs}, batch "
+                s.message = (f"{DISPLAY_NAMES[s.model]}: {unit} {event.epoch}/{event.epochs:g}, batch "
                              f"{event.batch}/{event.batches}, {event.samples_per_second:,.0f} images/s")
             elif isinstance(event, EpochMetrics):
                 s.history.append({k: _json_float(v) if isinstance(v, float) else v for k, v in asdict(event).items()})

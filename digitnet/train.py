@@ -60,7 +60,7 @@ class ConsoleReporter:
         if isinstance(event, BatchProgress) and not self.quiet:
             width = 30
             done = int(width * event.batch / event.batches)
-            line = (f"{self.name} epoch {event.epoch}/{event.epochs} [{'#' * done}{'.' * (width - done)}] "
+            line = (f"{self.name} epoch {event.epoch}/{event.epochs:g} [{'#' * done}{'.' * (width - done)}] "
                     f"{event.batch}/{event.batches} loss {event.train_loss:.4f} "
                     f"{event.samples_per_second:,.0f} img/s ETA {event.eta_seconds:5.1f}s")
             if self.tty:
@@ -70,7 +70,7 @@ class ConsoleReporter:
         elif isinstance(event, EpochMetrics):
             if self.tty and not self.quiet:
                 print("\r" + " " * 110 + "\r", end="", file=self.stream)
-            print(f"epoch {event.epoch:3d}  train loss {event.train_loss:.4f} acc {event.train_acc * 100:6.2f}%  "
+            print(f"epoch {event.epoch:3g}  train loss {event.train_loss:.4f} acc {event.train_acc * 100:6.2f}%  "
                   f"val loss {event.val_loss:.4f} acc {event.val_acc * 100:6.2f}%  {event.seconds:6.1f}s  "
                   f"lr {event.lr:.2e}", flush=True)
 

@@ -14,6 +14,7 @@ and forgets everything they had.
 from __future__ import annotations
 
 import io
+import math
 import os
 import threading
 import time
@@ -252,9 +253,11 @@ class Workspace:
             run = Run(self.owner, self._numbers, "upload", ckpt["arch"], dict(ckpt.get("config") or {}), 0)
             run.weights = ckpt
             history = metrics.get("history") if isinstance(metrics.get("history"), list) else []
+            last = history[-1].get("epoch") if history and isinstance(history[-1], dict) else None
+            epochs = last if isinstance(last, (int, float)) and not isinstance(last, bool) else len(history)
             run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {path.name}.", None,
                      test_acc=acc if isinstance(acc, float) else None, history=history,
-                     epochs=len(history), epoch=len(history))
+                     epochs=epochs, epoch=math.ceil(epochs), done=epochs)
             for p in built.parameters():
                 p.requires_grad_(False)
             self._models[run.number] = built

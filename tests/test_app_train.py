@@ -122,7 +122,7 @@ def test_leaving_frees_the_visitors_state(served_app, idle_queue, gate, monkeypa
 
 
 @pytest.mark.parametrize("params, message", [
-    (dict(epochs=0), r"epochs must be at least 1"),
+    (dict(epochs=0), r"epochs must be at least 0.5"),
     (dict(epochs=31), r"epochs must be at most 30"),
     (dict(lr=-0.1), r"learning rate must be greater than 0"),
     (dict(lr=1e9), r"learning rate must be at most 10"),  # NaN/inf cannot travel as JSON: see test_scheduler.py
@@ -205,7 +205,7 @@ def test_overlay_compares_the_visitors_runs(served_app, idle_queue):
 def test_curves_progress_and_heatmap_from_a_run_state():
     history = [{"epoch": 1, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.5, "val_acc": 0.85},
                {"epoch": 2, "train_loss": 0.4, "train_acc": 0.9, "val_loss": None, "val_acc": None}]
-    s = RunState(number=2, kind="training", model="lenet", config={}, state="running", epoch=2, epochs=4,
+    s = RunState(number=2, kind="training", model="lenet", config={}, state="running", epoch=2, epochs=4, done=1.25,
                  batch=100, batches=400, eta_seconds=83, elapsed=10, history=history,
                  loss_points=[(0.5, 1.5), (1.0, 0.9), (1.25, 0.6)])
     loss = train_tab.loss_frame(s)
@@ -217,6 +217,9 @@ def test_curves_progress_and_heatmap_from_a_run_state():
     assert loss_caption == "train loss 0.600 at epoch 1.25" and acc_caption == "epoch 2: train 90.00%"
     progress = train_tab.progress_html(s)
     assert 'value="0.3125"' in progress and "epoch 2/4 · batch 100/400 · ETA 1:23" in progress
+    half = RunState(number=3, kind="training", model="lenet", config={}, state="running", epoch=2, epochs=1.5,
+                    done=1.2, batch=86, batches=215, eta_seconds=5, elapsed=10)  # in the last half epoch
+    assert 'value="0.8000"' in train_tab.progress_html(half) and "epoch 2/1.5 · batch 86/215" in train_tab.progress_html(half)
     queued = RunState(number=1, kind="training", model="mlp", config={}, state="queued", epochs=2)
     assert "number 3 in the queue · starts in about 1:05" in train_tab.progress_html(queued, 3, 65.0)
     assert "run 2: LeNet · running" in train_tab.status_line(s)

@@ -43,7 +43,7 @@ def test_help_lists_the_options_with_defaults():
 
 def test_invalid_values_give_a_clear_error_and_exit_code_2():
     out = run_cli("--epochs", "0")
-    assert out.returncode == 2 and "epochs must be at least 1" in out.stderr
+    assert out.returncode == 2 and "epochs must be at least 0.5" in out.stderr
     out = run_cli("--model", "resnet")
     assert out.returncode == 2 and "invalid choice" in out.stderr
 

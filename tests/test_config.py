@@ -93,8 +93,9 @@ def test_the_defaults_are_valid():
 
 
 def test_the_fast_recipe_has_each_models_length_and_the_form_follows_the_model():
-    assert (TrainConfig().epochs, TrainConfig().batch_size) == (2, 256)  # LeNet
+    assert (TrainConfig().epochs, TrainConfig().batch_size, TrainConfig().lr) == (1.5, 128, 0.015)  # LeNet
     assert (TrainConfig(model="cnnnet").epochs, TrainConfig(model="cnnnet").batch_size) == (1, 128)
+    assert TrainConfig(model="mlp", lr=0.003).lr == 0.003  # a choice is kept
     assert TrainConfig(model="cnnnet", epochs=3, batch_size=64).validate().epochs == 3  # a choice is kept
     assert TrainConfig.from_dict({"model": "mlp", "epochs": None}).epochs == 2  # None: the recipe's
     ctx = type("Ctx", (), {"max_epochs": 30})()

@@ -113,9 +113,9 @@ def test_bad_predict_input_gets_a_clear_answer_and_the_server_stays_up(client, f
 
 
 @pytest.mark.parametrize("params, message", [
-    (dict(epochs=-1), r"epochs must be at least 1, got -1"),
+    (dict(epochs=-1), r"epochs must be at least 0.5, got -1"),
     (dict(epochs=10**12), r"epochs must be at most 30"),
-    (dict(epochs=2.5), r"epochs must be a whole number"),
+    (dict(epochs=0.1), r"epochs must be at least 0.5, got 0.1"),
     (dict(batch_size=-5), r"batch size must be at least 1, got -5"),
     (dict(model="lenet; rm -rf /"), r"unknown model"),
 ])

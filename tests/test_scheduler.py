@@ -88,7 +88,7 @@ def test_an_error_in_a_run_is_reported_and_the_next_run_works(scheduler, monkeyp
 @pytest.mark.parametrize("params, message", [
     (dict(lr=math.nan), "learning rate must be a finite number"),
     (dict(lr=math.inf), "learning rate must be a finite number"),
-    (dict(epochs=2.5), "epochs must be a whole number"),
+    (dict(epochs=math.nan), "epochs must be a finite number"),
     (dict(epochs=31), "epochs must be at most 30"),
     (dict(batch_size=-3), "batch size must be at least 1"),
     (dict(batch_size=301), "batch size must be at most 300"),

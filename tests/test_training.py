@@ -64,6 +64,24 @@ def test_stop_ends_the_run_at_the_next_batch_and_saves_nothing(tmp_path):
     assert not (tmp_path / "mlp.pt").exists()
 
 
+def test_a_part_of_an_epoch_ends_the_run_halfway_through_the_next_pass_on_the_schedules_last_step():
+    events = []
+    cfg = small_config(model="lenet", epochs=1.5, log_every=1)
+    result = Trainer(cfg, events.append, save=False).run()
+    batches = [e for e in events if isinstance(e, BatchProgress)]
+    assert [m.epoch for m in result.history] == [1, 1.5]
+    # 3,000 training images at batch 100: 30 steps, then 15 (a report after every one)
+    assert [(b.epoch, b.batch, b.batches) for b in batches] == (
+        [(1, i, 30) for i in range(1, 31)] + [(2, i, 15) for i in range(1, 16)])
+    assert batches[-1].done == pytest.approx(1.5, abs=0.02) and batches[-1].eta_seconds == pytest.approx(0, abs=0.5)
+    assert [b.done for b in batches] == sorted(b.done for b in batches)  # the curve's x only grows
+    # the one-cycle schedule was as long as the run: a shorter one raises, a longer one (two epochs:
+    # 60 steps) would still be at ~a fifth of its peak after 45; this one is back near its floor
+    assert result.history[-1].lr < cfg.lr / 100
+    assert result.state == "done" and result.test_acc > 0.8
+    assert TrainConfig(epochs=2.0).validate().epochs == 2 and isinstance(TrainConfig(epochs=2.0).validate().epochs, int)
+
+
 def test_seeded_runs_are_reproducible():
     a = Trainer(small_config(epochs=1, seed=7), save=False).run()
     b = Trainer(small_config(epochs=1, seed=7), save=False).run()
@@ -80,8 +98,9 @@ def test_cnns_learn_on_a_small_slice(name):
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("epochs", 0, "epochs must be at least 1"),
-    ("epochs", 2.5, "epochs must be a whole number"),
+    ("epochs", 0, "epochs must be at least 0.5"),
+    ("epochs", 0.2, "epochs must be at least 0.5"),
+    ("epochs", "two", "epochs must be a finite number"),
     ("lr", 0, "learning rate must be greater than 0"),
     ("lr", -1, "learning rate must be greater than 0"),
     ("lr", math.nan, "learning rate must be a finite number"),

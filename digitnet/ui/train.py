@@ -51,8 +51,8 @@ def progress_html(s: RunState | None, position: int | None = None, starts_in: fl
     if s.epochs == 0:
         return ""
     done = s.state == "done"
-    frac = 1.0 if done else ((max(s.epoch, 1) - 1) + (s.batch / s.batches if s.batches else 0.0)) / s.epochs
-    parts = [f"epoch {max(s.epoch, 1)}/{s.epochs}"]
+    frac = 1.0 if done else s.done / s.epochs
+    parts = [f"epoch {max(s.epoch, 1)}/{s.epochs:g}"]
     if s.batches:
         parts.append(f"batch {s.batch}/{s.batches}")
     if s.state == "running" and s.eta_seconds is not None:
@@ -385,7 +385,7 @@ def seed_preset(ctx: Context, model: str) -> tuple:
 
 def follow_model(ctx: Context, model: str, *values) -> tuple:
     """The visitor picked another model: a form still showing some model's fast recipe shows the new
-    model's (CNNNet's is one epoch at batch 128, the others' two at 256); any other form stays."""
+    model's (FAST_RECIPES: CNNNet one epoch, LeNet 1.5, the MLP two at 256); any other form stays."""
     shown = tuple(values)
     if any(shown == fast_preset(ctx, m) for m in FAST_RECIPES):
         return fast_preset(ctx, model)

@@ -231,25 +231,29 @@ def test_a_second_visitor_waits_in_the_queue_and_its_stop_leaves_the_first_alone
 
 
 def test_the_fast_recipe_follows_the_model_until_the_visitor_changes_it(browser, app_server):
-    """CNNNet's fast recipe is one epoch at batch 128, LeNet's two at 256: picking a model shows its
-    recipe while the form shows a fast one; a visitor's own settings are never overwritten."""
+    """CNNNet's fast recipe is one epoch at lr 0.01, LeNet's 1.5 at lr 0.015 (both at batch 128): picking
+    a model shows its recipe while the form shows a fast one; a visitor's own settings are never overwritten."""
     context, page = open_train_tab(browser, app_server.url)
     try:
         epochs = page.get_by_label("number input for Epochs")
         batch = page.get_by_role("spinbutton", name="Batch size", exact=True)
-        expect(epochs).to_have_value("2")
-        expect(batch).to_have_value("256")
+        lr = page.get_by_role("spinbutton", name="Learning rate", exact=True)
+        expect(epochs).to_have_value("1.5")
+        expect(batch).to_have_value("128")
+        expect(lr).to_have_value("0.015")
         page.get_by_role("radio", name="CNNNet").check()
         expect(epochs).to_have_value("1")
-        expect(batch).to_have_value("128")
+        expect(lr).to_have_value("0.01")
         set_number(batch, 64)  # the visitor's own choice...
         page.get_by_role("radio", name="LeNet").check()
         page.wait_for_timeout(1_000)  # what the change event would have done, it has done by now
         expect(epochs).to_have_value("1")  # ...so picking another model leaves the form alone
         expect(batch).to_have_value("64")
+        expect(lr).to_have_value("0.01")
         page.get_by_role("button", name="Fast recipe").click()  # LeNet's fast recipe on request
-        expect(epochs).to_have_value("2")
-        expect(batch).to_have_value("256")
+        expect(epochs).to_have_value("1.5")
+        expect(batch).to_have_value("128")
+        expect(lr).to_have_value("0.015")
     finally:
         context.close()
 
