@@ -478,7 +478,7 @@ class Scheduler:
         s = run.snapshot()
         if s.kind != "training" or not result.history:
             return
-        images = len(result.history) * self.train_images(TrainConfig.from_dict(s.config))
+        images = result.history[-1].epoch * self.train_images(TrainConfig.from_dict(s.config))  # 1.5: 1.5 passes
         seconds = sum(m.seconds for m in result.history)
         if images and seconds > 0:
             self._seconds_per_image[s.model] = seconds / images
