@@ -179,6 +179,15 @@ def check_model_name(name: str) -> str:
     return key
 
 
+# Each model's feature blocks, input side first: what FreezeOut stops training one after another
+# (``TrainConfig.freeze``), while the classifier after them trains to the end.
+FEATURE_BLOCKS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "mlp": (("fc1", "bn1"), ("fc2", "bn2")),
+    "cnnnet": (("conv1", "bn1"), ("conv2", "bn2")),
+    "lenet": (("conv1", "bn1"), ("conv2", "bn2")),
+}
+
+
 def build_model(name: str, dropout: float = 0.0) -> nn.Module:
     """Build a fresh, untrained model by name ('mlp', 'cnnnet' or 'lenet')."""
     return MODELS[check_model_name(name)](dropout=dropout)

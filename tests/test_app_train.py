@@ -165,7 +165,7 @@ def test_the_live_view_streams_the_run_to_its_owner(served_app, idle_queue):
     """watch(): one update per change while the run goes, the results once it is done, then it ends."""
     ctx = served_app.ctx
     ws = ctx.visitors.get("watcher")
-    run = ws.train(model="lenet", epochs=2)
+    run = ws.train(model="lenet", epochs=2, batch_size=32)  # ~2 s: long enough to be seen running
 
     async def collect():
         return [update async for update in train_tab.watch(ctx, ws, None, "lenet")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -29,7 +30,7 @@ from PIL import Image
 from conftest import BLANK_SKETCH, SMALL_TRAIN, render_digit, running_app, sketch_value
 from digitnet.checkpoint import save_checkpoint
 from digitnet.models import MODELS, build_model
-from digitnet.training import TrainConfig
+from digitnet.training import TrainConfig, visitor_settings
 from digitnet.ui import draw, train
 from digitnet.ui.common import BLANK_MESSAGE
 
@@ -154,11 +155,10 @@ def test_nan_and_inf_learning_rates_are_refused(served_app, client, idle_queue, 
     with pytest.raises(ValueError, match="JSON compliant"):
         client.predict(model="lenet", epochs=1, lr=float(literal), api_name="/train")
     # A hand-written request can (Python's json reads NaN/Infinity, and 1e999 is valid JSON = inf).
-    defaults = TrainConfig()
     session = f"nan-lr-{literal}"  # a visitor of its own, so that its workspace can be looked at
-    body = (f'{{"session_hash": "{session}", "data": ["lenet", 1, {defaults.batch_size}, "{defaults.optimizer}", {literal}, {defaults.momentum}, '
-            f'"{defaults.schedule}", {defaults.step_size}, {defaults.gamma}, {defaults.weight_decay}, '
-            f'{defaults.dropout}, true, 0, {defaults.label_smoothing}]}}')
+    defaults = asdict(TrainConfig(model="lenet", epochs=1))  # /train's positional values, in its order
+    values = [literal if s.name == "lr" else json.dumps(defaults[s.name]) for s in visitor_settings(TrainConfig)]
+    body = f'{{"session_hash": "{session}", "data": [{", ".join(values)}]}}'
     event, data = call_raw(served_app.url, "train", body)
     assert event == "error" and re.search(r"learning rate must be a finite number, got (-?inf|nan)$", data["error"])
     assert served_app.ctx.visitors.peek(session).runs() == []  # the visitor got no run

@@ -82,6 +82,27 @@ def test_a_part_of_an_epoch_ends_the_run_halfway_through_the_next_pass_on_the_sc
     assert TrainConfig(epochs=2.0).validate().epochs == 2 and isinstance(TrainConfig(epochs=2.0).validate().epochs, int)
 
 
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freezeout_stops_the_feature_blocks_at_a_third_and_two_thirds_of_the_run(freeze):
+    seen = []  # after each step: (conv1's weights, conv2's, fc1's), copied
+    trainer = Trainer(small_config(model="lenet", epochs=1.5, freeze=freeze, log_every=1),
+                      lambda e: isinstance(e, BatchProgress) and seen.append(
+                          [getattr(trainer.model, n).weight.detach().clone() for n in ("conv1", "conv2", "fc1")]),
+                      save=False)
+    result = trainer.run()
+    assert len(seen) == 45  # 30 + 15 steps
+    moved = [[not torch.equal(a, b) for a, b in zip(before, after)] for before, after in zip(seen, seen[1:])]
+    if freeze:  # conv1 stops after 15 of 45 steps, conv2 after 30; the classifier trains to the end
+        assert all(m[0] for m in moved[:14]) and not any(m[0] for m in moved[14:])
+        assert all(m[1] for m in moved[:29]) and not any(m[1] for m in moved[29:])
+    else:
+        assert all(m[0] and m[1] for m in moved)
+    assert all(m[2] for m in moved)
+    assert all(p.requires_grad for p in trainer.model.parameters())  # the delivered model is a plain one
+    assert result.test_acc > 0.8
+    assert TrainConfig(model="lenet").freeze is True and TrainConfig(model="cnnnet").freeze is False
+
+
 def test_seeded_runs_are_reproducible():
     a = Trainer(small_config(epochs=1, seed=7), save=False).run()
     b = Trainer(small_config(epochs=1, seed=7), save=False).run()
@@ -120,9 +141,12 @@ def test_invalid_configs_are_refused_with_a_clear_message(field, value, message)
         TrainConfig(**{field: value}).validate()
 
 
-def test_batch_larger_than_the_data_is_refused():
+def test_batch_larger_than_the_data_is_refused_unless_it_is_the_recipes():
     with pytest.raises(ValueError, match="batch size must be at most 3000"):
         Trainer(small_config(batch_size=5000), save=False).run()
+    # the MLP's recipe batch (384) on 300 images: the whole slice a step, not an error
+    cfg = TrainConfig(model="mlp", epochs=1, train_limit=300, val_size=100, test_limit=100)
+    assert cfg.batch_size == 384 and cfg.validate(n_train=300).batch_size == 300
 
 
 def test_missing_data_reaches_the_caller(monkeypatch):
@@ -165,7 +189,7 @@ def test_usable_cores_follows_the_containers_quota_not_the_hosts_core_count(tmp_
 def test_training_uses_every_usable_core_by_default(monkeypatch):
     monkeypatch.setattr(training, "usable_cores", lambda: 3)  # a count torch would not pick by itself here
     seen = []
-    cfg = TrainConfig(model="mlp", epochs=1, train_limit=256, val_size=64, test_limit=64)
+    cfg = TrainConfig(model="mlp", epochs=1, batch_size=64, train_limit=256, val_size=64, test_limit=64)
     assert cfg.threads == 0
     before = torch.get_num_threads()
     try:
