@@ -229,7 +229,7 @@ DEVICE_CHOICES = (("auto", "auto"), ("CPU", "cpu"), ("CUDA", "cuda"))
 #   99.12% in ~1.9x the time.
 # - CNNNet: one epoch is enough: 99.21 +- 0.01% at batch 128 (seeds 0-2); at 256, 99.00-99.08%;
 #   FreezeOut would cost it 0.09 point (99.12%).
-# - MLP: 2 epochs at batch 384, lr 0.02: 98.17% (seeds 0-4), 17% less time a sample than at 256
+# - MLP: 2 epochs at batch 384, lr 0.02: 98.15 +- 0.05% (seeds 0-4), 17% less time a sample than at 256
 #   (98.28% there); one epoch stops at 97.6-98.0%, 2 at 512 leaves only 0.05 point of margin;
 #   FreezeOut drops it to 97.6%.
 # A TrainConfig whose epochs, batch_size, lr or freeze is None takes its model's value from here.
@@ -242,7 +242,8 @@ FAST_RECIPES = {
 
 @dataclass
 class TrainConfig(Config):
-    """Everything that defines a training run. The defaults are the fast recipe (``FAST_RECIPES`` for its length)."""
+    """Everything that defines a training run. The defaults are the fast recipe (``FAST_RECIPES``: each model's
+    length, batch, learning rate and FreezeOut)."""
 
     model: str = setting("lenet", "model to train", choices=MODEL_CHOICES, visitor=True, required=True)
     # A part of an epoch is allowed: 1.5 = one pass over the training images and half of another.

@@ -254,7 +254,8 @@ class Workspace:
             run.weights = ckpt
             history = metrics.get("history") if isinstance(metrics.get("history"), list) else []
             last = history[-1].get("epoch") if history and isinstance(history[-1], dict) else None
-            epochs = last if isinstance(last, (int, float)) and not isinstance(last, bool) else len(history)
+            ok = isinstance(last, (int, float)) and not isinstance(last, bool) and math.isfinite(last) and last > 0
+            epochs = last if ok else len(history)  # a file's own word, when it makes sense
             run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {path.name}.", None,
                      test_acc=acc if isinstance(acc, float) else None, history=history,
                      epochs=epochs, epoch=math.ceil(epochs), done=epochs)

@@ -94,6 +94,12 @@ def test_weights_download_and_load_back(visitors, drawing, tmp_path):
     assert loaded.snapshot().kind == "upload" and bob.in_use("mlp").run == loaded.number
     assert predict(drawing, "mlp", cache=bob).probs == predict(drawing, "mlp", cache=alice).probs
     assert loaded.snapshot().test_acc == pytest.approx(run.snapshot().test_acc)
+    assert loaded.snapshot().epochs == run.snapshot().epochs  # its length, from the file's history
+    # a part-epoch run reads as such; a history whose epoch makes no sense falls back to its length
+    for last, expected in ((1.5, 1.5), (float("nan"), 2), (True, 2)):
+        ckpt["metrics"]["history"] = [{"epoch": 1}, {"epoch": last}]
+        torch.save(ckpt, path)
+        assert bob.load(path).snapshot().epochs == expected
 
 
 @pytest.mark.parametrize("write, message", [
