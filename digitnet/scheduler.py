@@ -118,7 +118,7 @@ class RunState:
 class Run:
     """One run of one visitor: its request, and its live state behind a lock (copies handed out)."""
 
-    def __init__(self, owner: str, number: int, kind: str, model: str, config: dict, epochs: int,
+    def __init__(self, owner: str, number: int, kind: str, model: str, config: dict, epochs: float,
                  work: Callable[["Run"], TrainingRun] | None = None) -> None:
         self.owner = owner
         self.work = work  # builds the Trainer/FineTuner when the worker reaches this run

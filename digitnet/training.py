@@ -663,7 +663,7 @@ class TrainingRun:
             epoch_steps = min(steps, total_steps - (epoch - 1) * steps)  # fewer in a last, partial epoch
             done_after = epoch if epoch_steps == steps else round(epoch - 1 + epoch_steps / steps, 4)
 
-            def on_log(step: int, _steps: int, loss: float, images: int, epoch=epoch, epoch_steps=epoch_steps) -> None:
+            def on_log(step: int, epoch_steps: int, loss: float, images: int, epoch=epoch) -> None:
                 now = time.perf_counter()
                 done = (epoch - 1) * steps + step
                 rate = images / max(now - last_report[0], 1e-9)
