@@ -161,14 +161,19 @@ def test_training_can_be_turned_off_epochs_capped_and_the_queue_bounded(mnist, c
         gate.open()
 
 
-def test_the_live_view_streams_the_run_to_its_owner(served_app, idle_queue):
+def test_the_live_view_streams_the_run_to_its_owner(served_app, idle_queue, gate):
     """watch(): one update per change while the run goes, the results once it is done, then it ends."""
     ctx = served_app.ctx
     ws = ctx.visitors.get("watcher")
-    run = ws.train(model="lenet", epochs=2, batch_size=32)  # ~2 s: long enough to be seen running
+    run = ws.train(model="lenet", epochs=2)
+    assert gate.entered.wait(WAIT)  # running, held at its first batch: the stream cannot miss it
 
     async def collect():
-        return [update async for update in train_tab.watch(ctx, ws, None, "lenet")]
+        updates = []
+        async for update in train_tab.watch(ctx, ws, None, "lenet"):
+            updates.append(update)
+            gate.open()  # the stream has shown the run running; let it finish
+        return updates
 
     updates = asyncio.run(collect())
     assert run.snapshot().state == "done"
