@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, own_state_dict
 from .finetune import MyDigits
 from .models import DISPLAY_NAMES, MODELS, check_model_name
 from .predict import CACHE, ModelCache
@@ -32,13 +32,38 @@ from .scheduler import STOP_WAIT_SECONDS, Run, RunState, Scheduler
 
 MAX_RUNS_KEPT = 20  # a visitor's run history; the oldest finished runs (and their weights) go first
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a checkpoint of the largest model (the MLP) is ~1.1 MB
+# What one visitor may make the server hold: their runs' weights, the models built from them for
+# drawing, their digits. Twenty MLP runs in use are ~45 MB; a thousand digits 3 MB.
+VISITOR_BUDGET_BYTES = 64 * 1024 * 1024
+DIGIT_BYTES = 28 * 28 * 4  # one of "my digits": a float32 28x28 image
 # Leaving is normally Gradio's unload event (the tab's heartbeat ends). A caller with no
-# heartbeat (plain HTTP calls, each with a new session id) never leaves, so workspaces nobody
-# has used for this long are also freed: soon when they hold nothing (a new one is the same),
-# after hours when they hold runs or digits (a tab left open over lunch keeps its weights).
+# heartbeat (plain HTTP calls, a session id made up for a few queue calls) never leaves, so
+# its workspace is freed after a few minutes without a request. A session that holds a heartbeat
+# (an open tab, a gradio_client Client) keeps its workspace while it is idle for hours (a tab
+# left open over lunch keeps its weights), unless the server's budget needs the memory.
 EMPTY_IDLE_SECONDS = 10 * 60
+NO_HEARTBEAT_IDLE_SECONDS = 10 * 60
 IDLE_SECONDS = 6 * 3600
-SWEEP_EVERY = 100  # look for idle workspaces every this many new visitors
+SWEEP_EVERY = 100  # look for idle workspaces every this many new visitors...
+SWEEP_SECONDS = 60.0  # ...and at least this often while requests come
+BUDGET_CHECK_SECONDS = 1.0  # how often a request may add up every workspace's memory
+
+
+def tensor_bytes(tensors) -> int:
+    """Bytes held by an iterable of tensors (and non-tensors, which count nothing)."""
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def _finite(value, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _history_entry(h) -> bool:
+    """Whether an uploaded file's history entry is one the Train tab can plot (EpochMetrics' numbers)."""
+    return (isinstance(h, dict) and all(_finite(h.get(k)) for k in ("epoch", "train_loss", "train_acc"))
+            and all(_finite(h.get(k), optional=True) for k in ("val_loss", "val_acc")))
 
 
 class AlreadyTraining(RuntimeError):
@@ -62,13 +87,43 @@ class Workspace:
         self.owner = owner
         self.scheduler = scheduler
         self.shipped = shipped
-        self.my_digits: MyDigits = []
         self.last_seen = time.monotonic()  # the last request of this visitor (Visitors.get)
+        self.budget = VISITOR_BUDGET_BYTES
         self._lock = threading.RLock()
+        self._digits: MyDigits = []
+        self._bytes = 0  # what memory_bytes() counted at the last change
         self._runs: list[Run] = []
         self._numbers = 0
         self._choice: dict[str, int] = {}  # model -> run number whose weights the drawings use
         self._models: dict[int, nn.Module] = {}  # run number -> built model, for predictions
+
+    # ---- memory -------------------------------------------------------------------------------
+
+    @property
+    def my_digits(self) -> MyDigits:
+        """The visitor's digits ((28x28 float32 image, label) pairs)."""
+        return self._digits
+
+    @my_digits.setter
+    def my_digits(self, digits: MyDigits) -> None:
+        with self._lock:
+            self._digits = digits
+            self._recount()
+
+    def memory_bytes(self) -> int:
+        """What this visitor makes the server hold now: runs' weights, models built for drawing, digits."""
+        with self._lock:
+            weights = sum(tensor_bytes(r.weights["state_dict"].values()) for r in self._runs if r.weights is not None)
+            models = sum(tensor_bytes(m.state_dict().values()) for m in self._models.values())
+            return weights + models + len(self._digits) * DIGIT_BYTES
+
+    @property
+    def held_bytes(self) -> int:
+        """memory_bytes() as counted at the last change (cheap: Visitors adds these up on requests)."""
+        return self._bytes
+
+    def _recount(self) -> None:
+        self._bytes = self.memory_bytes()
 
     # ---- runs ---------------------------------------------------------------------------------
 
@@ -145,11 +200,14 @@ class Workspace:
             return
         with self._lock:
             self._choice[run.model] = run.number
+            self._trim()
+            self._recount()
 
-    def _trim(self) -> None:
-        """Forget the oldest ended runs beyond MAX_RUNS_KEPT, except those whose weights are in use."""
+    def _trim(self, extra: int = 0) -> None:
+        """Forget the oldest ended runs beyond MAX_RUNS_KEPT, or while this visitor holds more than their
+        budget (less ``extra`` bytes about to be added), except those whose weights are in use."""
         in_use = set(self._choice.values())
-        while len(self._runs) > MAX_RUNS_KEPT:
+        while len(self._runs) > MAX_RUNS_KEPT or (extra and self.memory_bytes() + extra > self.budget):
             old = next((r for r in self._runs if r.snapshot().ended and r.number not in in_use), None)
             if old is None:
                 return
@@ -213,6 +271,7 @@ class Workspace:
                 for p in model.parameters():
                     p.requires_grad_(False)
                 self._models[number] = model
+                self._recount()
             return model, run.weights
 
     def status(self) -> dict[str, str]:
@@ -230,34 +289,47 @@ class Workspace:
         torch.save(self.weights_dict(model), buffer)
         return buffer.getvalue()
 
-    def load(self, path: str | os.PathLike, model: str | None = None) -> Run:
+    def load(self, path: str | os.PathLike, model: str | None = None, name: str | None = None) -> Run:
         """Load a checkpoint file a visitor uploads: it becomes a run of kind "upload" whose weights are in use.
 
-        ``weights_only`` loading, a size limit, and an architecture check (``model``, when
-        given, must match); CheckpointError says what is wrong with a bad file.
+        ``weights_only`` loading, limits on the file's size packed and unpacked, the model's own tensors
+        only (at their shapes, finite), an architecture check (``model``, when given, must match) and the
+        visitor's memory budget; CheckpointError says what is wrong, naming the file by ``name`` (default:
+        its file name), never by where the server keeps it.
         """
         path = Path(path)
+        name = name or path.name
         size = path.stat().st_size if path.is_file() else 0
         if size > MAX_UPLOAD_BYTES:
-            raise CheckpointError(f"{path.name} is {size / 2**20:.1f} MB; a digitnet checkpoint is at most "
+            raise CheckpointError(f"{name} is {size / 2**20:.1f} MB; a digitnet checkpoint is at most "
                                   f"{MAX_UPLOAD_BYTES // 2**20} MB")
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, name)
         if model is not None and ckpt["arch"] != check_model_name(model):
-            raise CheckpointError(f"{path.name} holds a {DISPLAY_NAMES[ckpt['arch']]} model, not "
+            raise CheckpointError(f"{name} holds a {DISPLAY_NAMES[ckpt['arch']]} model, not "
                                   f"{DISPLAY_NAMES[model]}")
-        built = model_from_checkpoint(ckpt, path.name)  # the weights must fit the architecture
+        ckpt = own_state_dict(ckpt, name)  # an `extra` tensor, or any other key, is not kept
+        built = model_from_checkpoint(ckpt, name)  # finite weights that fit the architecture
+        cost = 2 * tensor_bytes(ckpt["state_dict"].values())  # the weights, and the model built from them
         with self._lock:
+            self._trim(extra=cost)
+            if self.memory_bytes() + cost > self.budget:
+                raise CheckpointError(
+                    f"Not loaded: your runs, weights in use and digits already hold "
+                    f"{self.memory_bytes() / 2**20:.0f} MB, and one visitor may hold at most "
+                    f"{self.budget // 2**20} MB here. Switch back to the shipped weights or forget some digits.")
             self._numbers += 1
             metrics = ckpt.get("metrics") or {}
             acc = metrics.get("test_acc")
             run = Run(self.owner, self._numbers, "upload", ckpt["arch"], dict(ckpt.get("config") or {}), 0)
             run.weights = ckpt
-            history = metrics.get("history") if isinstance(metrics.get("history"), list) else []
-            last = history[-1].get("epoch") if history and isinstance(history[-1], dict) else None
+            given = metrics.get("history") if isinstance(metrics.get("history"), list) else []
+            history = [h for h in given if _history_entry(h)]  # the entries the Train tab can plot
+            last = given[-1].get("epoch") if given and isinstance(given[-1], dict) else None
             ok = isinstance(last, (int, float)) and not isinstance(last, bool) and math.isfinite(last) and last > 0
-            epochs = last if ok else len(history)  # a file's own word, when it makes sense
-            run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {path.name}.", None,
-                     test_acc=acc if isinstance(acc, float) else None, history=history,
+            epochs = last if ok else len(given)  # a file's own word, when it makes sense
+            ok_acc = isinstance(acc, float) and math.isfinite(acc) and 0.0 <= acc <= 1.0
+            run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {name}.", None,
+                     test_acc=acc if ok_acc else None, history=history,
                      epochs=epochs, epoch=math.ceil(epochs), done=epochs)
             for p in built.parameters():
                 p.requires_grad_(False)
@@ -265,6 +337,7 @@ class Workspace:
             self._runs.append(run)
             self._choice[run.model] = run.number
             self._trim()
+            self._recount()
         return run
 
     # ---- leaving ------------------------------------------------------------------------------
@@ -281,7 +354,7 @@ class Workspace:
     def holds_nothing(self) -> bool:
         """True when freeing this workspace loses nothing (no runs, no digits, shipped weights)."""
         with self._lock:
-            return not self._runs and not self.my_digits
+            return not self._runs and not self._digits
 
     def close(self) -> None:
         """The visitor left: drop a waiting run, stop a running one (without waiting), forget everything."""
@@ -292,21 +365,35 @@ class Workspace:
             self._runs.clear()
             self._models.clear()
             self._choice.clear()
-            self.my_digits = []
+            self._digits = []
+            self._bytes = 0
 
 
 class Visitors:
-    """Session id -> Workspace, created on a visitor's first request and freed when they leave."""
+    """Session id -> Workspace, created on a visitor's first request and freed when they leave.
 
-    def __init__(self, scheduler: Scheduler, shipped: ModelCache = CACHE) -> None:
+    Besides the unload event (``leave``), workspaces are freed when idle (``sweep``: minutes for a
+    session without a heartbeat, hours for one with) and, least recently used first, when all of them
+    together hold more than ``budget_bytes`` (``enforce_budget``). A workspace whose run waits or
+    runs is never freed, nor is the one making the request.
+    """
+
+    def __init__(self, scheduler: Scheduler, shipped: ModelCache = CACHE,
+                 budget_bytes: int | None = None) -> None:
         self.scheduler = scheduler
         self.shipped = shipped
+        self.budget_bytes = budget_bytes  # None: no server-wide budget
         self._lock = threading.Lock()
         self._workspaces: dict[str, Workspace] = {}
+        self._heartbeats: dict[str, int] = {}  # session -> open heartbeat connections
         self._created = 0
+        self._last_sweep = time.monotonic()
+        self._last_budget = 0.0
+        self.evicted = 0  # workspaces freed for the server's budget (benchmarks, tests)
 
     def get(self, session: str) -> Workspace:
         """The workspace of ``session``, new if this is its first request (which may free idle ones)."""
+        now = time.monotonic()
         with self._lock:
             ws = self._workspaces.get(session)
             if ws is None:
@@ -315,21 +402,79 @@ class Visitors:
                 sweep = self._created % SWEEP_EVERY == 0
             else:
                 sweep = False
-            ws.last_seen = time.monotonic()
+            sweep = sweep or now - self._last_sweep > SWEEP_SECONDS
+            budget = self.budget_bytes is not None and now - self._last_budget > BUDGET_CHECK_SECONDS
+            if sweep:
+                self._last_sweep = now
+            if budget:
+                self._last_budget = now
+            ws.last_seen = now
         if sweep:
             self.sweep()
+        if budget:
+            self.enforce_budget(keep=session)
         return ws
 
+    # ---- heartbeats (digitnet.ui.guard sees the connections) ------------------------------------------
+
+    def heartbeat(self, session: str, connected: bool) -> None:
+        """A heartbeat connection of ``session`` opened (True) or closed (False)."""
+        with self._lock:
+            count = self._heartbeats.get(session, 0) + (1 if connected else -1)
+            if count > 0:
+                self._heartbeats[session] = count
+            else:
+                self._heartbeats.pop(session, None)
+
+    def has_heartbeat(self, session: str) -> bool:
+        """Whether ``session`` holds a heartbeat connection now (an open tab or client)."""
+        with self._lock:
+            return session in self._heartbeats
+
+    # ---- freeing ----------------------------------------------------------------------------------
+
+    def idle_limit(self, session: str, ws: Workspace) -> float:
+        """How long ``session``'s workspace may go without a request before ``sweep`` frees it."""
+        if ws.holds_nothing():
+            return EMPTY_IDLE_SECONDS
+        return IDLE_SECONDS if self.has_heartbeat(session) else NO_HEARTBEAT_IDLE_SECONDS
+
     def sweep(self, now: float | None = None) -> int:
-        """Free the workspaces idle for longer than they may be (see IDLE_SECONDS); how many were freed."""
+        """Free the workspaces idle for longer than they may be (see ``idle_limit``); how many were freed."""
         now = time.monotonic() if now is None else now
         with self._lock:
             candidates = list(self._workspaces.items())
         freed = 0
         for session, ws in candidates:
             idle = ws.idle_for(now)
-            if idle is not None and idle > (EMPTY_IDLE_SECONDS if ws.holds_nothing() else IDLE_SECONDS):
+            if idle is not None and idle > self.idle_limit(session, ws):
                 freed += self.leave(session)
+        return freed
+
+    def memory_bytes(self) -> int:
+        """What every visitor's workspace holds (as counted at their last change)."""
+        with self._lock:
+            return sum(ws.held_bytes for ws in self._workspaces.values())
+
+    def enforce_budget(self, keep: str | None = None) -> int:
+        """Free the least recently used idle workspaces (not ``keep``'s) while all together hold more than
+        ``budget_bytes``; how many were freed."""
+        if self.budget_bytes is None:
+            return 0
+        with self._lock:
+            total = sum(ws.held_bytes for ws in self._workspaces.values())
+            if total <= self.budget_bytes:
+                return 0
+            oldest = sorted(self._workspaces.items(), key=lambda item: item[1].last_seen)
+        freed = 0
+        for session, ws in oldest:
+            if total <= self.budget_bytes:
+                break
+            if session == keep or ws.active() is not None or not ws.held_bytes:
+                continue
+            total -= ws.held_bytes
+            freed += self.leave(session)
+        self.evicted += freed
         return freed
 
     def peek(self, session: str) -> Workspace | None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from gradio.components.image_editor import EditorData
 from gradio.data_classes import FileData
+from gradio.utils import get_upload_folder
 from pydantic import ConfigDict
 
 from ..data import random_test_digit
@@ -25,7 +26,7 @@ from ..finetune import (MAX_MY_DIGITS, MY_DIGITS_FILENAME, MyDigits, MyDigitsErr
                         my_digits_summary, save_my_digits)
 from ..models import DISPLAY_NAMES, MODELS
 from ..predict import ModelUnavailable, Prediction, label_value, predict, predict_all
-from ..preprocess import ImageError, to_mnist_array
+from ..preprocess import ImageError, confine_uploads, to_mnist_array, uploaded_path
 from ..scheduler import MIN_FINETUNE_DIGITS, QueueFull, TrainingDisabled
 from ..workspace import AlreadyTraining, Workspace
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
@@ -69,11 +70,10 @@ class SketchData(EditorData):
 
 
 def api_image(value):
-    """/predict's input as ``predict`` takes it: the Sketchpad value, or the path of an uploaded image file."""
-    if isinstance(value, dict) and value.get("path") and not any(
-            value.get(key) for key in ("background", "layers", "composite")):
-        return value["path"]
-    return value
+    """/predict's input as ``predict`` takes it: the Sketchpad value, or the uploaded image file, with every
+    file checked to be one Gradio uploaded for this request (``confine_uploads``); any other path, a
+    bare ``{"path": ...}`` included, is refused with one message that says nothing about the server's files."""
+    return confine_uploads(value, get_upload_folder())
 
 
 # ------------------------------------------------------------------------------ pure functions
@@ -297,8 +297,8 @@ def load_digits(ctx: Context, ws: Workspace, file):
     if file is None:
         raise gr.Error("No file was uploaded.")
     try:
-        loaded = load_my_digits(file)
-    except MyDigitsError as exc:
+        loaded = load_my_digits(uploaded_path(file, get_upload_folder()))
+    except (MyDigitsError, ImageError) as exc:
         raise gr.Error(str(exc)) from exc
     merged = list(ws.my_digits) + loaded
     if len(merged) > MAX_MY_DIGITS:

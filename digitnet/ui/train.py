@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..checkpoint import CheckpointError
+from ..preprocess import ImageError, uploaded_path
 from ..models import DISPLAY_NAMES
 from ..scheduler import QueueFull, RunState, TrainingDisabled
 from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
@@ -358,8 +360,8 @@ def upload_weights(ctx: Context, ws: Workspace, file) -> str:
     if file is None:
         raise gr.Error("No file was uploaded.")
     try:
-        run = ws.load(file)
-    except CheckpointError as exc:
+        run = ws.load(uploaded_path(file, get_upload_folder()))
+    except (CheckpointError, ImageError) as exc:
         raise gr.Error(str(exc)) from exc
     s = run.snapshot()
     return f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now."
