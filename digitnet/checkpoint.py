@@ -215,10 +215,12 @@ def load_checkpoint(path: str | os.PathLike, name: str | None = None) -> dict:
         lo, hi = TEMPERATURE_RANGE
         raise CheckpointError(f"checkpoint {name} has an invalid 'temperature' (a number from {lo:g} to {hi:g} "
                               f"expected): {_short(temperature)}")
-    ckpt["temperature"] = float(temperature)  # files from before calibration: T = 1
-    ckpt["metrics"] = _bounded(ckpt.get("metrics")) if isinstance(ckpt.get("metrics"), dict) else {}
-    ckpt["config"] = _bounded(ckpt.get("config")) if isinstance(ckpt.get("config"), dict) else {}
-    return ckpt
+    # The format's keys only: anything else a file carries (an `extra` tensor, say) is not kept.
+    return {"format_version": FORMAT_VERSION, "arch": ckpt["arch"], "state_dict": ckpt["state_dict"],
+            "mean": float(ckpt["mean"]), "std": float(ckpt["std"]),
+            "metrics": _bounded(ckpt.get("metrics")) if isinstance(ckpt.get("metrics"), dict) else {},
+            "config": _bounded(ckpt.get("config")) if isinstance(ckpt.get("config"), dict) else {},
+            "temperature": float(temperature)}  # files from before calibration: T = 1
 
 
 def _short(value: Any) -> str:

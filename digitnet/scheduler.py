@@ -61,6 +61,9 @@ RUN_OVERHEAD_SECONDS = 3.0  # loading MNIST, the test evaluation: paid once per 
 # A run still going at this many times DIGITNET_MAX_RUN_SECONDS is stopped (the estimate that let it
 # in may be off when many visitors draw at once; past this it is not the estimate's noise).
 OVERRUN_FACTOR = 1.5
+# How far one finished run may move the estimates from the constants above: a run slowed by a busy
+# machine (or one a test held at its first batch) must not make every later run look ten times dearer.
+SPEED_RANGE = (1 / 3, 3.0)
 ENDED = ("done", "stopped", "error")
 
 
@@ -346,6 +349,14 @@ class Scheduler:
         self._check_cost(run)
         return self._enqueue(run)
 
+    def estimate_training(self, **params) -> float:
+        """Seconds a training run with these parameters should take here, from its steps and batch; ValueError
+        if a parameter is invalid or the estimate is over ``max_run_seconds``. Nothing is queued."""
+        cfg = self.training_config(**params)
+        run = Run("", 0, "training", cfg.model, asdict(cfg), cfg.epochs)
+        self._check_cost(run)
+        return self.expected_seconds(run)
+
     def _check_cost(self, run: Run) -> None:
         """ValueError, naming the limit, for a run estimated to take longer than ``max_run_seconds``; else
         the run gets its deadline (stopped past OVERRUN_FACTOR times the limit)."""
@@ -542,7 +553,7 @@ class Scheduler:
         seconds = sum(m.seconds for m in result.history)
         predicted = steps * self.step_seconds(s.model, batch) / self._speed[s.model]
         if steps and seconds > 0 and predicted > 0:
-            self._speed[s.model] = seconds / predicted
+            self._speed[s.model] = min(max(seconds / predicted, SPEED_RANGE[0]), SPEED_RANGE[1])
 
     @staticmethod
     def _done_message(run: Run, result: TrainResult, info: dict | None) -> str:

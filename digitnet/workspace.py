@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, own_state_dict
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, own_state_dict, write_checkpoint
 from .finetune import MyDigits
 from .models import DISPLAY_NAMES, MODELS, check_model_name
 from .predict import CACHE, ModelCache
@@ -96,6 +98,7 @@ class Workspace:
         self._numbers = 0
         self._choice: dict[str, int] = {}  # model -> run number whose weights the drawings use
         self._models: dict[int, nn.Module] = {}  # run number -> built model, for predictions
+        self._exports: dict[tuple[str, int | None], Path] = {}  # (model, run or None) -> its checkpoint file
 
     # ---- memory -------------------------------------------------------------------------------
 
@@ -203,16 +206,22 @@ class Workspace:
             self._trim()
             self._recount()
 
-    def _trim(self, extra: int = 0) -> None:
+    def _trim(self) -> None:
         """Forget the oldest ended runs beyond MAX_RUNS_KEPT, or while this visitor holds more than their
-        budget (less ``extra`` bytes about to be added), except those whose weights are in use."""
+        budget, except those whose weights are in use."""
         in_use = set(self._choice.values())
-        while len(self._runs) > MAX_RUNS_KEPT or (extra and self.memory_bytes() + extra > self.budget):
+        while len(self._runs) > MAX_RUNS_KEPT or self.memory_bytes() > self.budget:
             old = next((r for r in self._runs if r.snapshot().ended and r.number not in in_use), None)
             if old is None:
                 return
             self._runs.remove(old)
             self._models.pop(old.number, None)
+
+    def _run_bytes(self, run: Run) -> int:
+        """What one run holds: its weights and, once built for drawing, its model."""
+        weights = tensor_bytes(run.weights["state_dict"].values()) if run.weights is not None else 0
+        model = self._models.get(run.number)
+        return weights + (tensor_bytes(model.state_dict().values()) if model is not None else 0)
 
     # ---- weights ------------------------------------------------------------------------------
 
@@ -289,6 +298,21 @@ class Workspace:
         torch.save(self.weights_dict(model), buffer)
         return buffer.getvalue()
 
+    def export_file(self, model: str, folder: str | os.PathLike) -> Path:
+        """The weights in use for ``model`` as a checkpoint file in a new folder under ``folder``: written
+        once per run (``torch.save`` straight to the file, no copy in memory) and the same file on every
+        later download while it exists."""
+        name = check_model_name(model)
+        with self._lock:
+            number = self._choice.get(name)
+            path = self._exports.get((name, number))
+            if path is not None and path.is_file():
+                return path
+            path = Path(tempfile.mkdtemp(dir=folder)) / f"{name}-{'shipped' if number is None else f'run{number}'}.pt"
+            write_checkpoint(path, self.weights_dict(name))
+            self._exports[(name, number)] = path
+            return path
+
     def load(self, path: str | os.PathLike, model: str | None = None, name: str | None = None) -> Run:
         """Load a checkpoint file a visitor uploads: it becomes a run of kind "upload" whose weights are in use.
 
@@ -311,8 +335,10 @@ class Workspace:
         built = model_from_checkpoint(ckpt, name)  # finite weights that fit the architecture
         cost = 2 * tensor_bytes(ckpt["state_dict"].values())  # the weights, and the model built from them
         with self._lock:
-            self._trim(extra=cost)
-            if self.memory_bytes() + cost > self.budget:
+            # What trimming could free once this file's weights replace the ones in use for its model.
+            in_use = {number for arch, number in self._choice.items() if arch != ckpt["arch"]}
+            freeable = sum(self._run_bytes(r) for r in self._runs if r.snapshot().ended and r.number not in in_use)
+            if self.memory_bytes() - freeable + cost > self.budget:
                 raise CheckpointError(
                     f"Not loaded: your runs, weights in use and digits already hold "
                     f"{self.memory_bytes() / 2**20:.0f} MB, and one visitor may hold at most "
@@ -367,6 +393,9 @@ class Workspace:
             self._choice.clear()
             self._digits = []
             self._bytes = 0
+            for path in self._exports.values():
+                shutil.rmtree(path.parent, ignore_errors=True)
+            self._exports.clear()
 
 
 class Visitors:
@@ -374,7 +403,7 @@ class Visitors:
 
     Besides the unload event (``leave``), workspaces are freed when idle (``sweep``: minutes for a
     session without a heartbeat, hours for one with) and, least recently used first, when all of them
-    together hold more than ``budget_bytes`` (``enforce_budget``). A workspace whose run waits or
+    together hold more than ``budget_bytes`` (``enforce_budget``: sessions without a heartbeat first). A workspace whose run waits or
     runs is never freed, nor is the one making the request.
     """
 
@@ -457,15 +486,17 @@ class Visitors:
             return sum(ws.held_bytes for ws in self._workspaces.values())
 
     def enforce_budget(self, keep: str | None = None) -> int:
-        """Free the least recently used idle workspaces (not ``keep``'s) while all together hold more than
-        ``budget_bytes``; how many were freed."""
+        """Free idle workspaces (not ``keep``'s), those without a heartbeat first, least recently used first,
+        while all together hold more than ``budget_bytes``; how many were freed."""
         if self.budget_bytes is None:
             return 0
         with self._lock:
             total = sum(ws.held_bytes for ws in self._workspaces.values())
             if total <= self.budget_bytes:
                 return 0
-            oldest = sorted(self._workspaces.items(), key=lambda item: item[1].last_seen)
+            # Sessions without a heartbeat (raw calls) first, then open tabs; least recently used first.
+            oldest = sorted(self._workspaces.items(),
+                            key=lambda item: (item[0] in self._heartbeats, item[1].last_seen))
         freed = 0
         for session, ws in oldest:
             if total <= self.budget_bytes:

@@ -348,10 +348,7 @@ def show_overlay(ctx: Context, ws: Workspace, selected: list[str] | None) -> gr.
 
 def download_weights(ctx: Context, ws: Workspace, model: str):
     """The weights the visitor draws with for ``model``, as a checkpoint file to download."""
-    w = ws.in_use(model)
-    name = f"{model}-{'shipped' if w.run is None else f'run{w.run}'}.pt"
-    path = DOWNLOADS.new_file(name)
-    path.write_bytes(ws.export(model))
+    path = ws.export_file(model, DOWNLOADS.folder)  # written once per run; Gradio's copy is reused too
     return gr.File(value=str(path), visible=True)
 
 
