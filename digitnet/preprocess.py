@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .data import MNIST_MEAN, MNIST_STD
 
@@ -93,6 +93,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Longer strings cannot be file paths (Linux's PATH_MAX is 4096); refusing them early keeps a
 # huge junk string from reaching the file system as a path.
 MAX_PATH_CHARS = 4096
+EXIF_ORIENTATION = 274  # the EXIF tag of a photo's rotation; 1 = upright
 
 
 class ImageError(ValueError):
@@ -186,6 +187,8 @@ def _open_path(path: str | os.PathLike) -> Image.Image:
                          f"{MAX_INPUT_PIXELS // 1_000_000} megapixels, please shrink it")
     try:
         im.load()
+        # A phone photo stores its rotation in EXIF: turned upright, as Gradio's image component did.
+        im = ImageOps.exif_transpose(im) if im.getexif().get(EXIF_ORIENTATION, 1) != 1 else im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{p.name} is not an image file that can be read ({exc})") from exc
     return im

@@ -21,6 +21,7 @@ import pytest
 import torch
 from gradio.utils import get_upload_folder
 from gradio_client import handle_file
+from PIL import Image
 
 from conftest import SMALL_TRAIN, Gate, render_digit, running_app
 from digitnet.checkpoint import CheckpointError, save_checkpoint
@@ -381,3 +382,29 @@ def test_one_session_cannot_fill_the_queue_and_another_visitor_is_still_answered
     flooded = answers(url, "flooder", [r.json()["event_id"] for r in joined[:guard.MAX_PENDING_PER_SESSION]])
     assert all(ok for ok, _ in flooded.values())  # the flooder's own four are answered too
     assert join(url, index, [value, "lenet"], "flooder").status_code == 200  # its share is back
+
+
+# ---------------------------------------------------------------------------- the Draw tab's photo
+
+
+def test_the_photo_is_read_from_its_upload_only_and_turned_upright(served_app, mnist, tmp_path):
+    from digitnet.preprocess import to_mnist_array
+
+    ctx = served_app.ctx
+    ws = Workspace("photographer", ctx.scheduler, ctx.visitors.shipped)
+    with pytest.raises(draw_tab.gr.Error) as refused:
+        draw_tab.recognise(ctx, ws, "/etc/passwd", "lenet")
+    assert refused.value.message == UPLOAD_REFUSED
+    # A phone photo stored sideways with its EXIF rotation (6: turn 90 degrees clockwise) reads upright.
+    digit = Image.fromarray(255 - mnist.test_images[0].numpy()).resize((280, 280), Image.BICUBIC)
+    upright = Image.new("L", (400, 400), 255)
+    upright.paste(digit, (60, 60))
+    exif = Image.Exif()
+    exif[274] = 6
+    folder = Path(get_upload_folder()) / f"test-{tmp_path.name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    upright.rotate(90, expand=True).save(folder / "phone.jpg", quality=95, exif=exif)
+    upright.save(folder / "scan.jpg", quality=95)
+    assert np.abs(to_mnist_array(folder / "phone.jpg") - to_mnist_array(folder / "scan.jpg")).max() < 0.1
+    label, *_ = draw_tab.recognise(ctx, ws, str(folder / "phone.jpg"), "lenet")
+    assert max(label, key=label.get) == str(TRUTH)

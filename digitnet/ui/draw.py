@@ -187,7 +187,7 @@ def show(results: dict | None, model: str) -> tuple:
 
 def recognise(ctx: Context, ws: Workspace, image, model: str) -> tuple:
     """A photo (or any image) changed: the answer, a note, all ten as bars, the 28x28 the model saw, all three."""
-    return show(read(ws, image), model)
+    return show(read(ws, photo_file(image)), model)
 
 
 def recognise_pad(ctx: Context, ws: Workspace, drawing: str, model: str) -> tuple:
@@ -203,7 +203,19 @@ def drawing_else_photo(drawing: str, photo):
 
     The pad's value is a browser's string: checked to be "" or a pad payload, never read as a path.
     """
-    return pad_value(drawing) or photo
+    return pad_value(drawing) or photo_file(photo)
+
+
+def photo_file(photo):
+    """The photo as the handlers read it: the path of the file Gradio uploaded (checked to be one: the photo is
+    decoded by ``preprocess``, at most MAX_INPUT_PIXELS as decoded, not by Gradio at full size), or an array
+    (tests, scripts)."""
+    if isinstance(photo, (str, Path)):
+        try:
+            return uploaded_path(photo, get_upload_folder())
+        except ImageError as exc:
+            raise gr.Error(str(exc)) from exc
+    return photo
 
 
 def recognise_either(ctx: Context, ws: Workspace, drawing: str, photo, model: str) -> tuple:
@@ -396,7 +408,7 @@ def build(ctx: Context) -> DrawTab:
         compare = [gr.Label(num_top_classes=2, label=DISPLAY_NAMES[name], min_width=120) for name in MODELS]
     with gr.Accordion("...or upload a photo or scan of a digit", open=False):
         photo = gr.Image(label="Photo or scan (dark ink on paper, or light on dark)", sources=["upload", "clipboard"],
-                         type="numpy", image_mode=None, height=220)
+                         type="filepath", image_mode=None, height=220)  # decoded by preprocess, size-capped
     # /predict's own input and output (API only): a Sketchpad-shaped value or an image file, the
     # model name unfiltered (an unknown one gets digitnet's message), all ten classes back.
     api_sketch = gr.Sketchpad(visible=False, label="sketch", type="numpy", image_mode="RGBA")
