@@ -1,8 +1,9 @@
 """A stranger floods the app (issue 25): another visitor's /predict latency, and the server's memory.
 
-The app runs in a child process (``app.build_demo``, guard and budgets as deployed), so its memory
-is the server's alone. Every call is a raw queue call, as a stranger's script makes them: ``httpx``
-to ``/gradio_api/queue/join`` with a ``session_hash``, the answer read from ``queue/data``.
+The app (``app.build_demo``, guard and budgets as deployed) runs in this process, launched as the
+tests launch it; memory figures are this process's resident memory (the callers' threads hold a few
+MB). Every call is a raw queue call, as a stranger's script makes them: ``httpx`` to
+``/gradio_api/queue/join`` with a ``session_hash``, the answer read from ``queue/data``.
 
 1. **latency**: a visitor sends ``--calls`` drawings to /predict one after another (a 112x112
    drawing uploaded once), first alone, then while one stranger's session floods /predict from
@@ -38,13 +39,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.drawn import launch_app_process, stop_app_process
+from benchmarks.drawn import free_port
 from benchmarks.visitors import percentile, rss_mb
 from digitnet.data import load_mnist
 from digitnet.finetune import MAX_MY_DIGITS, save_my_digits
 from digitnet.models import build_model
 
-STARTUP_TIMEOUT = 240
 META = {"_type": "gradio.FileData"}
 
 
@@ -65,11 +65,11 @@ class Stranger:
     def join(self, api: str, data: list, session: str, client: httpx.Client | None = None) -> httpx.Response:
         post = (client or httpx).post
         return post(f"{self.url}gradio_api/queue/join", json={"data": data, "fn_index": self.index[api],
-                                                               "session_hash": session}, timeout=120)
+                                                               "session_hash": session}, timeout=600)
 
     def answer(self, session: str, event_id: str) -> tuple[bool, dict]:
         with httpx.stream("GET", f"{self.url}gradio_api/queue/data", params={"session_hash": session},
-                          timeout=300) as s:
+                          timeout=600) as s:
             for line in s.iter_lines():
                 if line.startswith("data:"):
                     msg = json.loads(line[5:])
@@ -103,15 +103,22 @@ def visitor_latency(s: Stranger, drawing: dict, calls: int) -> dict:
 
 def flood(s: Stranger, image: dict, threads: int, stop: threading.Event) -> dict:
     """One session joins /predict from ``threads`` threads as fast as it can, never reading answers."""
-    counts = {"accepted": 0, "refused_429": 0, "other": 0}
+    counts = {"accepted": 0, "refused_429": 0, "other": 0, "failed": 0}
+    join_seconds: list[float] = []
     lock = threading.Lock()
 
     def run() -> None:
-        with httpx.Client(timeout=120) as client:
+        with httpx.Client(timeout=600) as client:
             while not stop.is_set():
-                code = s.join("predict", [sketch(image), "lenet"], "flooder", client).status_code
+                t0 = time.perf_counter()
+                try:
+                    code = s.join("predict", [sketch(image), "lenet"], "flooder", client).status_code
+                except httpx.HTTPError:
+                    code = None
                 with lock:
-                    key = "accepted" if code == 200 else "refused_429" if code == 429 else "other"
+                    join_seconds.append(time.perf_counter() - t0)
+                    key = "failed" if code is None else "accepted" if code == 200 else \
+                        "refused_429" if code == 429 else "other"
                     counts[key] += 1
                 if code == 429:
                     time.sleep(0.01)
@@ -119,7 +126,7 @@ def flood(s: Stranger, image: dict, threads: int, stop: threading.Event) -> dict
     workers = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
     for w in workers:
         w.start()
-    return {"workers": workers, "counts": counts}
+    return {"workers": workers, "counts": counts, "join_seconds": join_seconds}
 
 
 def paper(side: int, digit28: np.ndarray) -> Image.Image:
@@ -142,12 +149,21 @@ def bomb_checkpoint(path: Path, extra_mb: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--calls", type=int, default=30, help="the visitor's drawings per phase (default: 30)")
-    p.add_argument("--threads", type=int, default=8, help="the flooding session's threads (default: 8)")
-    p.add_argument("--sessions", type=int, default=100, help="raw sessions loading 1,000 digits (default: 100)")
+    p.add_argument("--calls", type=int, default=20, help="the visitor's drawings per phase (default: 20)")
+    p.add_argument("--threads", type=int, default=4, help="the flooding session's threads (default: 4)")
+    p.add_argument("--sessions", type=int, default=60, help="raw sessions loading 1,000 digits (default: 60)")
     p.add_argument("--budget-mb", type=int, default=128, help="the server's visitor budget (default: 128)")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--before", action="store_true",
+                   help="the app as it was before issue 25, for comparison: no cap on a session's queued events, "
+                        "images up to 40 megapixels")
     args = p.parse_args(argv)
+    if args.before:
+        from digitnet import preprocess
+        from digitnet.ui import guard
+
+        guard.pending_events = lambda queue, session: 0  # the cap is never reached
+        preprocess.MAX_INPUT_PIXELS = 40_000_000
 
     mnist = load_mnist()
     seven = mnist.test_images[0].numpy()
@@ -165,7 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     bomb = bomb_checkpoint(work / "bomb.pt", 1024)
 
     load_before = os.getloadavg()
-    server, url = launch_app_process(work, STARTUP_TIMEOUT, visitors_budget_mb=args.budget_mb)
+    import app  # noqa: PLC0415  (the UI module at the repo root)
+
+    os.environ["DIGITNET_CHECKPOINTS"] = str(work / "checkpoints")
+    demo = app.build_demo(visitors_budget_mb=args.budget_mb)
+    port = free_port()
+    launch = {k: v for k, v in app.LAUNCH_OPTIONS.items() if k != "share"}
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)
+    url, pid = f"http://127.0.0.1:{port}/", os.getpid()
     try:
         s = Stranger(url)
         uploaded = {k: s.upload(v) for k, v in files.items()}
@@ -179,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(2)
             latency[f"flood {name}"] = {**visitor_latency(s, uploaded["drawing"], args.calls),
                                         "flood_joins": dict(state["counts"])}
+            joins = list(state["join_seconds"])
+            if joins:
+                latency[f"flood {name}"]["flood_join_median_ms"] = round(1000 * statistics.median(joins), 1)
             stop.set()
             for w in state["workers"]:
                 w.join(30)
@@ -186,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in latency.items():
             print(f"{k}: {v}", flush=True)
 
-        memory = {"start_mb": round(rss_mb(server.pid), 1)}
+        memory = {"start_mb": round(rss_mb(pid), 1)}
         digits_file = s.upload(digits)
         ok_loads = 0
         for n in range(args.sessions):
@@ -195,16 +221,19 @@ def main(argv: list[str] | None = None) -> int:
             if n % 20 == 19:
                 time.sleep(1.1)  # the server adds up its visitors' memory at most once a second
         s.call("status", [], "one-more")
-        memory.update(after_sessions_mb=round(rss_mb(server.pid), 1), sessions_loaded=ok_loads,
+        visitors = demo.ctx.visitors
+        memory.update(after_sessions_mb=round(rss_mb(pid), 1), sessions_loaded=ok_loads,
+                      workspaces_left=len(visitors), evicted=visitors.evicted,
+                      workspaces_hold_mb=round(visitors.memory_bytes() / 2**20, 1),
                       digits_held_without_budget_mb=round(args.sessions * MAX_MY_DIGITS * 28 * 28 * 4 / 2**20, 1))
         bomb_file = s.upload(bomb)
         refusals = [s.call("upload_weights", [bomb_file], f"bomber-{n}")[1].get("error") for n in range(3)]
-        memory.update(after_bombs_mb=round(rss_mb(server.pid), 1), peak_mb=round(rss_mb(server.pid, "VmHWM"), 1),
+        memory.update(after_bombs_mb=round(rss_mb(pid), 1), peak_mb=round(rss_mb(pid, "VmHWM"), 1),
                       bomb_file_mb=round(bomb.stat().st_size / 2**20, 2), bomb_unpacked_mb=1024,
                       bomb_answer=refusals[0])
         print(memory, flush=True)
     finally:
-        stop_app_process(server)
+        demo.close()
 
     record = {
         "benchmark": "flood", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
