@@ -23,7 +23,7 @@ from digitnet.predict import CACHE
 from digitnet.scheduler import TRAINER_NICENESS, Scheduler
 from digitnet.ui import compare, draw, guard, train
 from digitnet.ui.common import Context
-from digitnet.workspace import Visitors
+from digitnet.visitors import Visitors
 
 QUEUE_MAX_SIZE = 256  # Gradio's own event queue: beyond this, visitors are told it is full instead of waiting
 MAX_UPLOAD_SIZE = "10mb"  # per uploaded file: a drawing is ~20 kB, a phone photo ~5 MB; bigger is refused

@@ -34,7 +34,8 @@ from digitnet.training import FAST_RECIPES
 from digitnet.ui import draw as draw_tab
 from digitnet.ui import guard
 from digitnet.ui import train as train_tab
-from digitnet.workspace import BUDGET_CHECK_SECONDS, NO_HEARTBEAT_IDLE_SECONDS, Workspace, tensor_bytes
+from digitnet.visitors import BUDGET_CHECK_SECONDS, NO_HEARTBEAT_IDLE_SECONDS
+from digitnet.workspace import Workspace, tensor_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 TRUTH = 7  # MNIST test image 0

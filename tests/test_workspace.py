@@ -11,7 +11,8 @@ import torch
 from digitnet.checkpoint import SHIPPED_DIR, CheckpointError
 from digitnet.predict import CACHE, predict
 from digitnet.scheduler import Scheduler
-from digitnet.workspace import MAX_UPLOAD_BYTES, AlreadyTraining, Visitors, run_status
+from digitnet.visitors import Visitors
+from digitnet.workspace import MAX_UPLOAD_BYTES, AlreadyTraining, run_status
 
 SLICE = dict(train_limit=300, val_size=100, test_limit=100)
 WAIT = 120
@@ -154,7 +155,7 @@ def test_leaving_drops_a_waiting_run_and_frees_the_workspace(visitors, gate):
 
 
 def test_workspaces_nobody_uses_are_freed_after_a_while(visitors, mnist):
-    from digitnet.workspace import EMPTY_IDLE_SECONDS, IDLE_SECONDS, NO_HEARTBEAT_IDLE_SECONDS
+    from digitnet.visitors import EMPTY_IDLE_SECONDS, IDLE_SECONDS, NO_HEARTBEAT_IDLE_SECONDS
 
     digit = [(mnist.test_images[0].numpy().astype(np.float32) / 255, 7)]
     quiet, keeper, busy = visitors.get("quiet"), visitors.get("keeper"), visitors.get("now")
