@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..checkpoint import CheckpointError
+from ..preprocess import ImageError, uploaded_path
 from ..models import DISPLAY_NAMES
 from ..scheduler import QueueFull, RunState, TrainingDisabled
 from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
@@ -346,10 +348,7 @@ def show_overlay(ctx: Context, ws: Workspace, selected: list[str] | None) -> gr.
 
 def download_weights(ctx: Context, ws: Workspace, model: str):
     """The weights the visitor draws with for ``model``, as a checkpoint file to download."""
-    w = ws.in_use(model)
-    name = f"{model}-{'shipped' if w.run is None else f'run{w.run}'}.pt"
-    path = DOWNLOADS.new_file(name)
-    path.write_bytes(ws.export(model))
+    path = ws.export_file(model, DOWNLOADS.folder)  # written once per run; Gradio's copy is reused too
     return gr.File(value=str(path), visible=True)
 
 
@@ -358,8 +357,8 @@ def upload_weights(ctx: Context, ws: Workspace, file) -> str:
     if file is None:
         raise gr.Error("No file was uploaded.")
     try:
-        run = ws.load(file)
-    except CheckpointError as exc:
+        run = ws.load(uploaded_path(file, get_upload_folder()))
+    except (CheckpointError, ImageError) as exc:
         raise gr.Error(str(exc)) from exc
     s = run.snapshot()
     return f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now."
