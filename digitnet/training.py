@@ -275,6 +275,11 @@ class TrainConfig(Config):
     freeze: bool | None = setting(None, "FreezeOut: stop training the first feature block after a third of the "
                                   "steps and the second after two thirds (default: the model's fast recipe)",
                                   label="FreezeOut", visitor=True)
+    # Where FreezeOut starts: the first block stops after this part of the run's steps, the others at
+    # even steps from there to the end (None: block k of K at k/(K+1), LeNet's thirds).
+    freeze_from: float | None = setting(None, "FreezeOut: the part of the run after which the first feature block "
+                                        "stops training, the next ones evenly spaced after it (default: thirds)",
+                                        label="FreezeOut start", lo=0, hi=1, lo_open=True, hi_open=True)
     seed: int = setting(0, "random seed", lo=0, hi=2**31 - 1, visitor=True)
     momentum: float = setting(0.9, "momentum (SGD only)", lo=0, hi=1, visitor=True, advanced=True)
     step_size: int = setting(5, "StepLR: epochs between decays (the seed: 5)", label="StepLR step size", lo=1,
@@ -737,10 +742,13 @@ class Trainer(TrainingRun):
         steps = math.ceil(len(self.train_split) / cfg.batch_size)
         self.scheduler, self.per_batch = make_scheduler(self.optimizer, cfg, steps)
         self.ema = WeightEMA(model, cfg.ema) if cfg.ema else None
-        # FreezeOut: block k of K stops training once k/(K+1) of the run's steps are done
+        # FreezeOut: block k of K stops training once f + (1 - f)(k - 1)/K of the run's steps are done
+        # (f = freeze_from; by default 1/(K+1), which puts block k at k/(K+1))
         blocks = FEATURE_BLOCKS[cfg.model] if cfg.freeze else ()
         total = run_steps(cfg.epochs, steps)
-        self.freeze_plan = {round(total * k / (len(blocks) + 1)): block for k, block in enumerate(blocks, 1)}
+        start = cfg.freeze_from if cfg.freeze_from is not None else 1 / (len(blocks) + 1)
+        self.freeze_plan = {round(total * (start + (1 - start) * (k - 1) / len(blocks))): block
+                            for k, block in enumerate(blocks, 1)}
         self.steps_done = 0
         # What validation sees: the average, when on (the benchmark's per-epoch test pass reads it too).
         self.eval_model = copy.deepcopy(model) if self.ema else model
