@@ -49,6 +49,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import record
+
 REPO = Path(__file__).resolve().parent.parent
 
 MODEL_NAMES = ("mlp", "cnnnet", "lenet")
@@ -580,11 +582,10 @@ def main(argv: list[str] | None = None) -> int:
     from digitnet.data import data_dir, ensure_mnist
 
     args.data = str(ensure_mnist(data_dir(args.data), download=False).resolve())
+    header = record.start(argv)
     report = run_benchmark(args)
     print(format_table(report))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    record.write(args.json, header, report)
     if args.plot:
         print(f"saved {save_plot(report, args.plot)}")
     return 0
