@@ -3,6 +3,7 @@
     python -m benchmarks.seeds --model lenet --seeds 0,1,2,3,4             # the default recipe
     python -m benchmarks.seeds --model lenet --set epochs=1 --set lr=0.01   # a candidate
     python -m benchmarks.seeds --model lenet --seeds 0-9 --json benchmarks/results/seeds-lenet.json
+    python -m benchmarks.seeds --merge runs/s*.json --json benchmarks/results/seeds-lenet.json  # one run per seed
 
 Each run goes through the same ``Trainer`` as the app and the command line (no checkpoint is
 written; with ``--threads 0``, the default, the same thread count as ``python -m digitnet.train``,
@@ -15,6 +16,7 @@ but depend on the machine's load. Figures: benchmarks/RESULTS-speed.md.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -74,6 +76,22 @@ def run_seeds(model: str, seeds: list[int], overrides: dict, data: str | None = 
             "test_at_target": sum(r["test_acc"] >= target for r in runs)}
 
 
+def merge(reports: list[dict]) -> dict:
+    """One report from several of the same recipe (e.g. one process per seed); each run keeps its record."""
+    first = reports[0]
+    for r in reports[1:]:
+        if (r["model"], r["overrides"], r["config"]) != (first["model"], first["overrides"], first["config"]):
+            raise ValueError(f"not the same recipe: {r['model']} {r['overrides']} vs {first['model']} {first['overrides']}")
+    runs = sorted((dict(run, record=rep.get("record")) for rep in reports for run in rep["runs"]), key=lambda r: r["seed"])
+    if len({r["seed"] for r in runs}) != len(runs):
+        raise ValueError("a seed appears twice")
+    val_mean, val_std = summary([r["val_acc"] for r in runs])
+    test_mean, test_std = summary([r["test_acc"] for r in runs])
+    return {**{k: first[k] for k in ("model", "overrides", "config", "target")}, "runs": runs,
+            "val_mean": val_mean, "val_std": val_std, "test_mean": test_mean, "test_std": test_std,
+            "test_min": min(r["test_acc"] for r in runs), "test_at_target": sum(r["test_acc"] >= first["target"] for r in runs)}
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0,1,2' or '0-9' (or a mix: '0-4,7') -> a list of seeds."""
     seeds = []
@@ -93,10 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: 0 = every usable core)")
     p.add_argument("--data", default=None, help="MNIST root (default: $DIGITNET_DATA or ./data)")
     p.add_argument("--json", default=None, help="also write the report as JSON here")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="train nothing: merge these reports of one recipe (e.g. one per seed) into one (default: off)")
     args = p.parse_args(argv)
-    seeds = parse_seeds(args.seeds)
     header = record.start(argv)
-    report = run_seeds(args.model, seeds, dict(args.overrides), args.data, args.threads)
+    if args.merge:
+        report = merge([json.loads(Path(f).read_text()) for f in args.merge])
+        seeds = [r["seed"] for r in report["runs"]]
+        args.model, args.overrides = report["model"], list(report["overrides"].items())
+    else:
+        seeds = parse_seeds(args.seeds)
+        report = run_seeds(args.model, seeds, dict(args.overrides), args.data, args.threads)
     print(f"{args.model} {dict(args.overrides) or 'defaults'}: val {report['val_mean'] * 100:.2f} +- "
           f"{report['val_std'] * 100:.2f}%, test {report['test_mean'] * 100:.2f} +- {report['test_std'] * 100:.2f}% "
           f"({report['test_at_target']}/{len(seeds)} seeds >= {report['target'] * 100:.1f}%)")
