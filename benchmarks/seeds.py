@@ -76,18 +76,31 @@ def run_seeds(model: str, seeds: list[int], overrides: dict, data: str | None = 
             "test_at_target": sum(r["test_acc"] >= target for r in runs)}
 
 
+def effective(config: dict) -> dict:
+    """A run's config as the run used it: FreezeOut's start spelled out (None meant thirds for two blocks)."""
+    from digitnet.models import FEATURE_BLOCKS
+
+    out = dict(config)
+    if out.get("freeze") and out.get("freeze_from") is None:
+        out["freeze_from"] = 1 / (len(FEATURE_BLOCKS[out["model"]]) + 1)
+    return out
+
+
 def merge(reports: list[dict]) -> dict:
-    """One report from several of the same recipe (e.g. one process per seed); each run keeps its record."""
+    """One report from several runs of the same recipe (e.g. one process per seed; the recipe may have been
+    spelled with different overrides as defaults changed); each run keeps its own record and overrides."""
     first = reports[0]
     for r in reports[1:]:
-        if (r["model"], r["overrides"], r["config"]) != (first["model"], first["overrides"], first["config"]):
+        if r["model"] != first["model"] or effective(r["config"]) != effective(first["config"]):
             raise ValueError(f"not the same recipe: {r['model']} {r['overrides']} vs {first['model']} {first['overrides']}")
-    runs = sorted((dict(run, record=rep.get("record")) for rep in reports for run in rep["runs"]), key=lambda r: r["seed"])
+    runs = sorted((dict(run, record=rep.get("record"), overrides=rep["overrides"]) for rep in reports for run in rep["runs"]),
+                  key=lambda r: r["seed"])
     if len({r["seed"] for r in runs}) != len(runs):
         raise ValueError("a seed appears twice")
     val_mean, val_std = summary([r["val_acc"] for r in runs])
     test_mean, test_std = summary([r["test_acc"] for r in runs])
-    return {**{k: first[k] for k in ("model", "overrides", "config", "target")}, "runs": runs,
+    return {"model": first["model"], "overrides": first["overrides"], "config": effective(first["config"]),
+            "target": first["target"], "runs": runs,
             "val_mean": val_mean, "val_std": val_std, "test_mean": test_mean, "test_std": test_std,
             "test_min": min(r["test_acc"] for r in runs), "test_at_target": sum(r["test_acc"] >= first["target"] for r in runs)}
 

@@ -30,6 +30,8 @@ def test_a_tiny_run_reports_each_seed_and_merges_with_another(tmp_path, mnist):
     assert merged["test_at_target"] == sum(t >= 0.98 for t in tests)
     with pytest.raises(ValueError, match="twice"):
         seeds.merge([one, one])
-    other = dict(one, overrides={"epochs": 2})
+    other = dict(one, config=dict(one["config"], epochs=2))
     with pytest.raises(ValueError, match="not the same recipe"):
         seeds.merge([one, other])
+    lenet = {"model": "lenet", "freeze": True, "freeze_from": None}
+    assert seeds.effective(lenet)["freeze_from"] == pytest.approx(1 / 3)  # thirds, as the runs did them
