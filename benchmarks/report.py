@@ -137,19 +137,19 @@ def app_train(rec: dict) -> tuple[str, str]:
     return "a visitor's Train click with the fast recipe, while the app serves", ", ".join(parts)
 
 
-def visitors_queue(rec: dict) -> tuple[str, str]:
+def visitors(rec: dict) -> tuple[str, str]:
     runs = rec["runs"]
     done = sum(r.get("state") == "done" for r in runs)
     idle, training = rec["idle"], rec["training"]
-    return (f"{len(runs)} visitors queue a run while others draw: runs finished, drawing latency idle → training, "
-            "errors", f"{done} of {len(runs)}; median {idle['median_ms'] / 1000:.1f} → {training['median_ms'] / 1000:.1f} s; "
-            f"{idle['errors'] + training['errors']}")
-
-
-def visitors_memory(rec: dict) -> tuple[str, str]:
-    s = rec["sessions"]
-    return (f"server memory after {s['sessions']} sessions came, trained or added digits, and left",
-            f"{s['growth_mb']:+.0f} MB")
+    what = (f"{len(runs)} visitors queue a run while others draw: runs finished, drawing latency idle → training, "
+            "errors")
+    figure = (f"{done} of {len(runs)}; median {idle['median_ms'] / 1000:.1f} → {training['median_ms'] / 1000:.1f} s; "
+              f"{idle['errors'] + training['errors']}")
+    s = rec.get("sessions")
+    if s:
+        what += f"; server memory after {s['sessions']} sessions came, trained or added digits, and left"
+        figure += f"; {s['growth_mb']:+.0f} MB"
+    return what, figure
 
 
 # (sources, row function, command, RESULTS file); a row whose record is missing is left out
@@ -161,8 +161,7 @@ ROWS: list[Row] = [
     (("speed",), speed, "python -m benchmarks.vs_seed --repeats 3", "RESULTS-speed"),
     (("seeds-lenet", "seeds-cnnnet", "seeds-mlp"), None, "python -m benchmarks.seeds --seeds 0-9", "RESULTS-speed"),
     (("app_train",), app_train, "python -m benchmarks.app_train", "RESULTS-app"),
-    (("visitors",), visitors_queue, "python -m benchmarks.visitors", "RESULTS-visitors"),
-    (("visitors",), visitors_memory, "python -m benchmarks.visitors", "RESULTS-visitors"),
+    (("visitors",), visitors, "python -m benchmarks.visitors", "RESULTS-visitors"),
 ]
 
 
