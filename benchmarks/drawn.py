@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-examples", default=None, help="save the first 12 drawings and what the model saw as a PNG")
     args = p.parse_args(argv)
 
-    header = record.start(argv)
+    rec = record.start(argv)
     torch.set_num_threads(1)  # single-image inference; see digitnet/predict.py
     t0 = time.perf_counter()
     drawings = make_drawings(args.n, args.seed, args.data, args.split)
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.save_examples:
         save_examples(drawings[:12], args.save_examples)
-    record.write(args.json, header, figures)
+    record.write(args.json, rec, figures)
     return 0
 
 

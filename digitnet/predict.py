@@ -35,7 +35,7 @@ DEFAULT_MODEL = "lenet"
 # models); what it flags of drawn test digits and of non-digits is reported in the README's figures
 # and benchmarks/RESULTS-calibration.md. Temperature scaling alone cannot do more: a network that
 # has only seen digits gives a drawn letter a high probability of being some digit.
-UNSURE_BELOW = 0.96
+UNSURE_BELOW = 0.97
 
 
 class ModelUnavailable(RuntimeError):

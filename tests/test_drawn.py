@@ -15,11 +15,13 @@ BOUNDS = {"lenet": 0.965, "cnnnet": 0.965, "mlp": 0.94}
 
 @pytest.fixture(scope="module")
 def drawings(mnist):
-    return make_drawings(SAMPLE, seed=0)
+    # Validation digits: a bound that would keep a file from shipping is a choice, and test chooses nothing
+    # (the test version of the benchmark reports: benchmarks/results/drawn.json).
+    return make_drawings(SAMPLE, seed=0, split="val")
 
 
 def test_drawings_are_deterministic_and_varied(drawings):
-    again = make_drawings(6, seed=0)
+    again = make_drawings(6, seed=0, split="val")
     assert all((a.canvas == b.canvas).all() and a.label == b.label for a, b in zip(drawings[:6], again))
     assert {d.style for d in drawings} == {"scaled", "thin", "thick"}
     fractions = [d.fraction for d in drawings]

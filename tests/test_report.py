@@ -37,3 +37,10 @@ def test_every_record_says_when_where_and_how_it_was_made():
         rec = json.loads(path.read_text())["record"]
         assert rec["date"][:4].isdigit() and rec["commit"] and rec["command"].startswith("python"), path.name
         assert rec["machine"]["cores"] >= 1 and "cpu_model" in rec["machine"], path.name
+
+
+def test_the_apps_not_sure_threshold_is_the_one_the_record_chose_on_validation():
+    from digitnet.predict import UNSURE_BELOW
+
+    figures = report.load("calibration")
+    assert figures["chosen"] == UNSURE_BELOW  # rerun benchmarks.calibration, or set UNSURE_BELOW to its choice
