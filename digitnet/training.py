@@ -262,8 +262,8 @@ class TrainConfig(Config):
     # one- and two-epoch runs (it keeps the short run from chasing over-confident logits).
     label_smoothing: float = setting(0.1, "cross-entropy label smoothing", lo=0, hi=0.5, visitor=True, step=0.05)
     dropout: float = setting(0.0, "dropout probability", lo=0, hi=0.9, visitor=True, step=0.05)
-    # Off by default: in a run of an epoch or two it lowers LeNet's validation accuracy and costs time;
-    # it pays in longer runs (the shipped checkpoints are trained with it on; benchmarks/RESULTS-speed.md).
+    # Off by default: in a run of an epoch or two it cost LeNet accuracy and time (measured on test by an
+    # earlier session, not re-checked on validation); it pays in longer runs (the shipped files use it).
     augment: bool = setting(False, "random small rotations/shifts/scales/shears of each batch (never flips)",
                             label="augmentation", visitor=True)
     # FreezeOut (Brock et al., 2017): a model's first layers settle early, and once they stop training
