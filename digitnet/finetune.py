@@ -220,7 +220,7 @@ class FineTuneConfig(Config):
     # twice as many MNIST images per batch bring back down.
     epochs: int = setting(12, "rounds of steps_per_epoch steps, each ending with a validation point on the curves",
                           lo=1, hi="max_epochs")
-    # 300 steps in all: ~4 s for the MLP, ~10 s for LeNet, ~15 s for CNNNet.
+    # 300 steps in all: seconds on 2 cores (benchmarks/RESULTS-explain.md).
     steps_per_epoch: int = setting(25, "steps per round", label="steps per epoch", lo=1, hi=100_000)
     personal_per_batch: int = setting(16, "my digits per batch, drawn with replacement, each freshly augmented",
                                       label="personal digits per batch", lo=1, hi=4096)

@@ -10,10 +10,10 @@ import os
 
 FALSE_WORDS = ("0", "false", "no", "off")
 
-DEFAULT_MAX_EPOCHS = 30  # DIGITNET_MAX_EPOCHS when unset: ~3 minutes of LeNet on 2 cores
-# DIGITNET_MAX_QUEUE when unset: runs waiting behind the running one. With the default
-# two-epoch LeNet (about 15 s on 2 cores) twenty runs are a five-minute wait, about what a
-# visitor of a public demo will sit through; beyond that they are told to come back.
+DEFAULT_MAX_EPOCHS = 30  # DIGITNET_MAX_EPOCHS when unset: a few minutes of LeNet on 2 cores
+# DIGITNET_MAX_QUEUE when unset: runs waiting behind the running one. With the default fast
+# recipe (seconds a run on 2 cores: benchmarks/RESULTS-speed.md) twenty runs are a wait of a few
+# minutes, about what a visitor of a public demo will sit through; beyond that they are told to come back.
 DEFAULT_MAX_QUEUE = 20
 # DIGITNET_MAX_RUN_SECONDS when unset: what 30 epochs of the slowest model's fast recipe (CNNNet,
 # ~5 s an epoch) take on 2 cores, with room to spare: ~2.5 minutes, so every run the form's

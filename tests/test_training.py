@@ -85,7 +85,7 @@ def test_a_part_of_an_epoch_ends_the_run_halfway_through_the_next_pass_on_the_sc
 @pytest.mark.parametrize("freeze", [True, False])
 def test_freezeout_stops_the_feature_blocks_at_a_third_and_two_thirds_of_the_run(freeze):
     seen = []  # after each step: (conv1's weights, conv2's, fc1's), copied
-    trainer = Trainer(small_config(model="lenet", epochs=1.5, freeze=freeze, log_every=1),
+    trainer = Trainer(small_config(model="lenet", epochs=1.5, freeze=freeze, freeze_from=1 / 3, log_every=1),
                       lambda e: isinstance(e, BatchProgress) and seen.append(
                           [getattr(trainer.model, n).weight.detach().clone() for n in ("conv1", "conv2", "fc1")]),
                       save=False)
@@ -101,6 +101,21 @@ def test_freezeout_stops_the_feature_blocks_at_a_third_and_two_thirds_of_the_run
     assert all(p.requires_grad for p in trainer.model.parameters())  # the delivered model is a plain one
     assert result.test_acc > 0.8
     assert TrainConfig(model="lenet").freeze is True and TrainConfig(model="cnnnet").freeze is False
+    assert TrainConfig(model="lenet").freeze_from == 0.5 and TrainConfig(model="cnnnet").freeze_from is None
+
+
+def test_freezeout_can_start_later():  # LeNet's fast recipe: halfway and three quarters
+    seen = []  # after each step: (conv1's weights, conv2's), copied
+    trainer = Trainer(small_config(model="lenet", epochs=1.5, freeze=True, log_every=1),
+                      lambda e: isinstance(e, BatchProgress) and seen.append(
+                          [getattr(trainer.model, n).weight.detach().clone() for n in ("conv1", "conv2")]),
+                      save=False)
+    trainer.run()
+    moved = [[not torch.equal(a, b) for a, b in zip(before, after)] for before, after in zip(seen, seen[1:])]
+    # of 45 steps: conv1 stops after half (22 or 23: round(22.5)), conv2 after three quarters (34)
+    stop1, stop2 = round(45 * 0.5), round(45 * 0.75)
+    assert all(m[0] for m in moved[:stop1 - 1]) and not any(m[0] for m in moved[stop1 - 1:])
+    assert all(m[1] for m in moved[:stop2 - 1]) and not any(m[1] for m in moved[stop2 - 1:])
 
 
 def test_seeded_runs_are_reproducible():

@@ -245,8 +245,12 @@ def test_the_fast_recipe_follows_the_model_until_the_visitor_changes_it(browser,
         expect(epochs).to_have_value("1")
         expect(lr).to_have_value("0.01")
         set_number(batch, 64)  # the visitor's own choice...
-        page.get_by_role("radio", name="LeNet").check()
-        page.wait_for_timeout(1_000)  # what the change event would have done, it has done by now
+        # Picking a model asks the server (an unqueued POST to /run/...); wait for its answer, which would
+        # carry the new recipe's values had the form been a fast one, and check that it carries none.
+        with page.expect_response(lambda r: "/run/" in r.url and r.request.method == "POST") as answered:
+            page.get_by_role("radio", name="LeNet").check()
+        updates = answered.value.json()["data"]
+        assert updates and all(u.get("__type__") == "update" and "value" not in u for u in updates), updates
         expect(epochs).to_have_value("1")  # ...so picking another model leaves the form alone
         expect(batch).to_have_value("64")
         expect(lr).to_have_value("0.01")
