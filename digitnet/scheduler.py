@@ -97,7 +97,7 @@ class RunState:
     eta_seconds: float | None = None
     elapsed: float = 0.0
     message: str = ""
-    history: list[dict] = field(default_factory=list)  # EpochMetrics as dicts
+    history: list[dict] = field(default_factory=list)  # EpochMetrics (validation points) as dicts
     loss_points: list[tuple[float, float]] = field(default_factory=list)  # (epochs done, running loss)
     result: TrainResult | None = None
     finetune: dict | None = None  # a finished fine-tune: personal digits, accuracy before/after, ...
@@ -209,7 +209,7 @@ class Run:
                 s.done, s.eta_seconds, s.elapsed = event.done, event.eta_seconds, event.elapsed
                 s.loss_points.append((event.done, event.train_loss))
                 unit = "round" if s.kind == "finetune" else "epoch"
-                s.message = (f"{DISPLAY_NAMES[s.model]}: {unit} {event.epoch}/{event.epochs:g}, batch "
+                s.message = (f"{DISPLAY_NAMES[s.model]}: {unit} {event.epoch}/{math.ceil(event.epochs)}, batch "
                              f"{event.batch}/{event.batches}, {event.samples_per_second:,.0f} images/s")
             elif isinstance(event, EpochMetrics):
                 s.history.append({k: _json_float(v) if isinstance(v, float) else v for k, v in asdict(event).items()})
@@ -462,7 +462,7 @@ class Scheduler:
             run._end("error", f"{name} training failed: {detail}")
             return
         if result.state != "done":
-            done = len(result.history)
+            done = sum(1 for m in result.history if m.epoch_end)  # several validation points an epoch
             unit = "round" if run.snapshot().kind == "finetune" else "epoch"
             run._end("stopped", f"{name} stopped after {done} full {unit}{'s' if done != 1 else ''}; "
                                 "your drawings keep the weights they had.")
