@@ -371,6 +371,7 @@ class EpochMetrics:
     val_images: int = 0  # validation images it used: a fixed subset, all of them at the run's last point
     epoch_end: bool = True  # the point closes an epoch (or the run's last, partial one)
     probe: list[int] | None = None  # the model's answers for the PROBE_INDICES test digits
+    elapsed: float = 0.0  # seconds since the run started (data loading included), as BatchProgress.elapsed
 
 
 # A fixed grid of MNIST test digits whose answers the Train tab shows changing as a model learns:
@@ -743,7 +744,7 @@ class TrainingRun:
             metrics = EpochMetrics(
                 epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
                 seconds=now - last_point[0], lr=self.optimizer.param_groups[0]["lr"], val_images=val_images,
-                epoch_end=epoch_end or final, probe=probe,
+                epoch_end=epoch_end or final, probe=probe, elapsed=now - t0,
             )
             last_point[0] = now
             history.append(metrics)
