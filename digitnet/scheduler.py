@@ -99,6 +99,7 @@ class RunState:
     message: str = ""
     history: list[dict] = field(default_factory=list)  # EpochMetrics (validation points) as dicts
     loss_points: list[tuple[float, float]] = field(default_factory=list)  # (epochs done, running loss)
+    loss_seconds: list[float] = field(default_factory=list)  # each loss point's seconds since the run started
     result: TrainResult | None = None
     finetune: dict | None = None  # a finished fine-tune: personal digits, accuracy before/after, ...
     test_acc: float | None = None
@@ -138,7 +139,8 @@ class Run:
         """A consistent copy of the live state (lists copied, so callers may keep it)."""
         with self._lock:
             s = self._state
-            return replace(s, history=list(s.history), loss_points=list(s.loss_points), config=dict(s.config))
+            return replace(s, history=list(s.history), loss_points=list(s.loss_points),
+                           loss_seconds=list(s.loss_seconds), config=dict(s.config))
 
     @property
     def number(self) -> int:
@@ -208,6 +210,7 @@ class Run:
                 s.epoch, s.epochs, s.batch, s.batches = event.epoch, event.epochs, event.batch, event.batches
                 s.done, s.eta_seconds, s.elapsed = event.done, event.eta_seconds, event.elapsed
                 s.loss_points.append((event.done, event.train_loss))
+                s.loss_seconds.append(round(event.elapsed, 2))
                 unit = "round" if s.kind == "finetune" else "epoch"
                 s.message = (f"{DISPLAY_NAMES[s.model]}: {unit} {event.epoch}/{math.ceil(event.epochs)}, batch "
                              f"{event.batch}/{event.batches}, {event.samples_per_second:,.0f} images/s")
