@@ -248,6 +248,8 @@ function render() {
   root.dataset.lossPoints = String(loss);
   root.dataset.valPoints = String(val);
   root.dataset.series = String(state.series.length);
+  const live = state.series[0];
+  root.dataset.lastEpoch = live && live.loss.length ? String(live.loss[live.loss.length - 1][0]) : '';
   root.dataset.seedShown = String(seedCurves().length);
   root.dataset.x = xAxis;
   draw('loss');
