@@ -283,9 +283,13 @@ function apply(v) {
 root.dataset.uid = 'curves-' + Math.random().toString(36).slice(2, 9);
 for (const radio of element.querySelectorAll('input[data-role=x]')) {
   radio.name = root.dataset.uid + '-x';
+  radio.checked = radio.value === xAxis;  // set here: the template's attributes may not survive rendering
   radio.addEventListener('change', () => { if (radio.checked) { xAxis = radio.value; render(); } });
 }
-if (seedBox) seedBox.addEventListener('change', render);
+if (seedBox) {
+  seedBox.checked = true;
+  seedBox.addEventListener('change', render);
+}
 watch('value', () => apply(props.value));
 apply(props.value);
 render();
