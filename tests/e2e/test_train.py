@@ -165,7 +165,7 @@ def test_a_short_run_draws_dense_curves_and_shows_results(page, checkpoints_dir)
     # Drawn: a line per curve, a marker per validation point, ticks with at most 2 decimals.
     acc = page.locator("#train-curves [data-chart=acc]")
     assert acc.locator("circle").count() >= 10 and acc.locator("path").count() >= 2
-    ticks = page.locator("#train-curves text.tick").all_inner_texts()
+    ticks = page.locator("#train-curves text.tick").evaluate_all("(els) => els.map((e) => e.textContent)")
     assert ticks and all(TICK_LABEL.match(t) for t in ticks), ticks
     # The run joins the visitor's history, and its curves the overlay.
     assert re.search(r"^1\s+LeNet\s+3 ep .*\s+done\s+\d+\.\d\d%\s+\d+ s$", run_rows(page, 1)[0]), run_rows(page, 1)
