@@ -202,14 +202,15 @@ def stop_click(ctx: Context, ws: Workspace) -> str:
     return s.message
 
 
-def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.LiveFeed, results: bool = True,
-         tables: bool = True) -> tuple:
+def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.LiveFeed | None = None,
+         results: bool = True, tables: bool = True) -> tuple:
     """What the Train tab shows of the visitor's latest run (the live chart gets only what ``feed`` has not
     sent), and, with ``tables``, their runs and the overlay."""
     run = ws.latest()
     s = None if run is None else run.snapshot()
     position = None if run is None else ctx.scheduler.position(run)
     starts_in = None if run is None else ctx.scheduler.seconds_until_start(run)
+    feed = feed or curves.LiveFeed(ctx.data_root)  # a fresh one sends the whole picture
     live = feed.update(None if run is None else run.number, s, position, starts_in)
     if not results:
         done = (gr.skip(),) * 3
