@@ -66,6 +66,8 @@ CSS_TEMPLATE = """
 & .curves-progress progress { width: 100%; height: 10px; }
 & .curves-controls { display: flex; flex-wrap: wrap; gap: 4px 14px; align-items: center; color: var(--body-text-color-subdued, #555); }
 & .curves-controls label { display: inline-flex; gap: 4px; align-items: center; cursor: pointer; }
+& .curves-controls input { appearance: auto; -webkit-appearance: auto; background-image: none; width: 14px;
+  height: 14px; margin: 0; accent-color: #2563eb; }
 & .curves-charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 10px; }
 & .curves-chart { margin: 0; border: 1px solid var(--border-color-primary, #ddd); border-radius: 8px; padding: 6px; }
 & .curves-chart figcaption { font-weight: 600; }
