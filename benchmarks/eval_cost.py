@@ -1,10 +1,10 @@
 """What the dense curves cost: evaluation time as a share of a default run, against one validation per epoch.
 
 A default run (``TrainConfig()``: LeNet's fast recipe, 1.5 epochs on all 55,000 training images)
-makes 12 validation points on the first 1,000 validation images and the last on all 5,000
+makes 12 validation points, 11 on the first 500 validation images and the last on all 5,000
 (whose logits also fit the temperature), each with the 16 probe digits' answers. Before, it
 made one validation per epoch on all 5,000 and a separate pass for the temperature. This
-runs both, paired and alternated (``val_points=1, val_subset=5000`` is the old schedule), in
+runs both, paired and alternated (``val_points=1, val_subset=5000`` is the old schedule; ``--components`` times the parts in one process instead), in
 fresh processes, and reports each run's validation seconds and test + calibration seconds as
 a share of its whole run (data loading to checkpoint). Ratios within a pair are what to read
 on a shared machine.
@@ -49,6 +49,65 @@ def child(model: str, overrides: dict, data: str | None) -> dict:
             "val_acc": result.history[-1].val_acc, "test_acc": result.test_acc}
 
 
+def components(model: str, data: str | None, repeats: int) -> dict:
+    """Time, in this one process, what a default run is made of: a training step, a validation point on
+    the subset, the last one on the whole split, the probe digits; the run's shares follow from its counts.
+    (Quick and paired, for a machine too busy for whole runs; the whole runs are the real figure.)"""
+    import math
+
+    import torch
+
+    from digitnet import data as mdata
+    from digitnet.training import (PROBE_INDICES, TrainConfig, make_optimizer, run_steps, supervised_step,
+                                   evaluate, build_model, usable_cores)
+
+    torch.set_num_threads(usable_cores())
+    cfg = TrainConfig(model=model).validate()
+    mnist = mdata.load_mnist(data)
+    train, val = mdata.train_val_split(mnist, cfg.val_size)
+    steps = math.ceil(len(train) / cfg.batch_size)
+    total = run_steps(cfg.epochs, steps)
+    points = max(cfg.val_points, math.ceil(total / steps))
+    net = build_model(model)
+    opt = make_optimizer(net, cfg)
+    subset = mdata.Split(val.images[:cfg.val_subset], val.labels[:cfg.val_subset])
+    probe = mdata.normalize(mnist.test_images[list(PROBE_INDICES)])
+    batches = mdata.iterate_batches(train, cfg.batch_size, generator=torch.Generator().manual_seed(0))
+    x, y = next(iter(batches))
+
+    def timed(fn, n):
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+        return statistics.median(out)
+
+    def probe_pass():
+        net.eval()
+        with torch.inference_mode():
+            net(probe).argmax(1).tolist()
+
+    timed(lambda: supervised_step(net.train(), opt, x, y, cfg.label_smoothing), 5)  # warm-up
+    rows = []
+    for _ in range(repeats):
+        rows.append({"step": timed(lambda: supervised_step(net.train(), opt, x, y, cfg.label_smoothing), 20),
+                     "subset": timed(lambda: evaluate(net, subset, torch.device("cpu")), 3),
+                     "full": timed(lambda: evaluate(net, val, torch.device("cpu")), 2),
+                     "probe": timed(probe_pass, 10), "load": os.getloadavg()[0]})
+    med = {k: statistics.median(r[k] for r in rows) for k in ("step", "subset", "full", "probe")}
+    training = total * med["step"]
+    dense = (points - 1) * med["subset"] + med["full"] + points * med["probe"]
+    # before: one validation per epoch on the whole split, and a second pass over it for the temperature
+    before = math.ceil(total / steps) * med["full"] + med["full"]
+    dense_total = dense  # the temperature reuses the last point's logits
+    return {"steps": total, "validation_points": points, "seconds": med, "rows": rows,
+            "training_seconds_estimate": training,
+            "dense_evaluation_seconds": dense_total, "per_epoch_evaluation_seconds": before,
+            "dense_share": dense_total / (training + dense_total),
+            "per_epoch_share": before / (training + before)}
+
+
 def commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
@@ -63,8 +122,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="paired repeats, medians reported (default: 3)")
     p.add_argument("--data", default=None, help="MNIST root holding MNIST/raw/ (default: $DIGITNET_DATA or ./data)")
     p.add_argument("--json", default=str(DEFAULT_JSON), help=f"where to write the record (default: {DEFAULT_JSON})")
+    p.add_argument("--components", action="store_true",
+                   help="time a step and each evaluation in one process instead of whole runs (a busy machine)")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.components:
+        out = components(args.model, args.data, args.repeats)
+        report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit(),
+                  "command": "python -m benchmarks.eval_cost " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "model": args.model, "components": out,
+                  "checks": {"dense_evaluation_under_5pct": out["dense_share"] <= LIMIT_EVAL_SHARE}}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+        print(f"{args.model}: {out['steps']} steps of {out['seconds']['step'] * 1000:.1f} ms; a subset point "
+              f"{out['seconds']['subset'] * 1000:.1f} ms, the whole split {out['seconds']['full'] * 1000:.1f} ms, the "
+              f"probe {out['seconds']['probe'] * 1000:.2f} ms -> evaluation {out['dense_share']:.1%} of the run "
+              f"(one validation per epoch + a temperature pass: {out['per_epoch_share']:.1%})")
+        print(f"wrote {args.json}")
+        return 0
     if args._child:
         print(json.dumps(child(args.model, SCHEDULES[args._child], args.data)))
         return 0
