@@ -218,13 +218,18 @@ def _digitnet_run(model_name: str, overrides: dict, data: str, train_limit: int 
             with clock.pause():  # the live weights, mid-epoch: a point on the curve only
                 curve.append((clock.now(), event.done, test_accuracy(trainer.model)))
         elif isinstance(event, EpochMetrics):
+            pending[0] += event.seconds  # several validation points an epoch: the epoch ends at the last
+            if not event.epoch_end:
+                return
             elapsed.append(clock.now())
-            epoch_seconds.append(event.seconds)
+            epoch_seconds.append(pending[0])
+            pending[0] = 0.0
             with clock.pause():  # what the run delivers (the weight average, when the recipe keeps one)
                 test_acc.append(test_accuracy(trainer.eval_model))
             curve.append((elapsed[-1], float(event.epoch), test_acc[-1]))
 
     marks: dict[int, set[int]] = {}
+    pending = [0.0]  # seconds of the epoch's validation points so far
     cfg = TrainConfig(model=model_name, train_limit=train_limit, test_limit=test_limit, device="cpu", **overrides)
     if points:  # progress events at least as often as the curve's points need them
         cfg.log_every = 1

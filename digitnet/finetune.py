@@ -347,10 +347,10 @@ class FineTuner(TrainingRun):
         loss, logits = supervised_step(self.model, self.optimizer, x, y, extra_loss=extra)
         return loss, logits, y
 
-    def validate(self) -> tuple[float, float]:
-        if not len(self.val):
-            return float("nan"), float("nan")
-        return evaluate(self.model, self.val, self.device, mean=self.mean, std=self.std)[:2]
+    def validate(self, full: bool = True) -> tuple[float, float, int]:
+        if not len(self.val):  # one point per round, each on the same few hundred images: no subset
+            return float("nan"), float("nan"), 0
+        return (*evaluate(self.model, self.val, self.device, mean=self.mean, std=self.std)[:2], len(self.val))
 
     def finish(self, result: TrainResult) -> None:
         cfg, device = self.config, self.device

@@ -118,8 +118,9 @@ class RunState:
     eta_seconds: float | None = None
     elapsed: float = 0.0
     message: str = ""
-    history: list[dict] = field(default_factory=list)  # EpochMetrics as dicts
+    history: list[dict] = field(default_factory=list)  # EpochMetrics (validation points) as dicts
     loss_points: list[tuple[float, float]] = field(default_factory=list)  # (epochs done, running loss)
+    loss_seconds: list[float] = field(default_factory=list)  # each loss point's seconds since the run started
     result: TrainResult | None = None
     finetune: dict | None = None  # a finished fine-tune: personal digits, accuracy before/after, ...
     test_acc: float | None = None
@@ -161,7 +162,8 @@ class Run:
         """A consistent copy of the live state (lists copied, so callers may keep it)."""
         with self._lock:
             s = self._state
-            return replace(s, history=list(s.history), loss_points=list(s.loss_points), config=dict(s.config))
+            return replace(s, history=list(s.history), loss_points=list(s.loss_points),
+                           loss_seconds=list(s.loss_seconds), config=dict(s.config))
 
     @property
     def number(self) -> int:
@@ -236,8 +238,9 @@ class Run:
                 s.epoch, s.epochs, s.batch, s.batches = event.epoch, event.epochs, event.batch, event.batches
                 s.done, s.eta_seconds, s.elapsed = event.done, event.eta_seconds, event.elapsed
                 s.loss_points.append((event.done, event.train_loss))
+                s.loss_seconds.append(round(event.elapsed, 2))
                 unit = "round" if s.kind == "finetune" else "epoch"
-                s.message = (f"{DISPLAY_NAMES[s.model]}: {unit} {event.epoch}/{event.epochs:g}, batch "
+                s.message = (f"{DISPLAY_NAMES[s.model]}: {unit} {event.epoch}/{math.ceil(event.epochs)}, batch "
                              f"{event.batch}/{event.batches}, {event.samples_per_second:,.0f} images/s")
             elif isinstance(event, EpochMetrics):
                 s.history.append({k: _json_float(v) if isinstance(v, float) else v for k, v in asdict(event).items()})
@@ -532,7 +535,7 @@ class Scheduler:
                                 "far past it. Your drawings keep the weights they had.")
             return
         if result.state != "done":
-            done = len(result.history)
+            done = sum(1 for m in result.history if m.epoch_end)  # several validation points an epoch
             unit = "round" if run.snapshot().kind == "finetune" else "epoch"
             run._end("stopped", f"{name} stopped after {done} full {unit}{'s' if done != 1 else ''}; "
                                 "your drawings keep the weights they had.")

@@ -20,7 +20,7 @@ import time
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 import numpy as np
 import torch
@@ -300,7 +300,19 @@ class TrainConfig(Config):
     train_limit: int | None = setting(None, "use only this many training images (tests, quick demos; default: all 55,000)",
                                       lo=1)
     test_limit: int | None = setting(None, "evaluate on only this many test images (default: all 10,000)", lo=1)
-    log_every: int = setting(50, "batches between running-loss reports", lo=1)
+    log_every: int = setting(50, "batches between running-loss reports at most (a run makes at least loss_points)",
+                             lo=1)
+    # Curves a visitor can watch whatever the run's length (0.5 to 30 epochs): the report interval
+    # shrinks below log_every so that a run has at least this many training-loss points...
+    loss_points: int = setting(60, "training-loss points per run, at least", lo=1)
+    # ...and at least this many validation points, at evenly spaced steps (and one per epoch in
+    # longer runs), each on the first val_subset validation images; the run's last point, its result
+    # and its checkpoint use the whole validation split (and its logits fit the temperature). On 2 idle
+    # cores LeNet evaluates ~80,000 images/s (benchmarks/results/speed.json): 11 points on 1,000 images
+    # would cost ~5% of a default LeNet run, on 500 ~3.3% (the old schedule, one whole split per
+    # epoch: ~3%); a point's accuracy on 500 images is within ~0.6 point of the whole split's at 98%.
+    val_points: int = setting(12, "validation points per run, at least (one per epoch in longer runs)", lo=1)
+    val_subset: int = setting(500, "validation images at each point but the last (which uses them all)", lo=1)
     max_epochs: int = setting(1000, "upper bound on epochs (the app lowers it for public deployments)", lo=1,
                               cli=False)
 
@@ -352,15 +364,26 @@ class BatchProgress:
 
 @dataclass
 class EpochMetrics:
-    """Per-epoch results: the history that curves and ``/status`` show."""
+    """A validation point: the history that curves and ``/status`` show (several per epoch in short runs)."""
 
-    epoch: float  # epochs done at its end: 1, 2, ... (1.5 after a last half epoch)
-    train_loss: float
-    train_acc: float  # 0..1
+    epoch: float  # epochs done at this point: 0.125, ..., 1, ... (1.5 after a last half epoch)
+    train_loss: float  # mean training loss since the previous point
+    train_acc: float  # 0..1, since the previous point
     val_loss: float
     val_acc: float  # 0..1
-    seconds: float  # wall time of this epoch, validation included
-    lr: float  # learning rate at the end of the epoch
+    seconds: float  # wall time since the previous point (the start of training for the first), validation included
+    lr: float  # learning rate at this point
+    val_images: int = 0  # validation images it used: a fixed subset, all of them at the run's last point
+    epoch_end: bool = True  # the point closes an epoch (or the run's last, partial one)
+    probe: list[int] | None = None  # the model's answers for the PROBE_INDICES test digits
+    elapsed: float = 0.0  # seconds since the run started (data loading included), as BatchProgress.elapsed
+
+
+# A fixed grid of MNIST test digits whose answers the Train tab shows changing as a model learns:
+# the first 0, 1, ..., 9 of the test set, then six hard ones (a 6, 5, 4, 9, 8 and 2 that one or two
+# of the three shipped models misread; LeNet reads them right, with 60-95% confidence). Test images
+# are only shown, never used to choose anything.
+PROBE_INDICES = (3, 2, 1, 18, 4, 8, 11, 0, 61, 7, 445, 674, 1242, 2582, 2896, 1790)
 
 
 @dataclass
@@ -476,6 +499,26 @@ def supervised_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch
     return loss.detach(), logits.detach()
 
 
+class Segment:
+    """Loss and correct-answer sums since the last validation point, kept on the device until read."""
+
+    def __init__(self) -> None:
+        self.loss_sum = self.correct = None
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, hits: torch.Tensor, n: int) -> None:
+        """One step's mean loss, correct answers and images."""
+        self.loss_sum = loss * n if self.loss_sum is None else self.loss_sum + loss * n
+        self.correct = hits if self.correct is None else self.correct + hits
+        self.seen += n
+
+    def take(self) -> tuple[float, float]:
+        """(mean loss, accuracy) since the last call; NaNs when no step was taken."""
+        means = _epoch_means(self.loss_sum, self.correct, self.seen)
+        self.__init__()
+        return means
+
+
 def train_one_epoch(
     batches: Iterable,
     step: Callable[[object], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
@@ -483,12 +526,16 @@ def train_one_epoch(
     log_every: int = 50,
     on_log: Callable[[int, int, float, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    segment: Segment | None = None,
+    validate_at: Collection[int] = (),
+    on_validate: Callable[[int], None] | None = None,
 ) -> tuple[float, float, bool]:
     """Run ``step(batch)`` (which returns loss, logits and labels) over ``batches``; return (mean loss, accuracy, stopped).
 
     ``on_log(step, steps, mean loss since the last report, images since the last report)`` runs every
-    ``log_every`` steps and after the last. Losses and correct counts stay on the device until a
-    report: a ``.item()`` per step would wait for every step to finish.
+    ``log_every`` steps and after the last; ``on_validate(step)`` after each step in ``validate_at``
+    (after that step's report). Each step is also added to ``segment``. Losses and correct counts
+    stay on the device until a report: a ``.item()`` per step would wait for every step to finish.
     """
     loss_sum = correct = window = None
     window_steps = window_images = seen = 0
@@ -504,9 +551,13 @@ def train_one_epoch(
         seen += n
         window_steps += 1
         window_images += n
+        if segment is not None:
+            segment.add(loss, hits, n)
         if on_log is not None and (i % log_every == 0 or i == steps):
             on_log(i, steps, window.item() / window_steps, window_images)
             window_steps = window_images = 0
+        if on_validate is not None and i in validate_at:
+            on_validate(i)
     return _epoch_means(loss_sum, correct, seen) + (False,)
 
 
@@ -561,11 +612,11 @@ def add_test_results(result: TrainResult, model: nn.Module, test: mdata.Split, d
 
 class TrainingRun:
     """The run that ``Trainer`` and ``finetune.FineTuner`` share: epochs of steps, progress with an ETA,
-    a validation point per epoch, the test pass, the result and the checkpoint.
+    validation points at evenly spaced steps, the test pass, the result and the checkpoint.
 
     ``run()`` works in the caller's thread (the scheduler's worker, the command line); ``stop()``,
     from any thread, ends it before its next step. ``callback`` receives ``BatchProgress`` several
-    times per epoch, ``EpochMetrics`` after each epoch and the ``TrainResult`` at the end.
+    times per epoch, ``EpochMetrics`` at each validation point and the ``TrainResult`` at the end.
 
     A subclass says what is particular to it: ``prepare()`` (model, data, optimiser; returns the
     steps per epoch), ``batches()``, ``step(batch)``, ``validate()``, ``finish(result)`` (test
@@ -593,6 +644,7 @@ class TrainingRun:
         self.timings = dict.fromkeys(("data_seconds", "setup_seconds", "validate_seconds", "test_and_save_seconds"),
                                      0.0)
         self._stop = threading.Event()
+        self._probe_x: torch.Tensor | None = None  # the PROBE_INDICES digits, normalised, on the device
 
     # ---- what a subclass provides --------------------------------------------------------------
 
@@ -616,9 +668,24 @@ class TrainingRun:
     def end_epoch(self) -> None:
         """After each epoch's steps, before its validation."""
 
-    def validate(self) -> tuple[float, float]:
-        """(loss, accuracy) on the validation images; NaNs where there are none."""
+    def validate(self, full: bool = True) -> tuple[float, float, int]:
+        """(loss, accuracy, images) on the validation images (a fixed subset unless ``full``); NaNs where
+        there are none."""
         raise NotImplementedError
+
+    def validation_points(self, total_steps: int, steps: int) -> int:
+        """How many validation points the run makes (evenly spaced): one per epoch unless a subclass says more."""
+        return math.ceil(total_steps / steps)
+
+    def probe(self) -> list[int]:
+        """The model's answers (what validation sees) for the ``PROBE_INDICES`` test digits."""
+        if self._probe_x is None:
+            images = mdata.load_mnist(self.data_root).test_images[list(PROBE_INDICES)]  # cached: no second read
+            self._probe_x = mdata.normalize(images, self.mean, self.std).to(self.device)
+        model = getattr(self, "eval_model", None) or self.model
+        model.eval()
+        with torch.inference_mode():
+            return model(self._probe_x).argmax(1).tolist()
 
     def finish(self, result: TrainResult) -> None:
         """After the last epoch of a run that was not stopped: test results and temperature into ``result``."""
@@ -658,17 +725,45 @@ class TrainingRun:
         self.timings["setup_seconds"] = time.perf_counter() - t0 - self.timings["data_seconds"]
         history: list[EpochMetrics] = []
         total_steps = run_steps(cfg.epochs, steps)
+        # Dense curves whatever the run's length: a loss report at least every total/loss_points steps,
+        # and validation points at evenly spaced steps (the last one at the run's last step).
+        log_every = min(cfg.log_every, max(1, total_steps // max(1, getattr(cfg, "loss_points", 1))))
+        points = min(total_steps, self.validation_points(total_steps, steps))
+        validate_steps = {max(1, round(total_steps * k / points)) for k in range(1, points + 1)}
+        segment = Segment()
         stopped = False
         last_report = [time.perf_counter()]
+        last_point = [time.perf_counter()]
+
+        def validation_point(done_steps: int, epoch_end: bool) -> None:
+            v0 = time.perf_counter()
+            final = done_steps == total_steps
+            val_loss, val_acc, val_images = self.validate(full=final)
+            probe = self.probe()
+            self.timings["validate_seconds"] += time.perf_counter() - v0
+            if not final:
+                self.train_mode()  # evaluation put the model in eval mode
+            train_loss, train_acc = segment.take()
+            now = time.perf_counter()
+            epoch = done_steps // steps if done_steps % steps == 0 else round(done_steps / steps, 4)
+            metrics = EpochMetrics(
+                epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
+                seconds=now - last_point[0], lr=self.optimizer.param_groups[0]["lr"], val_images=val_images,
+                epoch_end=epoch_end or final, probe=probe, elapsed=now - t0,
+            )
+            last_point[0] = now
+            history.append(metrics)
+            self.callback(metrics)
 
         for epoch in range(1, math.ceil(total_steps / steps) + 1):
-            e0 = time.perf_counter()
-            epoch_steps = min(steps, total_steps - (epoch - 1) * steps)  # fewer in a last, partial epoch
-            done_after = epoch if epoch_steps == steps else round(epoch - 1 + epoch_steps / steps, 4)
+            first = (epoch - 1) * steps  # steps done before this epoch
+            epoch_steps = min(steps, total_steps - first)  # fewer in a last, partial epoch
+            if epoch == 1:
+                last_point[0] = time.perf_counter()
 
-            def on_log(step: int, epoch_steps: int, loss: float, images: int, epoch=epoch) -> None:
+            def on_log(step: int, epoch_steps: int, loss: float, images: int, epoch=epoch, first=first) -> None:
                 now = time.perf_counter()
-                done = (epoch - 1) * steps + step
+                done = first + step
                 rate = images / max(now - last_report[0], 1e-9)
                 last_report[0] = now
                 self.callback(BatchProgress(
@@ -679,20 +774,15 @@ class TrainingRun:
 
             self.train_mode()
             batches = self.batches() if epoch_steps == steps else itertools.islice(self.batches(), epoch_steps)
-            train_loss, train_acc, stopped = train_one_epoch(batches, self.step, epoch_steps, cfg.log_every, on_log,
-                                                             self._stop.is_set)
+            inside = {g - first for g in validate_steps if first < g < first + epoch_steps}  # the end comes below
+            train_loss, train_acc, stopped = train_one_epoch(
+                batches, self.step, epoch_steps, log_every, on_log, self._stop.is_set, segment, inside,
+                lambda step, first=first: validation_point(first + step, epoch_end=False))
             if stopped:
                 break
             self.end_epoch()
-            v0 = time.perf_counter()
-            val_loss, val_acc = self.validate()
-            self.timings["validate_seconds"] += time.perf_counter() - v0
-            metrics = EpochMetrics(
-                epoch=done_after, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
-                seconds=time.perf_counter() - e0, lr=self.optimizer.param_groups[0]["lr"],
-            )
-            history.append(metrics)
-            self.callback(metrics)
+            if first + epoch_steps in validate_steps:
+                validation_point(first + epoch_steps, epoch_end=True)
 
         result = TrainResult(config=asdict(cfg), history=history, state="stopped" if stopped else "done",
                              train_seconds=time.perf_counter() - t0)
@@ -772,13 +862,28 @@ class Trainer(TrainingRun):
     def end_epoch(self) -> None:
         if self.scheduler is not None and not self.per_batch:
             self.scheduler.step()
+
+    def validation_points(self, total_steps: int, steps: int) -> int:
+        return max(self.config.val_points, math.ceil(total_steps / steps))
+
+    def validate(self, full: bool = True) -> tuple[float, float, int]:
         if self.ema is not None:
             self.ema.copy_to(self.eval_model)
+        split = self.val if full else mdata.Split(self.val.images[:self.config.val_subset],
+                                                  self.val.labels[:self.config.val_subset])
+        if not len(split):
+            return float("nan"), float("nan"), 0
+        if not full:
+            return (*evaluate(self.eval_model, split, self.device)[:2], len(split))
+        # The last point: its logits also fit the temperature in finish() (the same weights), so the
+        # whole validation split goes through the model once, as before the points were dense.
+        from .calibrate import model_logits  # here: calibrate imports this module (see finish)
 
-    def validate(self) -> tuple[float, float]:
-        if not len(self.val):
-            return float("nan"), float("nan")
-        return evaluate(self.eval_model, self.val, self.device)[:2]
+        with torch.inference_mode():
+            logits = model_logits(self.eval_model, split, device=self.device)
+        self._val_logits = logits
+        loss = F.cross_entropy(logits, split.labels).item()
+        return loss, (logits.argmax(1) == split.labels).float().mean().item(), len(split)
 
     def finish(self, result: TrainResult) -> None:
         self.model.requires_grad_(True)  # what FreezeOut froze: the delivered model is a plain one
@@ -789,9 +894,11 @@ class Trainer(TrainingRun):
             # Imported here: calibrate imports this module (resolve_device), and since digitnet/__init__
             # imports this one, a top-level import would also make `python -m digitnet.calibrate` warn
             # that the module was imported before it ran.
-            from .calibrate import fit_split_temperature
+            from .calibrate import fit_split_temperature, fit_temperature
 
-            result.temperature = fit_split_temperature(self.model, self.val, self.device)
+            logits = getattr(self, "_val_logits", None)  # the last validation point's: the same weights
+            result.temperature = (fit_temperature(logits, self.val.labels) if logits is not None
+                                  else fit_split_temperature(self.model, self.val, self.device))
 
 
 def misclassified_images(result: TrainResult, data_root: str | os.PathLike | None = None,

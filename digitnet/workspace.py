@@ -390,7 +390,7 @@ def run_status(workspace: Workspace) -> dict:
     if run is None:
         return {"state": "idle", "run": None, "model": None, "epoch": 0, "epochs": 0, "batch": 0, "batches": 0,
                 "position": None, "starts_in_seconds": None, "eta_seconds": None, "elapsed_seconds": 0.0,
-                "history": [], "running_loss": [], "test_acc": None, "kind": None, "finetune": None,
+                "history": [], "running_loss": [], "running_loss_seconds": [], "test_acc": None, "kind": None, "finetune": None,
                 "message": "You have not trained anything yet."}
     s = run.snapshot()
     waiting = workspace.scheduler.seconds_until_start(run) if s.state == "queued" else None
@@ -408,6 +408,7 @@ def run_status(workspace: Workspace) -> dict:
         "elapsed_seconds": round(s.elapsed, 1),
         "history": s.history,
         "running_loss": [[round(x, 4), loss] for x, loss in s.loss_points],
+        "running_loss_seconds": s.loss_seconds,  # each running_loss point's seconds since the run started
         "test_acc": s.test_acc,
         "kind": s.kind,
         "finetune": s.finetune,
