@@ -282,6 +282,10 @@ def test_progress_captions_and_heatmap_from_a_run_state():
     assert second["add"]["loss"] == [[1.3, 9.0, 0.5]] and second["add"]["loss_from"] == 3 and second["add"]["val"] == []
     assert "answers" not in second  # unchanged answers are not sent again
 
+    seed = curves.load_seed_curves()  # the faint reference: the seed's recipe, measured by a benchmark
+    assert set(seed) == {"mlp", "cnnnet", "lenet"} and all("seed article's recipe" in c["label"] for c in seed.values())
+    assert all(0 < p[2] <= 1 and p[0] > 0 and p[1] > 0 for c in seed.values() for p in c["val"])
+
     cm = [[0] * 10 for _ in range(10)]
     for d in range(10):
         cm[d][d] = 95
