@@ -99,14 +99,37 @@ def curves_component(elem_id: str, seed: dict | None = None, **kwargs) -> gr.HTM
     return gr.HTML(**{**options, **kwargs})
 
 
-@functools.lru_cache(maxsize=1)
-def load_seed_curves(path: str = str(SEED_CURVES_JSON)) -> dict:
-    """{model: {label, loss, val}} of the seed article's recipe, from the benchmark's JSON ({} without it)."""
+SPEED_JSON = SEED_CURVES_JSON.with_name("speed.json")
+
+
+def _speed_seed_curves(path: Path) -> dict:
+    """The seed's test-accuracy curve (one epoch, 5 points, wall seconds from the process's data loading)
+    measured by benchmarks/vs_seed.py: the reference until benchmarks/seed_curves.py has run."""
     try:
-        report = json.loads(Path(path).read_text())
+        report = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     out = {}
+    for name, entry in (report.get("models") or {}).items():
+        runs = entry.get("runs") or []
+        curve = (runs[0].get("seed") or {}).get("curve") if runs else None
+        if name in DISPLAY_NAMES and curve:
+            out[name] = {"label": f"seed article's recipe · {DISPLAY_NAMES[name]} (test accuracy, first epoch, "
+                                  f"vs_seed {report.get('date', '')[:10]})",
+                         "loss": [], "val": [[round(e, 4), round(t, 2), acc, None] for t, e, acc in curve]}
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def load_seed_curves(path: str = str(SEED_CURVES_JSON)) -> dict:
+    """{model: {label, loss, val}} of the seed article's recipe, from benchmarks/seed_curves.py's JSON, else
+    vs_seed's curves in speed.json ({} without either)."""
+    fallback = _speed_seed_curves(SPEED_JSON)
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return fallback
+    out = dict(fallback)
     for name, entry in (report.get("models") or {}).items():
         seed = entry.get("seed") or {}
         if name in DISPLAY_NAMES and seed.get("val"):
