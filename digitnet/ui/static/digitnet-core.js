@@ -360,26 +360,79 @@
   }
 
   // ------------------------------------------------------------------ layers
-  function conv(input, C, H, W, L) {
-    var O = L.out_channels, K = L.kernel, pad = L.padding;
-    var Ho = H + 2 * pad - K + 1, Wo = W + 2 * pad - K + 1, out = new Float64Array(O * Ho * Wo);
-    var w = L.w, b = L.b;
-    for (var o = 0; o < O; o++) {
-      var ob = o * Ho * Wo;
-      for (var q = 0; q < Ho * Wo; q++) out[ob + q] = b[o];
-      for (var c = 0; c < C; c++) {
-        var ib = c * H * W;
-        for (var ky = 0; ky < K; ky++) {
-          var y0 = Math.max(0, pad - ky), y1 = Math.min(Ho, H + pad - ky);
-          for (var kx = 0; kx < K; kx++) {
-            var wv = w[((o * C + c) * K + ky) * K + kx];
-            var x0 = Math.max(0, pad - kx), x1 = Math.min(Wo, W + pad - kx);
-            for (var y = y0; y < y1; y++) {
-              var orow = ob + y * Wo, irow = ib + (y + ky - pad) * W + kx - pad;
-              for (var x = x0; x < x1; x++) out[orow + x] += wv * input[irow + x];
+  // Each layer computes out = base + the sum, over its input's nonzero entries, of entry * that
+  // entry's weights. Weights are kept transposed ([input][output]), so an entry adds one contiguous
+  // run. Most entries are 0: ReLU and pooling zero about half of every hidden layer, and the first
+  // layer sees its input as the difference from the background's value (`offset`, what a 0 pixel
+  // becomes once normalised), so the background, most of the 784 pixels, costs nothing; `base`
+  // holds the bias plus what the background contributes (zero padding contributes nothing, as in
+  // PyTorch). In exact arithmetic this is PyTorch's sum; in double precision it differs by ~1e-15.
+  function transpose(w, rows, cols) {
+    var out = new Float64Array(rows * cols);
+    for (var r = 0; r < rows; r++) for (var c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c];
+    return out;
+  }
+
+  // Calls visit(p, k, index) for every output position p, kernel entry k and the input index it reads,
+  // skipping the zero padding.
+  function receptiveFields(L, visit) {
+    var C = L.inC, H = L.inH, W = L.inW, K = L.kernel, pad = L.padding;
+    for (var y = 0; y < L.outH; y++) {
+      for (var x = 0; x < L.outW; x++) {
+        var p = y * L.outW + x, k = 0;
+        for (var c = 0; c < C; c++) {
+          for (var ky = 0; ky < K; ky++) {
+            var iy = y + ky - pad, ib = (c * H + iy) * W;
+            for (var kx = 0; kx < K; kx++, k++) {
+              var ix = x + kx - pad;
+              if (iy >= 0 && iy < H && ix >= 0 && ix < W) visit(p, k, ib + ix);
             }
           }
         }
+      }
+    }
+  }
+
+  function prepareConv(L, C, H, W, offset) {
+    var O = L.out_channels, Kc = C * L.kernel * L.kernel;
+    L.inC = C; L.inH = H; L.inW = W;
+    L.outH = H + 2 * L.padding - L.kernel + 1;
+    L.outW = W + 2 * L.padding - L.kernel + 1;
+    var P = L.outH * L.outW, w = L.w, b = L.b, base = new Float64Array(O * P);
+    for (var o = 0; o < O; o++) for (var q = 0; q < P; q++) base[o * P + q] = b[o];
+    if (offset !== 0) {
+      receptiveFields(L, function (p, k) {
+        for (var o = 0; o < O; o++) base[o * P + p] += offset * w[o * Kc + k];
+      });
+    }
+    L.base = base;
+    L.wT = transpose(w, O, Kc);
+  }
+
+  function conv(input, L) {
+    var O = L.out_channels, K = L.kernel, pad = L.padding, C = L.inC, H = L.inH, W = L.inW;
+    var Ho = L.outH, Wo = L.outW, P = Ho * Wo, wT = L.wT, base = L.base;
+    var out = new Float64Array(O * P), acc = new Float64Array(O), o;
+    for (var y = 0; y < Ho; y++) {
+      for (var x = 0; x < Wo; x++) {
+        var p = y * Wo + x, k = 0;
+        for (o = 0; o < O; o++) acc[o] = base[o * P + p];
+        for (var c = 0; c < C; c++) {
+          for (var ky = 0; ky < K; ky++) {
+            var iy = y + ky - pad;
+            if (iy < 0 || iy >= H) { k += K; continue; }
+            var ib = (c * H + iy) * W;
+            for (var kx = 0; kx < K; kx++, k++) {
+              var ix = x + kx - pad;
+              if (ix < 0 || ix >= W) continue;
+              var v = input[ib + ix];
+              if (v === 0) continue;
+              var r = k * O;
+              for (o = 0; o < O; o++) acc[o] += wT[r + o] * v;
+            }
+          }
+        }
+        for (o = 0; o < O; o++) out[o * P + p] = acc[o];
       }
     }
     return { data: out, C: O, H: Ho, W: Wo };
@@ -398,12 +451,24 @@
     return { data: out, C: t.C, H: Ho, W: Wo };
   }
 
-  function linear(input, L) {
-    var I = L.in_features, O = L.out_features, out = new Float64Array(O), w = L.w;
+  function prepareLinear(L, offset) {
+    var I = L.in_features, O = L.out_features, w = L.w, base = new Float64Array(O);
     for (var o = 0; o < O; o++) {
-      var s = L.b[o], row = o * I;
-      for (var i = 0; i < I; i++) s += w[row + i] * input[i];
-      out[o] = s;
+      var s = 0;
+      if (offset !== 0) for (var i = 0; i < I; i++) s += w[o * I + i];
+      base[o] = L.b[o] + offset * s;
+    }
+    L.base = base;
+    L.wT = transpose(w, O, I);
+  }
+
+  function linear(input, L) {
+    var I = L.in_features, O = L.out_features, wT = L.wT, out = Float64Array.from(L.base);
+    for (var i = 0; i < I; i++) {
+      var v = input[i];
+      if (v === 0) continue;
+      var r = i * O;
+      for (var o = 0; o < O; o++) out[o] += wT[r + o] * v;
     }
     return out;
   }
@@ -428,40 +493,50 @@
     }
     var temperature = spec.temperature > 0 ? spec.temperature : 1.0;
     var mean = f32(spec.mean), std = f32(spec.std);
-    var layers = spec.layers.map(function (l) {
-      var where = spec.arch + '.' + l.name, L = Object.assign({}, l);
+    // What a blank (0) pixel becomes once normalised; the first layer reads differences from it.
+    var offset = f32(f32(0 - mean) / std);
+    var shape = [1, P.MNIST_SIZE, P.MNIST_SIZE];  // walked through the layers: a spec that does not fit fails here
+    var layers = spec.layers.map(function (l, index) {
+      var where = spec.arch + '.' + l.name, L = Object.assign({}, l), first = index === 0 ? offset : 0;
+      var inputs = shape.reduce(function (a, b) { return a * b; }, 1);
+      L.b = float32s(l.bias.data);
       if (l.kind === 'conv') {
+        if (shape.length !== 3 || shape[0] !== l.in_channels) throw new Error(where + ': input shape ' + shape);
         L.w = decodeWeights(l.weight, l.out_channels, l.in_channels * l.kernel * l.kernel, where);
-        L.b = float32s(l.bias.data);
+        prepareConv(L, shape[0], shape[1], shape[2], first);
+        shape = l.pool === 2 ? [l.out_channels, L.outH >> 1, L.outW >> 1] : [l.out_channels, L.outH, L.outW];
       } else if (l.kind === 'linear') {
+        if (inputs !== l.in_features) throw new Error(where + ': ' + inputs + ' inputs, expected ' + l.in_features);
         L.w = decodeWeights(l.weight, l.out_features, l.in_features, where);
-        L.b = float32s(l.bias.data);
+        prepareLinear(L, first);
+        shape = [l.out_features];
       } else {
         throw new Error(where + ': unknown layer kind ' + l.kind);
       }
+      if (L.b.length !== shape[0]) throw new Error(where + ': ' + L.b.length + ' biases, expected ' + shape[0]);
+      L.w = null;  // kept transposed (wT)
+      L.shape = shape;
       return L;
     });
+    if (shape.length !== 1 || shape[0] !== 10) throw new Error(spec.arch + ': the last layer gives ' + shape + ', not 10 logits');
 
     function run(x784) {
       var N = P.MNIST_SIZE;
       if (!x784 || x784.length !== N * N) throw new Error('run: expected 784 inputs');
       var x = new Float64Array(N * N);
-      for (var i = 0; i < N * N; i++) x[i] = f32(f32(x784[i] - mean) / std);  // preprocess.to_tensor
+      // preprocess.to_tensor in float32, less the background's value (see `offset`)
+      for (var i = 0; i < N * N; i++) x[i] = f32(f32(x784[i] - mean) / std) - offset;
       var t = { data: x, C: 1, H: N, W: N }, seen = [], logits = null;
       layers.forEach(function (L) {
-        var shape;
         if (L.kind === 'conv') {
-          t = conv(t.data, t.C, t.H, t.W, L);
+          t = conv(t.data, L);
           if (L.pool === 2) t = pool2(t);
-          shape = [t.C, t.H, t.W];
         } else {
-          if (t.data.length !== L.in_features) throw new Error(L.name + ': ' + t.data.length + ' inputs, expected ' + L.in_features);
           t = { data: linear(t.data, L), C: L.out_features, H: 1, W: 1 };
-          shape = [L.out_features];
         }
         if (L.relu) {
           relu(t.data);
-          seen.push({ name: L.name, shape: shape, data: Float32Array.from(t.data) });
+          seen.push({ name: L.name, shape: L.shape.slice(), data: Float32Array.from(t.data) });
         } else {
           logits = t.data;
         }
