@@ -24,6 +24,7 @@ from ..scheduler import QueueFull, RunState, TrainingDisabled
 from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
 from ..workspace import AlreadyTraining, Workspace, run_status
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
+from .answer import page_weights
 from .draw import DOWNLOADS, DrawTab, weights_view
 
 # The form's controls and /train's keywords: TrainConfig's visitor settings, in field order.
@@ -316,10 +317,11 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, results: bool 
 
 
 async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: str):
-    """Stream the visitor's latest run to their tab until it ends (server-side checks, no polling by the tab)."""
+    """Stream the visitor's latest run to their tab until it ends (server-side checks, no polling by the tab);
+    when it ends, its weights go to the page (the Draw tab's answer panel)."""
     run = ws.latest()
     if run is None:
-        yield (*view(ctx, ws, selected), *weights_view(ws, model))
+        yield (*view(ctx, ws, selected), *weights_view(ws, model), gr.skip())
         return
     last = None
     while True:
@@ -327,15 +329,16 @@ async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: 
         starts_in = ctx.scheduler.seconds_until_start(run)
         key = (s.version, ctx.scheduler.position(run), None if starts_in is None else round(starts_in / ETA_STEP_SECONDS))
         if s.ended:
-            yield (*view(ctx, ws, selected), *weights_view(ws, model))
+            # The run's weights (adopted by the workspace as it ended) go to the page, which draws with them.
+            yield (*view(ctx, ws, selected), *weights_view(ws, model), page_weights(ws, [s.model]))
             # Once more without the results panel: Gradio 6.31's chart could drop the update that
             # carried the last epoch when it coincided with the results panel's redraw.
             await asyncio.sleep(WATCH_SECONDS)
-            yield (*view(ctx, ws, selected, results=False), gr.skip(), gr.skip())
+            yield (*view(ctx, ws, selected, results=False), gr.skip(), gr.skip(), gr.skip())
             return
         if key != last:
             last = key
-            yield (*view(ctx, ws, selected, results=False), gr.skip(), gr.skip())
+            yield (*view(ctx, ws, selected, results=False), gr.skip(), gr.skip(), gr.skip())
         await asyncio.sleep(WATCH_SECONDS)
 
 
@@ -353,8 +356,8 @@ def download_weights(ctx: Context, ws: Workspace, model: str):
     return gr.File(value=str(path), visible=True)
 
 
-def upload_weights(ctx: Context, ws: Workspace, file) -> str:
-    """Load a checkpoint file: it joins the visitor's runs and their drawings use it for its model."""
+def upload_weights(ctx: Context, ws: Workspace, file) -> tuple[str, str]:
+    """Load a checkpoint file: it joins the visitor's runs, their drawings use it for its model (pushed to the page)."""
     if file is None:
         raise gr.Error("No file was uploaded.")
     try:
@@ -362,7 +365,8 @@ def upload_weights(ctx: Context, ws: Workspace, file) -> str:
     except CheckpointError as exc:
         raise gr.Error(str(exc)) from exc
     s = run.snapshot()
-    return f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now."
+    return (f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now.",
+            page_weights(ws, [s.model]))
 
 
 def preset(ctx: Context, model: str, recipe: dict) -> tuple:
@@ -499,7 +503,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
     form = [controls[c.name] for c in FORM]
     presets = [controls[c.name] for c in PRESET]
     live = [status_md, progress, loss_plot, acc_plot, results_md, confusion, gallery, runs_df, overlay_pick, overlay,
-            draw.weights_md, draw.weights_pick]
+            draw.weights_md, draw.weights_pick, draw.panel]
     private = dict(api_visibility="private")
     stream = dict(show_progress="hidden", concurrency_limit=None, **private)
     seed_btn.click(lambda model: seed_preset(ctx, model), controls["model"], presets, queue=False, **private)
@@ -512,7 +516,8 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
     stop_btn.click(bind(stop_click), None, form_msg, concurrency_limit=None, **private)
     overlay_pick.input(bind(show_overlay), overlay_pick, overlay, concurrency_limit=None, **private)
     download_btn.click(bind(download_weights), controls["model"], weights_file, concurrency_limit=None, **private)
-    upload_btn.upload(bind(upload_weights), upload_btn, weights_msg, concurrency_limit=None, **private).then(
+    upload_btn.upload(bind(upload_weights), upload_btn, [weights_msg, draw.panel], concurrency_limit=None,
+                      **private).then(
         bind(watch), [overlay_pick, draw.model], live, **stream)
 
     gr.api(bind(train), api_name="train", concurrency_limit=None)
