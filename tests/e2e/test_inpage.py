@@ -178,3 +178,40 @@ def test_a_phone_sees_the_answer_while_drawing(browser, app_server):
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     finally:
         context.close()
+
+
+def test_what_a_newcomer_sees_stays_in_step_with_the_pad(browser, app_server, mnist):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        page = open_page(context, app_server.url)
+        mouse_draw(page, SEVEN, PAD_CANVAS)
+        expect(answer(page)).to_have_attribute("data-label", "7", timeout=ANSWER_TIMEOUT_MS)
+        # "Why this answer?" explains the drawing on the pad...
+        page.get_by_text("Why this answer?").click()
+        page.get_by_role("button", name="Explain this answer").click()
+        expect(page.locator("#explain-text")).to_contain_text("reads a 7", timeout=ANSWER_TIMEOUT_MS)
+        # ...and a new drawing clears it instead of leaving "reads a 7" beside a 1.
+        page.locator(PAD_CLEAR).click()
+        mouse_draw(page, DIGIT_STROKES["1"], PAD_CANVAS)
+        expect(answer(page)).to_have_attribute("data-label", "1", timeout=ANSWER_TIMEOUT_MS)
+        expect(page.locator("#explain-text")).not_to_contain_text("reads a", timeout=ANSWER_TIMEOUT_MS)
+        # "That was a ..." starts at the page's answer.
+        page.get_by_text("Teach it your handwriting").click()
+        expect(page.locator("#truth input[value='1']")).to_be_checked(timeout=ANSWER_TIMEOUT_MS)
+        # A refused fine-tune (no digits yet) says why, without red "Error" badges over the panel.
+        page.get_by_role("button", name="Fine-tune on my digits").click()
+        expect(page.locator("#teach-msg")).to_contain_text("at least", timeout=ANSWER_TIMEOUT_MS)
+        assert page.get_by_text("Error", exact=True).count() == 0
+        # A random MNIST digit goes on the pad, so pad and answer show the same digit.
+        page.locator("#random-digit").click()
+        expect(page.locator("#pad-note")).to_contain_text("labelled", timeout=ANSWER_TIMEOUT_MS)
+        expect(page.locator(PAD_CLEAR)).to_be_enabled()
+        page.wait_for_function("() => window.DigitNetAnswer.seen() !== null")
+        seen, _ = page_probs(page, "lenet")
+        index = int(re.search(r"#(\d+)", page.locator("#pad-note").inner_text()).group(1))
+        truth = mnist.test_images[index].numpy().astype(np.float32) / 255
+        assert np.corrcoef(seen.ravel(), truth.ravel())[0, 1] > 0.9  # the page reads that very digit
+        # "Shipped weights for all three" is not the dropdown's "shipped" again.
+        expect(page.locator("#all-shipped")).to_have_text("Shipped weights for all three")
+    finally:
+        context.close()
