@@ -11,7 +11,8 @@ channel, which is what the page's own ink canvas holds) goes through
 Reports the 28x28 difference (mean and max absolute, on 0..1), the answer agreement and the
 largest probability difference per model, and the time one frame costs the page: toMnist plus
 the three forward passes, per drawing (median, p95; each the mean of ``--repeats`` runs, since
-Chromium's clock is coarse), measured inside the page. Writes a JSON record (date, commit,
+Chromium's clock is coarse), measured inside the page, beside the server's ``predict_all`` on the
+same payloads in the same run (its compute alone, without Gradio's queue). Writes a JSON record (date, commit,
 command, machine, load).
 
     DIGITNET_DATA=/path/to/mnist python -m benchmarks.inpage            # all 1,000 drawings
@@ -178,7 +179,12 @@ def measure(browser, drawings, repeats: int) -> dict:
     payloads = [preprocess.pad_payload(d.canvas[..., 3]) for d in drawings]
     alphas = [preprocess.decode_pad_payload(p) for p in payloads]
     server_seen = [preprocess.to_mnist_array(p) for p in payloads]
-    server = [predict_all(p) for p in payloads]
+    predict_all(payloads[0])  # load the models first
+    server, server_ms = [], []
+    for p in payloads:  # the server's own work for one pad value, without Gradio: decode, preprocess, 3 models
+        t0 = time.perf_counter()
+        server.append(predict_all(p))
+        server_ms.append(1000 * (time.perf_counter() - t0))
     specs = page_models(CACHE)
     page = open_core(browser)
     try:
@@ -228,6 +234,7 @@ def measure(browser, drawings, repeats: int) -> dict:
         "model_load_ms": load_ms,
         "frame_ms": {"median": percentile(frame, 50), "p95": percentile(frame, 95), "max": max(frame)},
         "preprocess_ms": {"median": percentile(prep, 50), "p95": percentile(prep, 95)},
+        "server_predict_all_ms": {"median": percentile(server_ms, 50), "p95": percentile(server_ms, 95)},
         "repeats": repeats,
     }
 
@@ -272,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     f, pr = figures["frame_ms"], figures["preprocess_ms"]
     print(f"one frame in Chromium {version} (toMnist + 3 models): median {f['median']:.2f} ms, p95 {f['p95']:.2f} ms "
           f"(toMnist alone {pr['median']:.2f} / {pr['p95']:.2f} ms); one frame is {FRAME_MS:.1f} ms")
+    sv = figures["server_predict_all_ms"]
+    print(f"the server's predict_all on the same payloads (PyTorch, 1 thread, no Gradio): median {sv['median']:.2f} ms, "
+          f"p95 {sv['p95']:.2f} ms")
     print(f"specs: {figures['spec_bytes']} = {sum(figures['spec_bytes'].values()):,} bytes; "
           f"DigitNet.model for all three: {figures['model_load_ms']:.0f} ms")
 
