@@ -187,6 +187,12 @@ def test_blank_and_faint_pads_are_blank(page):
     assert js_to_mnist(page, [blank, faint]) == [None, None]
 
 
+def test_ink_of_the_wrong_size_is_refused_with_a_message(page):
+    message = page.evaluate("() => { try { DigitNet.toMnist(new Uint8Array(4 * 112 * 112), 112); return null; }"
+                            " catch (e) { return e.message; } }")  # RGBA instead of the alpha channel
+    assert message == "toMnist: expected 12544 ink values (112x112), got 50176"
+
+
 def test_the_page_uses_the_servers_constants(page):
     constants = page.evaluate("() => DigitNet.PREPROCESS")
     for name, value in constants.items():

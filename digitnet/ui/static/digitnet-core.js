@@ -288,7 +288,10 @@
   // ------------------------------------------------------------------ toMnist
   function toMnist(alpha, side, height) {
     var W = side, H = height || side;
-    if (!alpha || alpha.length < W * H) throw new Error('toMnist: expected ' + W * H + ' ink values');
+    // One ink value per pixel: an RGBA array (4 per pixel) passed by mistake is refused, not misread.
+    if (!alpha || alpha.length !== W * H) {
+      throw new Error('toMnist: expected ' + W * H + ' ink values (' + W + 'x' + H + '), got ' + (alpha && alpha.length));
+    }
     var threshold = 0.0 + P.INK_THRESHOLD * (255.0 - 0.0);
     var top = H, bottom = -1, left = W, right = -1, x, y;
     for (y = 0; y < H; y++) {
