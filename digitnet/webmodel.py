@@ -12,18 +12,18 @@ visitor draws with. ``page_model(ckpt)`` turns a checkpoint dict (the format of
 
 Weights travel as **fixed-point integers of WEIGHT_BITS bits, one scale per output row** (a
 conv's output channel, a linear layer's output unit), bit-packed, base64. Why not float32: the
-three shipped models hold 389,070 weights; as float32 they are 1.56 MB, 2.07 MB in base64, over
+three shipped models hold 389,070 weights; as float32 they are 1.56 MB, 2.08 MB in base64, over
 the page's 1.5 MB budget, and they do not compress (a float's low mantissa bytes are noise:
 zlib keeps 84%). Why not float16 (11 significant bits): measured on 3,000 MNIST test digits,
 it moves LeNet's probabilities by up to 2.2e-3 and its logits by 1e-2, far from the 1e-4
 the page must hold. Bits per weight against the largest deviation from PyTorch's float32
 forward pass over those digits (probabilities / logits / hidden layers, worst model):
 
-    bits   probs     logits    layers   three models in base64
-    18     3.6e-05   2.5e-04   1.7e-04  1.17 MB
-    20     9.8e-06   7.3e-05   5.7e-05  1.30 MB
-    22     2.4e-06   2.2e-05   1.7e-05  1.43 MB
-    32     1.9e-06   1.0e-05   6.1e-06  2.07 MB  (float32: PyTorch's own rounding)
+    bits   probs     logits    layers   the three specs as JSON
+    18     3.6e-05   2.5e-04   1.7e-04  1.18 MB
+    20     9.8e-06   7.3e-05   5.7e-05  1.31 MB
+    22     2.4e-06   2.2e-05   1.7e-05  1.44 MB
+    32     1.9e-06   1.0e-05   6.1e-06  2.08 MB  (float32: PyTorch's own rounding)
 
 22 bits keep every figure 4x or more inside 1e-4 and the three models under 1.5 MB.
 ``page_model(ckpt, bits=32)`` sends exact float32 where size does not matter. Biases and
