@@ -108,19 +108,17 @@ def test_draw_tab_blank_canvas_shows_message_not_a_guess(visitor):
     assert bars["probability"].sum() == 0 and seen is None and answers == [None] * len(MODELS)
 
 
-def test_random_mnist_digit_goes_on_the_pad_with_its_true_label(visitor):
-    from digitnet.predict import predict
+def test_random_mnist_digit_goes_on_the_pad_with_its_true_label(visitor, mnist):
     from digitnet.preprocess import decode_pad_payload
 
     ctx, ws = visitor
     payload, note = draw.random_digit(ctx, ws)
     assert note.startswith("On the pad: MNIST test digit #") and "labelled **" in note
-    digit = int(note.split("labelled **")[1][0])
+    index = int(note.split("#")[1].split(",")[0])
+    assert note.split("labelled **")[1][0] == str(int(mnist.test_labels[index]))
     ink = decode_pad_payload(payload)  # the pad's own format: the page reads it like a drawing
-    assert ink.shape == (112, 112) and ink.max() > 200 and ink[:8].max() == 0
-    pred = predict(payload, "lenet", cache=ws)
-    assert pred is not None and 0 <= pred.digit <= 9 and sum(pred.probs) == pytest.approx(1.0, abs=1e-4)
-    assert 0 <= digit <= 9
+    assert ink.shape == (112, 112)
+    assert np.array_equal(ink[::4, ::4], mnist.test_images[index].numpy())  # that very digit, 4x
 
 
 def test_a_photo_goes_on_the_pad_as_the_models_read_it(visitor, mnist):

@@ -30,15 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
+import pandas as pd
 
 from ..checkpoint import CheckpointError
 from ..finetune import MY_DIGITS_FILENAME, MyDigits, MyDigitsError, load_my_digits, save_my_digits
 from ..models import DISPLAY_NAMES, MODELS
+from ..predict import Prediction, label_value, predict_all
+from ..preprocess import ImageError
 from ..webmodel import cached_page_model, page_models
 from ..workspace import MAX_UPLOAD_BYTES, Workspace
-from .common import BLANK_MESSAGE
-from .pad import script_tag
+from .common import BLANK_MESSAGE, Context, enlarge
+from .pad import pad_value, script_tag
 
+SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so pixels stay visible
 # What the keeper may hand back: three checkpoints at Workspace.load's size limit, in base64,
 # and a my-digits file. A browser keeps ~5 M characters per site anyway.
 MAX_KEPT_CHARS = 4 * (3 * MAX_UPLOAD_BYTES + 8 * 2**20) // 3 + 10_000
@@ -199,3 +204,67 @@ def restore(ws: Workspace, kept: Any) -> list[str]:
             except (ValueError, MyDigitsError) as exc:
                 refused.append(f"my digits: {exc}")
     return refused
+
+
+# ------------------------------------------------------------------------------ the server's reading
+# What the Draw tab showed when the server read every drawing (a gr.Label, a note, bars, the 28x28, the
+# three models): the reference the page is compared with in tests.
+
+
+def probability_frame(probs=None) -> pd.DataFrame:
+    """The bar chart's data: one row per digit (all zero when nothing is drawn, a stable axis)."""
+    values = np.zeros(10) if probs is None else np.asarray(probs, dtype="float64")
+    return pd.DataFrame({"digit": [str(d) for d in range(10)], "probability": values.astype("float64")})
+
+
+def model_answer(result) -> dict | str | None:
+    """One model's answer for the side-by-side view: its label value, or why it is unavailable."""
+    if result is None:
+        return None
+    if isinstance(result, str):
+        return f"unavailable: {result}"
+    return label_value(result)
+
+
+def answer_note(pred: Prediction | None) -> str:
+    """One line over the bars: "It's a 7", or "Not sure: 4 or 9?" when the calibrated top probability is low."""
+    if pred is None:
+        return "Draw one digit, big or small, anywhere on the pad."
+    if getattr(pred, "unsure", False):
+        return f"**Not sure: {pred.digit} or {pred.runner_up}?** ({pred.confidence:.0%} for a {pred.digit})"
+    return f"**It's a {pred.digit}** ({pred.confidence:.0%})"
+
+
+def read(ws: Workspace, image) -> dict | None:
+    """All three models' answers (the visitor's weights) for a drawing or photo; None when there is nothing."""
+    if image is None:
+        return None
+    try:
+        return predict_all(image, cache=ws)
+    except ImageError as exc:
+        raise gr.Error(str(exc)) from exc
+
+
+def show(results: dict | None, model: str) -> tuple:
+    """The Draw tab's answer outputs for predict_all's answer (None = nothing drawn)."""
+    if results is None:
+        return (BLANK_MESSAGE, answer_note(None), probability_frame(), None, None, None, None)
+    answers = [model_answer(results.get(name)) for name in MODELS]
+    chosen = results.get(model)
+    if isinstance(chosen, str):  # a broken checkpoint: say so in place of a guess, keep the others
+        return (f"{DISPLAY_NAMES.get(model, model)} is unavailable", chosen, probability_frame(), None, *answers)
+    return (label_value(chosen), answer_note(chosen), probability_frame(chosen.probs),
+            enlarge(chosen.seen, SEEN_SCALE), *answers)
+
+
+def recognise(ctx: Context, ws: Workspace, image, model: str) -> tuple:
+    """A photo (or any image) changed: the answer, a note, all ten as bars, the 28x28 the model saw, all three."""
+    return show(read(ws, image), model)
+
+
+def recognise_pad(ctx: Context, ws: Workspace, drawing: str, model: str) -> tuple:
+    """The pad changed (while drawing, at the end of a stroke, Clear, Undo): the same outputs as ``recognise``.
+
+    The pad's value is a browser's string: checked to be "" or a pad payload, never read as a path.
+    """
+    return show(read(ws, pad_value(drawing) or None), model)

@@ -8,7 +8,7 @@ fine-tune, a photo or a random MNIST digit (both shown on the pad), and the API'
 ``/predict``. Each of those uses the visitor's own weights for a model when they have chosen
 some, else the shipped ones: ``predict(..., cache=workspace)``. ``recognise``/``show`` are
 the server's reading of a drawing with the outputs the tab had before the page computed it
-(tests compare the page with them; benchmarks/browser_latency.py measures that old path).
+(``answer.py``; tests compare the page with them).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import pandas as pd
 from gradio.components.image_editor import EditorData
 from gradio.data_classes import FileData
 from pydantic import ConfigDict
@@ -31,17 +30,17 @@ from ..explain import Explanation, explain
 from ..finetune import (MAX_MY_DIGITS, MY_DIGITS_FILENAME, MyDigits, MyDigitsError, add_digit, load_my_digits,
                         my_digits_summary, save_my_digits)
 from ..models import DISPLAY_NAMES, MODELS
-from ..predict import ModelUnavailable, Prediction, label_value, predict, predict_all
+from ..predict import ModelUnavailable, label_value, predict
 from ..preprocess import ImageError, pad_payload, to_mnist_array
 from ..scheduler import MIN_FINETUNE_DIGITS, QueueFull, TrainingDisabled
 from ..workspace import AlreadyTraining, Workspace
+# The server's reading of a drawing as the tab showed it before the page computed it (tests use these names).
+from .answer import SEEN_SCALE, answer_note, probability_frame, recognise, recognise_pad, show  # noqa: F401
+from .answer import answer_panel, keeper, page_digits, page_weights, restore, shipped_spec_urls
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
                      visitor_handler)
-from .answer import answer_panel, keeper, page_digits, page_weights, restore, shipped_spec_urls
 from .pad import drawing_pad, pad_value
 
-SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so pixels stay visible
-TOP_CLASSES = 3  # the label's top classes; the bar chart and the API carry all ten
 MY_DIGITS_SCALE = 3  # "my digits" gallery thumbnails at 84x84
 MY_DIGITS_SHOWN = 40  # the gallery shows the latest ones; the count covers all
 PREDICT_CONCURRENCY = 4  # recognition takes milliseconds: several at once, never behind training
@@ -83,30 +82,6 @@ def api_image(value):
 
 
 # ------------------------------------------------------------------------------ pure functions
-
-
-def probability_frame(probs=None) -> pd.DataFrame:
-    """The bar chart's data: one row per digit (all zero when nothing is drawn, a stable axis)."""
-    values = np.zeros(10) if probs is None else np.asarray(probs, dtype="float64")
-    return pd.DataFrame({"digit": [str(d) for d in range(10)], "probability": values.astype("float64")})
-
-
-def model_answer(result) -> dict | str | None:
-    """One model's answer for the side-by-side view: its label value, or why it is unavailable."""
-    if result is None:
-        return None
-    if isinstance(result, str):
-        return f"unavailable: {result}"
-    return label_value(result)
-
-
-def answer_note(pred: Prediction | None) -> str:
-    """One line over the bars: "It's a 7", or "Not sure: 4 or 9?" when the calibrated top probability is low."""
-    if pred is None:
-        return "Draw one digit, big or small, anywhere on the pad."
-    if getattr(pred, "unsure", False):
-        return f"**Not sure: {pred.digit} or {pred.runner_up}?** ({pred.confidence:.0%} for a {pred.digit})"
-    return f"**It's a {pred.digit}** ({pred.confidence:.0%})"
 
 
 def weights_markdown(ws: Workspace, model: str) -> str:
@@ -167,41 +142,6 @@ def my_digits_markdown(digits: MyDigits) -> str:
 
 
 # ------------------------------------------------------------------------------ handlers
-
-
-def read(ws: Workspace, image) -> dict | None:
-    """All three models' answers (the visitor's weights) for a drawing or photo; None when there is nothing."""
-    if image is None:
-        return None
-    try:
-        return predict_all(image, cache=ws)
-    except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
-
-
-def show(results: dict | None, model: str) -> tuple:
-    """The Draw tab's answer outputs for predict_all's answer (None = nothing drawn)."""
-    if results is None:
-        return (BLANK_MESSAGE, answer_note(None), probability_frame(), None, None, None, None)
-    answers = [model_answer(results.get(name)) for name in MODELS]
-    chosen = results.get(model)
-    if isinstance(chosen, str):  # a broken checkpoint: say so in place of a guess, keep the others
-        return (f"{DISPLAY_NAMES.get(model, model)} is unavailable", chosen, probability_frame(), None, *answers)
-    return (label_value(chosen), answer_note(chosen), probability_frame(chosen.probs),
-            enlarge(chosen.seen, SEEN_SCALE), *answers)
-
-
-def recognise(ctx: Context, ws: Workspace, image, model: str) -> tuple:
-    """A photo (or any image) changed: the answer, a note, all ten as bars, the 28x28 the model saw, all three."""
-    return show(read(ws, image), model)
-
-
-def recognise_pad(ctx: Context, ws: Workspace, drawing: str, model: str) -> tuple:
-    """The pad changed (while drawing, at the end of a stroke, Clear, Undo): the same outputs as ``recognise``.
-
-    The pad's value is a browser's string: checked to be "" or a pad payload, never read as a path.
-    """
-    return show(read(ws, pad_value(drawing) or None), model)
 
 
 def drawing_else_photo(drawing: str, photo):
