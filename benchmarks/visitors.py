@@ -47,6 +47,8 @@ TRAIN_SLICE = dict(train_limit=5_000, val_size=1_000, test_limit=1_000)
 TINY_SLICE_EPOCHS = 1
 HEARTBEAT_SECONDS = 15  # Gradio's heartbeat: a closed session is noticed within about two of these
 STATUS_POLL_SECONDS = 0.5
+OPEN_STAGGER_SECONDS = 0.2  # drawers open the page this far apart
+CLIENT_TIMEOUT_SECONDS = 120  # a drawer's requests wait this long, as a browser would (gradio_client: 5 s)
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -133,8 +135,10 @@ def drawers_phase(url: str, pngs: list[tuple[int, str]], drawers: int, until, ex
 
     def visitor(k: int) -> None:
         rng = np.random.default_rng(k)
+        time.sleep(k * OPEN_STAGGER_SECONDS)  # visitors arrive one after another, not in the same millisecond
         try:
-            client = Client(url, verbose=False)  # the page's session
+            # The page's session. A browser waits for a busy server; gradio_client's default is 5 s.
+            client = Client(url, verbose=False, httpx_kwargs={"timeout": CLIENT_TIMEOUT_SECONDS})
         except Exception as exc:
             with lock:
                 errors.append(f"{type(exc).__name__}: {exc}"[:200])
@@ -284,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
             drawing = threading.Thread(target=drawers)
             drawing.start()
-            time.sleep(min(10.0, args.idle_seconds / 4))  # the drawers' sessions are open
+            time.sleep(args.drawers * OPEN_STAGGER_SECONDS + 5)  # every drawer's session is open
             cpu0, t0 = cpu_seconds(pid), time.perf_counter()
             time.sleep(args.idle_seconds)
             idle_cpu = (cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
