@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 from benchmarks.drawn import make_drawings, pad_input
 from benchmarks.inpage import js_run, js_to_mnist, load_models, open_core
 from digitnet import preprocess, webmodel
+from digitnet.checkpoint import model_from_checkpoint
 from digitnet.models import MODELS
 from digitnet.predict import CACHE, UNSURE_BELOW, _run, prediction_from_probs
 from digitnet.training import TrainConfig, Trainer
@@ -43,11 +44,7 @@ class Weights:
 
     def __init__(self, ckpts: dict[str, dict]) -> None:
         self.ckpts = ckpts
-        self.models = {}
-        from digitnet.checkpoint import model_from_checkpoint
-
-        for name, ckpt in ckpts.items():
-            self.models[name] = model_from_checkpoint(ckpt).eval()
+        self.models = {name: model_from_checkpoint(ckpt).eval() for name, ckpt in ckpts.items()}
 
     def get(self, name: str):
         return self.models[name], self.ckpts[name]
