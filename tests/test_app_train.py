@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import threading
 
 import gradio as gr
@@ -16,6 +17,7 @@ from digitnet.checkpoint import SHIPPED_DIR
 from digitnet.scheduler import RunState
 from digitnet.training import TrainConfig
 from digitnet.ui import train as train_tab
+from digitnet.webmodel import page_model
 
 WAIT = 120
 
@@ -180,13 +182,16 @@ def test_the_live_view_streams_the_run_to_its_owner(served_app, idle_queue, gate
     statuses = [u[0] for u in updates]
     assert any("running" in s for s in statuses[:-2]) and "done" in statuses[-1]
     final = updates[-2]
-    status, progress, loss, acc, results, figure, gallery, runs, ticks, overlay, weights_md, weights_pick = final
+    status, progress, loss, acc, results, figure, gallery, runs, ticks, overlay, weights_md, weights_pick, page = final
     assert "test accuracy" in results and figure is not None and len(gallery) > 0
     assert all(caption.startswith("true ") and "predicted" in caption for _, caption in gallery)
     assert len(loss.value["data"]) >= 2 and len(acc.value["data"]) == 4  # train + validation, two epochs
     assert list(runs["run"]) == [1] and list(runs["state"]) == ["done"]
     assert ticks.value == ["1"] and len(overlay.value["data"]) == 2  # the run's two validation points
     assert weights_md.startswith("**LeNet**: your run 1, ") and weights_pick.value == "1"
+    pushed = json.loads(page)["weights"]  # the run's weights go to the page, which draws with them
+    assert list(pushed) == ["lenet"] and pushed["lenet"]["spec"] == page_model(ws.weights_dict("lenet"))
+    assert all(u[-1] == gr.skip() for u in updates[:-2] + updates[-1:])  # only once, when the run ends
     assert all(v == gr.skip() for v in updates[-1][4:7])  # the last redraw leaves the results panel alone
 
 
