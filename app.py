@@ -21,7 +21,7 @@ import torch
 from digitnet import settings
 from digitnet.predict import CACHE
 from digitnet.scheduler import TRAINER_NICENESS, Scheduler
-from digitnet.ui import compare, draw, guard, train
+from digitnet.ui import compare, draw, guard, inpage, train
 from digitnet.ui.common import Context
 from digitnet.visitors import Visitors
 
@@ -29,8 +29,10 @@ QUEUE_MAX_SIZE = 256  # Gradio's own event queue: beyond this, visitors are told
 MAX_UPLOAD_SIZE = "10mb"  # per uploaded file: a drawing is ~20 kB, a phone photo ~5 MB; bigger is refused
 # launch() settings for every way the app is served (python app.py, tests, Spaces): no share link
 # (Spaces serves the app itself; a laptop needs none) and no server-side rendering, which would
-# need Node.js beside Python and gains nothing for a three-tab tool.
-LAUNCH_OPTIONS = dict(share=False, ssr_mode=False, css=draw.CSS, max_file_size=MAX_UPLOAD_SIZE)
+# need Node.js beside Python and gains nothing for a three-tab tool. inpage: the page's own
+# recognition code (digitnet-core.js in <head>, and the folder of static/ files served).
+LAUNCH_OPTIONS = dict(share=False, ssr_mode=False, css=draw.CSS, max_file_size=MAX_UPLOAD_SIZE,
+                      **inpage.launch_options())
 
 
 def build_demo(

@@ -57,12 +57,15 @@ def three(values: dict, digits: int = 1) -> str:
 
 def browser_latency(rec: dict) -> tuple[str, str]:
     paths = rec["paths"]
-    pad = paths["pad"]
-    what = (f"stroke end to answer on the page, {rec['n']} digits in headless Chromium: the app's pad"
-            + ("; the old Sketchpad" if "sketchpad" in paths else ""))
-    figure = f"median {pad['median_ms']:,.0f} ms, p95 {pad['p95_ms']:,.0f} ms"
-    if "sketchpad" in paths:
-        figure += f"; {paths['sketchpad']['median_ms']:,.0f} ms, {paths['sketchpad']['p95_ms']:,.0f} ms"
+    page, server = paths["page"], paths.get("server")
+    load = rec.get("load", {}).get("before") or rec["record"]["machine"].get("load_before") or [0]
+    what = (f"pointer move to updated answer (all three models), {rec['n']} digits in headless Chromium, load "
+            f"{load[0]:.0f}: the page's own reading" + ("; the server pad it replaced, same run" if server else ""))
+    figure = (f"median {page['median_ms']:,.1f} ms, p95 {page['p95_ms']:,.1f} ms, "
+              f"{page['queue_joins_while_drawing']} requests while drawing")
+    if server:
+        figure += (f"; {server['median_ms']:,.0f} ms, {server['p95_ms']:,.0f} ms, "
+                   f"{server['queue_joins_while_drawing']} requests")
     return what, figure
 
 
@@ -138,30 +141,46 @@ def app_train(rec: dict) -> tuple[str, str]:
 
 
 def visitors(rec: dict) -> tuple[str, str]:
+    loads, drawers = rec["page_loads"], rec["drawers"]
     runs = rec["runs"]
     done = sum(r.get("state") == "done" for r in runs)
-    idle, training = rec["idle"], rec["training"]
-    what = (f"{len(runs)} visitors queue a run while others draw: runs finished, drawing latency idle → training, "
-            "errors")
-    figure = (f"{done} of {len(runs)}; median {idle['median_ms'] / 1000:.1f} → {training['median_ms'] / 1000:.1f} s; "
-              f"{idle['errors'] + training['errors']}")
-    s = rec.get("sessions")
-    if s:
-        what += f"; server memory after {s['sessions']} sessions came, trained or added digits, and left"
-        figure += f"; {s['growth_mb']:+.0f} MB"
+    load = rec.get("load", {}).get("before") or [0]
+    what = (f"page loads ({loads['concurrency']} at once); server CPU while {drawers['drawers']} visitors draw and "
+            f"click Explain; {len(runs)} runs queued beside them (load {load[0]:.0f}, shared machine)")
+    figure = (f"{loads['loads_per_s']:.1f}/s, p95 {loads['p95_ms'] / 1000:.1f} s; {100 * rec['server_cpu_while_drawing']:.1f}% "
+              f"of one core; {done} of {len(runs)} runs finished; errors {loads['errors'] + drawers['errors']}")
     return what, figure
+
+
+def inpage(rec: dict) -> tuple[str, str]:
+    same = {m: v["same_answer"] for m, v in rec["models"].items()}
+    what = (f"{rec['n']:,} drawn digits read in the page (headless Chromium) against the server: identical "
+            "28x28s; same answer MLP / CNNNet / LeNet; the page's frame (preprocessing + 3 models) / the server's")
+    figure = (f"{rec['identical_28x28']:,} of {rec['n']:,}; {three(same, 1)}; median {rec['frame_ms']['median']:.1f} ms / "
+              f"{rec['server_predict_all_ms']['median']:.1f} ms")
+    return what, figure
+
+
+def flood(rec: dict) -> tuple[str, str]:
+    lat = rec["latency"]
+    idle, worst = lat["idle"]["median_ms"], max(v["median_ms"] for k, v in lat.items() if k != "idle")
+    what = "another visitor's /predict while one session floods the queue (4 events a session at most)"
+    errors = sum(v.get("errors", 0) for v in lat.values())
+    return what, f"median {idle:,.0f} ms idle → {worst:,.0f} ms flooded ({worst / idle:.1f}x), {errors} errors"
 
 
 # (sources, row function, command, RESULTS file); a row whose record is missing is left out
 Row = tuple[tuple[str, ...], Callable, str, str]
 ROWS: list[Row] = [
-    (("browser_latency",), browser_latency, "python -m benchmarks.browser_latency --app", "RESULTS-pad"),
+    (("browser_latency",), browser_latency, "python -m benchmarks.browser_latency", "RESULTS-pad"),
     (("drawn",), drawn, "python -m benchmarks.drawn", "RESULTS-draw"),
     (("calibration",), calibration, "python -m benchmarks.calibration", "RESULTS-calibration"),
     (("speed",), speed, "python -m benchmarks.vs_seed --repeats 3", "RESULTS-speed"),
     (("seeds-lenet", "seeds-cnnnet", "seeds-mlp"), None, "python -m benchmarks.seeds --seeds 0-9", "RESULTS-speed"),
     (("app_train",), app_train, "python -m benchmarks.app_train", "RESULTS-app"),
     (("visitors",), visitors, "python -m benchmarks.visitors", "RESULTS-visitors"),
+    (("inpage",), inpage, "python -m benchmarks.inpage", "RESULTS-inpage"),
+    (("flood",), flood, "python -m benchmarks.flood", "RESULTS-visitors"),
 ]
 
 

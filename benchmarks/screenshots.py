@@ -43,6 +43,7 @@ def draw(page, digit: str, cdp=None) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=DOCS, help=f"folder for the PNGs (default: {DOCS})")
+    p.add_argument("--no-train", action="store_true", help="only the Draw tab's screenshots (no training run)")
     args = p.parse_args(argv)
 
     import app
@@ -62,13 +63,14 @@ def main(argv: list[str] | None = None) -> int:
             print("draw tab: read", draw(page, "4"))
             print(screenshot(page, "draw", full_page=False, folder=args.out))
 
-            page.get_by_role("tab", name="Train").click()
-            page.get_by_role("button", name="Train", exact=True).click()
-            page.wait_for_function("() => /done|error|stopped/.test(document.querySelector('#train-status').innerText)",
-                                   timeout=RUN_TIMEOUT_MS)
-            page.wait_for_timeout(2000)  # the last redraw of the curves
-            print("train tab:", page.locator("#train-status").inner_text().strip()[:120])
-            print(screenshot(page, "train", full_page=True, folder=args.out))
+            if not args.no_train:
+                page.get_by_role("tab", name="Train").click()
+                page.get_by_role("button", name="Train", exact=True).click()
+                page.wait_for_function("() => /done|error|stopped/.test(document.querySelector('#train-status')"
+                                       ".innerText)", timeout=RUN_TIMEOUT_MS)
+                page.wait_for_timeout(2000)  # the last redraw of the curves
+                print("train tab:", page.locator("#train-status").inner_text().strip()[:120])
+                print(screenshot(page, "train", full_page=True, folder=args.out))
 
             phone = open_app(browser, url, **PHONE)
             print("phone: read", draw(phone, "7", cdp=phone.context.new_cdp_session(phone)))

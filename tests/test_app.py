@@ -108,28 +108,39 @@ def test_draw_tab_blank_canvas_shows_message_not_a_guess(visitor):
     assert bars["probability"].sum() == 0 and seen is None and answers == [None] * len(MODELS)
 
 
-def test_random_mnist_digit_shows_the_answer_and_the_true_label(visitor, mnist, monkeypatch):
+def test_random_mnist_digit_goes_on_the_pad_with_its_true_label(visitor, mnist, monkeypatch):
+    from digitnet.preprocess import decode_pad_payload
+
     ctx, ws = visitor
-    drawn = []  # (label, index) of each digit the handler was given: the same draws every run (a fixed rng)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0)  # the same draws every run
     pick = draw.random_test_digit
-
-    def seeded(**kwargs):
-        image, label, index = pick(rng=rng, **kwargs)
-        drawn.append((label, index))
-        return image, label, index
-
-    monkeypatch.setattr(draw, "random_test_digit", seeded)
+    monkeypatch.setattr(draw, "random_test_digit", lambda **kwargs: pick(rng=rng, **kwargs))
+    seen = set()
     for _ in range(5):
-        label, truth, bars, seen, *answers = draw.random_digit(ctx, ws, "lenet")
-        true_digit, index = drawn[-1]
-        assert true_digit == int(mnist.test_labels[index])
-        assert truth.startswith(f"MNIST test digit #{index}, labelled **{true_digit}**")
-        assert seen.shape == (28 * draw.SEEN_SCALE, 28 * draw.SEEN_SCALE)
-        assert bars["probability"].sum() == pytest.approx(1.0, abs=1e-4)
-        assert len(label) == 10 and max(label, key=label.get) == str(true_digit)  # the answer is the true digit
-        assert all(max(a, key=a.get) == str(true_digit) for a in answers)  # and so is every model's
-    assert len({index for _, index in drawn}) == 5
+        payload, note = draw.random_digit(ctx, ws)
+        assert note.startswith("On the pad: MNIST test digit #") and "labelled **" in note
+        index = int(note.split("#")[1].split(",")[0])
+        true_digit = str(int(mnist.test_labels[index]))
+        assert note.split("labelled **")[1][0] == true_digit
+        ink = decode_pad_payload(payload)  # the pad's own format: the page reads it like a drawing
+        assert ink.shape == (112, 112)
+        assert np.array_equal(ink[::4, ::4], mnist.test_images[index].numpy())  # that very digit, 4x
+        label = draw.recognise_pad(ctx, ws, payload, "lenet")[0]
+        assert max(label, key=label.get) == true_digit  # read from the pad, the answer is the true digit
+        seen.add(index)
+    assert len(seen) == 5
+
+
+def test_a_photo_goes_on_the_pad_as_the_models_read_it(visitor, mnist):
+    ctx, ws = visitor
+    digit = np.kron(mnist.test_images[1].numpy(), np.ones((9, 9), dtype=np.uint8))  # a 2
+    paper = np.full((400, 300, 3), 235, dtype=np.uint8)
+    paper[60:312, 30:282] = (235 - digit.astype(np.int32) * 200 // 255)[..., None].astype(np.uint8)
+    payload, note = draw.photo_to_pad(ctx, ws, paper)
+    assert "photo" in note
+    label = draw.recognise_pad(ctx, ws, payload, "lenet")[0]
+    assert max(label, key=label.get) == "2"
+    assert draw.photo_to_pad(ctx, ws, np.full((50, 50, 3), 235, dtype=np.uint8))[0] == ""  # blank paper
 
 
 def test_weights_line_and_choice_follow_the_visitor(visitor):
@@ -140,16 +151,15 @@ def test_weights_line_and_choice_follow_the_visitor(visitor):
         draw.choose_weights(ctx, ws, "lenet", "3")
 
 
-def test_drawing_events_are_fast_and_never_queue_stale_work(served_app):
+def test_drawing_asks_the_server_nothing_and_photos_never_queue_stale_work(served_app):
     deps = served_app.demo.config["dependencies"]
+    pad = next(c["id"] for c in served_app.demo.config["components"] if c["props"].get("elem_id") == "digit-pad")
+    on_pad = [d for d in deps if [pad, "change"] in [list(t) for t in d["targets"]]]
+    assert on_pad and not any(d["backend_fn"] for d in on_pad)  # only page-side JavaScript follows a drawing
+    photo = [d for d in deps if d.get("api_name") == "photo_to_pad"]
+    assert len(photo) == 1 and photo[0]["trigger_mode"] == "always_last"
     fns = {f.api_name: f for f in served_app.demo.fns.values()}
-    drawing = [d for d in deps if d.get("api_name", "").startswith("recognise")
-               and any(t[1] == "change" for t in d["targets"])]
-    assert len(drawing) == 3  # the pad, a photo, another model
-    for d in drawing:
-        assert d["trigger_mode"] == "always_last"  # a burst of strokes collapses to the latest drawing
-        assert d["show_progress"] == "hidden"
-    assert fns["predict"].concurrency_limit > 1 and fns["recognise"].concurrency_limit > 1
+    assert fns["predict"].concurrency_limit > 1
 
 
 def test_no_timer_polls_the_server(served_app):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import threading
 
@@ -19,6 +20,7 @@ from digitnet.scheduler import RunState
 from digitnet.training import TrainConfig
 from digitnet.ui import curves
 from digitnet.ui import train as train_tab
+from digitnet.webmodel import page_model
 from digitnet.workspace import run_status
 
 WAIT = 120
@@ -225,7 +227,7 @@ def test_the_live_view_streams_only_new_points_to_the_runs_owner(served_app, idl
     assert len(shown["answers"]) >= 2 and shown["answers"][0] != shown["answers"][-1]  # the grid changed
     final = updates[-1]
     (status_md, live, results, figure, gallery, runs, ticks, overlay, form_msg, teach, weights_md, weights_pick,
-     download) = final
+     download, page) = final
     assert "test accuracy" in results and figure is not None and len(gallery) > 0
     assert all(re.fullmatch(r"\d read as \d · \d+%", caption) for _, caption in gallery)
     assert list(runs["run"]) == [1] and list(runs["state"]) == ["done"]
@@ -233,6 +235,9 @@ def test_the_live_view_streams_only_new_points_to_the_runs_owner(served_app, idl
     assert form_msg == ""  # "Your run 1: LeNet is training." is out of date
     assert weights_md.startswith("**LeNet**: your run 1, ") and weights_pick.value == "1"
     assert download.endswith("lenet-run1.pt") and torch.load(download, weights_only=True)["arch"] == "lenet"
+    pushed = json.loads(page)["weights"]  # the run's weights go to the page, which draws with them
+    assert list(pushed) == ["lenet"] and pushed["lenet"]["spec"] == page_model(ws.weights_dict("lenet"))
+    assert all(u[-1] == gr.skip() for u in updates[:-1])  # only once, when the run ends
 
 
 def test_overlay_compares_the_visitors_runs(served_app, idle_queue):

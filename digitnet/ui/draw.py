@@ -1,7 +1,14 @@
 """The Draw tab: a drawing pad -> the chosen model's answer, what it saw, all three models, why; my digits.
 
-Every answer uses the visitor's own weights for a model when they have chosen some (a
-finished run, a loaded file), else the shipped ones: ``predict(..., cache=workspace)``.
+The answer is computed in the page (``answer.py``: the pad's ink -> the page's MNIST-style
+preprocessing -> three forward passes): drawing sends the server nothing. The server sends
+the page the weights the visitor draws with (``page_weights``: a finished run, a chosen or
+uploaded file, a fine-tune) and runs what a click asks for: Explain, "Add to my digits",
+fine-tune, a photo or a random MNIST digit (both shown on the pad), and the API's
+``/predict``. Each of those uses the visitor's own weights for a model when they have chosen
+some, else the shipped ones: ``predict(..., cache=workspace)``. ``recognise``/``show`` are
+the server's reading of a drawing with the outputs the tab had before the page computed it
+(``answer.py``; tests compare the page with them).
 """
 
 from __future__ import annotations
@@ -14,7 +21,6 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import pandas as pd
 from gradio.components.image_editor import EditorData
 from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder
@@ -25,16 +31,17 @@ from ..explain import Explanation, explain
 from ..finetune import (MAX_MY_DIGITS, MY_DIGITS_FILENAME, MyDigits, MyDigitsError, add_digit, load_my_digits,
                         my_digits_summary, save_my_digits)
 from ..models import DISPLAY_NAMES, MODELS
-from ..predict import ModelUnavailable, Prediction, label_value, predict, predict_all
-from ..preprocess import ImageError, confine_uploads, to_mnist_array, uploaded_path
+from ..predict import ModelUnavailable, label_value, predict
+from ..preprocess import ImageError, confine_uploads, pad_payload, to_mnist_array, uploaded_path
 from ..scheduler import MIN_FINETUNE_DIGITS, QueueFull, TrainingDisabled
 from ..workspace import AlreadyTraining, Workspace
+# The server's reading of a drawing as the tab showed it before the page computed it (tests use these names).
+from .answer import SEEN_SCALE, answer_note, probability_frame, recognise, recognise_pad, show  # noqa: F401
+from .answer import answer_panel, keeper, page_digits, page_weights, restore, shipped_spec_urls
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
                      visitor_handler)
 from .pad import drawing_pad, pad_value
 
-SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so pixels stay visible
-TOP_CLASSES = 3  # the label's top classes; the bar chart and the API carry all ten
 MY_DIGITS_SCALE = 3  # "my digits" gallery thumbnails at 84x84
 MY_DIGITS_SHOWN = 40  # the gallery shows the latest ones; the count covers all
 PREDICT_CONCURRENCY = 4  # recognition takes milliseconds: several at once, never behind training
@@ -47,7 +54,7 @@ CSS = """
 #seen-image img, #my-digits img, #misclassified img { image-rendering: pixelated; }
 /* Gradio 6.31 stretches a gallery's few items over the whole row; my digits stay thumbnails. */
 #my-digits .grid-container { grid-template-columns: repeat(auto-fill, 96px) !important; grid-auto-rows: 96px !important; }
-#answer-note p { margin: 0; font-size: 1.05rem; }
+#keeper { display: none !important; }
 #intro h1 { margin: 0 0 2px 0; font-size: 1.6rem; }
 #intro p { margin: 0; }
 /* A phone: pad and answer on one screen (390x844). Less padding around blocks, a smaller label. */
@@ -55,8 +62,6 @@ CSS = """
   .gradio-container { padding-top: 4px !important; }
   #intro h1 { font-size: 1.25rem; }
   #intro p { font-size: 0.9rem; line-height: 1.25; }
-  #prediction .output-class { font-size: 1.6rem !important; padding: 2px 0 !important; }
-  #prediction .confidence-set { padding-top: 0 !important; padding-bottom: 0 !important; }
 }
 """
 
@@ -77,30 +82,6 @@ def api_image(value):
 
 
 # ------------------------------------------------------------------------------ pure functions
-
-
-def probability_frame(probs=None) -> pd.DataFrame:
-    """The bar chart's data: one row per digit (all zero when nothing is drawn, a stable axis)."""
-    values = np.zeros(10) if probs is None else np.asarray(probs, dtype="float64")
-    return pd.DataFrame({"digit": [str(d) for d in range(10)], "probability": values.astype("float64")})
-
-
-def model_answer(result) -> dict | str | None:
-    """One model's answer for the side-by-side view: its label value, or why it is unavailable."""
-    if result is None:
-        return None
-    if isinstance(result, str):
-        return f"unavailable: {result}"
-    return label_value(result)
-
-
-def answer_note(pred: Prediction | None) -> str:
-    """One line over the bars: "It's a 7", or "Not sure: 4 or 9?" when the calibrated top probability is low."""
-    if pred is None:
-        return "Draw one digit, big or small, anywhere on the pad."
-    if getattr(pred, "unsure", False):
-        return f"**Not sure: {pred.digit} or {pred.runner_up}?** ({pred.confidence:.0%} for a {pred.digit})"
-    return f"**It's a {pred.digit}** ({pred.confidence:.0%})"
 
 
 def weights_markdown(ws: Workspace, model: str) -> str:
@@ -163,41 +144,6 @@ def my_digits_markdown(digits: MyDigits) -> str:
 # ------------------------------------------------------------------------------ handlers
 
 
-def read(ws: Workspace, image) -> dict | None:
-    """All three models' answers (the visitor's weights) for a drawing or photo; None when there is nothing."""
-    if image is None:
-        return None
-    try:
-        return predict_all(image, cache=ws)
-    except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
-
-
-def show(results: dict | None, model: str) -> tuple:
-    """The Draw tab's answer outputs for predict_all's answer (None = nothing drawn)."""
-    if results is None:
-        return (BLANK_MESSAGE, answer_note(None), probability_frame(), None, None, None, None)
-    answers = [model_answer(results.get(name)) for name in MODELS]
-    chosen = results.get(model)
-    if isinstance(chosen, str):  # a broken checkpoint: say so in place of a guess, keep the others
-        return (f"{DISPLAY_NAMES.get(model, model)} is unavailable", chosen, probability_frame(), None, *answers)
-    return (label_value(chosen), answer_note(chosen), probability_frame(chosen.probs),
-            enlarge(chosen.seen, SEEN_SCALE), *answers)
-
-
-def recognise(ctx: Context, ws: Workspace, image, model: str) -> tuple:
-    """A photo (or any image) changed: the answer, a note, all ten as bars, the 28x28 the model saw, all three."""
-    return show(read(ws, photo_file(image)), model)
-
-
-def recognise_pad(ctx: Context, ws: Workspace, drawing: str, model: str) -> tuple:
-    """The pad changed (while drawing, at the end of a stroke, Clear, Undo): the same outputs as ``recognise``.
-
-    The pad's value is a browser's string: checked to be "" or a pad payload, never read as a path.
-    """
-    return show(read(ws, pad_value(drawing) or None), model)
-
-
 def drawing_else_photo(drawing: str, photo):
     """What the Draw tab reads: the pad's drawing when something is drawn, else the photo (None: neither).
 
@@ -218,20 +164,26 @@ def photo_file(photo):
     return photo
 
 
-def recognise_either(ctx: Context, ws: Workspace, drawing: str, photo, model: str) -> tuple:
-    """Model or weights changed: re-read the drawing, or the uploaded photo when nothing is drawn."""
-    return show(read(ws, drawing_else_photo(drawing, photo)), model)
-
-
-def random_digit(ctx: Context, ws: Workspace, model: str) -> tuple:
-    """A random MNIST test digit shown like a drawing: the answer, what the model saw, and its true label."""
+def random_digit(ctx: Context, ws: Workspace) -> tuple[str, str]:
+    """A random MNIST test digit, put on the pad (the page reads it like a drawing): (pad value, its true label)."""
     try:
         image, label, index = random_test_digit(data_root=ctx.data_root)
     except Exception as exc:  # no MNIST on this deployment (a Space without it and no network)
         raise gr.Error(f"No MNIST test set here: {exc}") from exc
-    answer, note, *rest = show(read(ws, image), model)
-    truth = f"MNIST test digit #{index}, labelled **{label}**. {note}"
-    return (answer, truth, *rest)
+    return pad_payload(enlarge(image, 1)), f"On the pad: MNIST test digit #{index}, labelled **{label}**."
+
+
+def photo_to_pad(ctx: Context, ws: Workspace, photo) -> tuple[str, str]:
+    """An uploaded photo, as the models read it (28x28), put on the pad: (pad value, a note)."""
+    if photo is None:
+        return gr.skip(), ""
+    try:
+        seen = to_mnist_array(photo_file(photo))
+    except ImageError as exc:
+        raise gr.Error(str(exc)) from exc
+    if seen is None:
+        return "", "No digit found in the photo: dark ink on light paper, or light on dark, works best."
+    return pad_payload(enlarge(seen, 1)), "On the pad: your photo as the models read it (28x28)."
 
 
 def predict_api(ctx: Context, ws: Workspace, sketch, model: str):
@@ -244,22 +196,32 @@ def predict_api(ctx: Context, ws: Workspace, sketch, model: str):
 
 
 def choose_weights(ctx: Context, ws: Workspace, model: str, choice: str | None):
-    """The weights dropdown: draw with the shipped weights or one of the visitor's runs."""
+    """The weights dropdown: draw with the shipped weights or one of the visitor's runs (pushed to the page)."""
     try:
         ws.use(model, None if choice in (None, "", SHIPPED) else int(choice))
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
-    return weights_view(ws, model)
+    return (*weights_view(ws, model), page_weights(ws, [model]))
 
 
 def use_shipped(ctx: Context, ws: Workspace, model: str):
-    """One click back to the shipped weights of the selected model."""
-    return choose_weights(ctx, ws, model, SHIPPED)
+    """One click back to the shipped weights of all three models."""
+    for name in MODELS:
+        ws.use(name, None)
+    return (*weights_view(ws, model), page_weights(ws))
 
 
 def model_changed(ctx: Context, ws: Workspace, model: str):
     """Another model selected: its weights line and dropdown."""
     return weights_view(ws, model)
+
+
+def restore_kept(ctx: Context, ws: Workspace, kept: str, model: str):
+    """The page handed back the weights and digits it kept (a refresh, a restart): load them, checked."""
+    refused = restore(ws, kept)
+    if refused:
+        gr.Warning("Some of what your browser kept could not be loaded: " + "; ".join(refused))
+    return (*weights_view(ws, model), page_weights(ws), *digits_view(ws.my_digits))
 
 
 def drawing_or_photo(drawing: str, photo) -> np.ndarray | None:
@@ -302,6 +264,11 @@ def add_to_my_digits(ctx: Context, ws: Workspace, drawing, photo, digit):
     except MyDigitsError as exc:
         raise gr.Error(str(exc)) from exc
     return digits_view(ws.my_digits)
+
+
+def keep_digits(ctx: Context, ws: Workspace) -> str:
+    """The visitor's digits changed: the panel's value that has the page keep them in the browser."""
+    return page_digits(ws.my_digits)
 
 
 def load_digits(ctx: Context, ws: Workspace, file):
@@ -363,6 +330,16 @@ def finetune(ctx: Context, ws: Workspace, model: str) -> str:
             "the result once it is done.")
 
 
+def finetune_click(ctx: Context, ws: Workspace, model: str) -> str:
+    """The fine-tune button: as ``finetune``, but a refusal is a message (and a toast), not an error that
+    covers the "My digits" panel with red badges."""
+    try:
+        return finetune(ctx, ws, model)
+    except gr.Error as exc:
+        gr.Warning(exc.message)
+        return f"⚠️ {exc.message}"
+
+
 # ------------------------------------------------------------------------------ the tab
 
 
@@ -374,38 +351,44 @@ class DrawTab:
     weights_md: gr.Markdown
     weights_pick: gr.Dropdown
     drawing: gr.components.Component
+    panel: gr.HTML  # the in-page answer: its value pushes the visitor's weights to the page
     teach_msg: gr.Markdown
     finetune_event: object  # the fine-tune click, which the Train tab follows with its live view
+
+
+# Client-side only (no request): a changed drawing clears the stale "Why this answer?" and
+# pre-fills "That was a ..." with the page's answer; the model radio picks the page's answer.
+ON_DRAWING_JS = """() => {
+  const a = window.DigitNetAnswer && window.DigitNetAnswer.latest();
+  return [%r, null, null, null, a ? String(a.digit) : null];
+}"""
+CHOOSE_MODEL_JS = "(model) => { window.DigitNetAnswer && window.DigitNetAnswer.choose(model); return []; }"
+EXPLAIN_PROMPT = ("See which of your strokes decided the answer and what the model's first layer made of them: "
+                  "draw, then click the button.")
 
 
 def build(ctx: Context) -> DrawTab:
     """Create the Draw tab's components inside the caller's ``gr.Tab`` and wire its events."""
     bind = lambda fn: visitor_handler(fn, ctx)  # noqa: E731
+    newcomer = Workspace("", ctx.scheduler, ctx.visitors.shipped)  # what a new visitor sees: the shipped weights
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
             pad = drawing_pad(elem_id="digit-pad")
         with gr.Column(scale=2, min_width=300):
             # The answer first: on a phone the columns stack, and the answer must be on screen with the pad.
-            label = gr.Label(value=BLANK_MESSAGE, num_top_classes=TOP_CLASSES, label="Prediction",
-                             elem_id="prediction")
-            note = gr.Markdown(answer_note(None), elem_id="answer-note")
+            panel = answer_panel(shipped_spec_urls(newcomer), DEFAULT_MODEL)
             model = gr.Radio(MODEL_CHOICES, value=DEFAULT_MODEL, label="Model", elem_id="model-choice")
             with gr.Row():
-                # What a new visitor sees: the shipped weights (or which shipped file is broken).
-                first = weights_markdown(Workspace("", ctx.scheduler, ctx.visitors.shipped), DEFAULT_MODEL)
-                weights_md = gr.Markdown(first, elem_id="weights-in-use")
+                # Which shipped file is broken, if one is.
+                weights_md = gr.Markdown(weights_markdown(newcomer, DEFAULT_MODEL), elem_id="weights-in-use")
             with gr.Row():
                 weights_pick = gr.Dropdown([("shipped", SHIPPED)], value=SHIPPED, label="Weights to draw with",
                                            elem_id="weights-pick", scale=3)
-                shipped_btn = gr.Button("Use shipped weights", size="sm", scale=1, min_width=120)
-            random_btn = gr.Button("Show a random MNIST digit", size="sm", elem_id="random-digit")
-    with gr.Row():
-        bars = gr.BarPlot(probability_frame(), x="digit", y="probability", y_lim=[0, 1], sort="x", height=200,
-                          label="All ten digits", x_title="digit", y_title="probability")
-        seen = gr.Image(label="What the model saw (28x28, enlarged)", elem_id="seen-image", interactive=False,
-                        height=224, width=224, buttons=[], format="png")
-    with gr.Row():
-        compare = [gr.Label(num_top_classes=2, label=DISPLAY_NAMES[name], min_width=120) for name in MODELS]
+                shipped_btn = gr.Button("Shipped weights for all three", size="sm", scale=1, min_width=120,
+                                        elem_id="all-shipped")
+            random_btn = gr.Button("Put a random MNIST digit on the pad", size="sm", elem_id="random-digit")
+            pad_note = gr.Markdown(elem_id="pad-note")
+    kept = keeper()
     with gr.Accordion("...or upload a photo or scan of a digit", open=False):
         photo = gr.Image(label="Photo or scan (dark ink on paper, or light on dark)", sources=["upload", "clipboard"],
                          type="filepath", image_mode=None, height=220)  # decoded by preprocess, size-capped
@@ -419,8 +402,7 @@ def build(ctx: Context) -> DrawTab:
     with gr.Accordion("Why this answer?", open=False):
         with gr.Row():
             explain_btn = gr.Button("Explain this answer", variant="primary", scale=0, min_width=200)
-            explain_md = gr.Markdown("See which of your strokes decided the answer and what the model's first "
-                                     "layer made of them: draw, then click the button.")
+            explain_md = gr.Markdown(EXPLAIN_PROMPT, elem_id="explain-text")
         with gr.Row():
             saliency_img = gr.Image(label="Saliency: red for the answer, blue against", interactive=False,
                                     height=260, buttons=[], format="png", elem_id="explain-saliency")
@@ -431,14 +413,15 @@ def build(ctx: Context) -> DrawTab:
     with gr.Accordion("Teach it your handwriting", open=False):
         gr.Markdown(
             "Wrong answer? Say which digit it was and add the drawing to *my digits*. They are yours alone and "
-            "go when you close the tab (save them as a file to keep them). "
+            "are kept in this browser (save them as a file to take them elsewhere). "
             f"With at least {MIN_FINETUNE_DIGITS}, fine-tune the model selected above on them: a short run that "
             "mixes your digits (shifted, turned, scaled) with MNIST, so the model learns your style without "
             "forgetting MNIST. It waits its turn in the training queue (Train tab); your drawings use the result.")
         with gr.Row(equal_height=True):
-            truth = gr.Radio([str(d) for d in range(10)], value=None, label="That was a ...", scale=4)
+            truth = gr.Radio([str(d) for d in range(10)], value=None, label="That was a ...", scale=4,
+                             elem_id="truth")
             add_btn = gr.Button("Add to my digits", scale=1, min_width=160)
-        my_md = gr.Markdown(my_digits_markdown([]))
+        my_md = gr.Markdown(my_digits_markdown([]), elem_id="my-digits-text")
         my_gallery = gr.Gallery(label="My digits (latest first)", elem_id="my-digits", columns=10, height=220,
                                 object_fit="contain", interactive=False)
         with gr.Row():
@@ -447,23 +430,24 @@ def build(ctx: Context) -> DrawTab:
             upload_btn = gr.UploadButton("Load my digits from a file", file_types=[".npz"], type="filepath")
             forget_btn = gr.Button("Forget my digits")
         my_file = gr.File(label="Your digits, ready to download", visible=False, interactive=False)
-        teach_msg = gr.Markdown()
+        teach_msg = gr.Markdown(elem_id="teach-msg")
 
     # ---- wiring ----------------------------------------------------------------------------------
-    answer = [label, note, bars, seen, *compare]
-    fast = dict(show_progress="hidden", concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY,
-                api_visibility="private")
-    # always_last: while a request is in flight, further changes collapse to the latest drawing.
-    pad.change(bind(recognise_pad), [pad, model], answer, trigger_mode="always_last", **fast)
-    photo.change(bind(recognise), [photo, model], answer, trigger_mode="always_last", **fast)
+    # Drawing costs the server nothing: the pad's ink goes to the panel in the page (pad.js ->
+    # answer.js). These two events run in the page only (fn None).
+    pad.change(None, None, [explain_md, saliency_img, maps_img, filters_img, truth],
+               js=ON_DRAWING_JS % EXPLAIN_PROMPT)
+    model.change(None, model, None, js=CHOOSE_MODEL_JS)
+    private = dict(api_visibility="private")
     weights = [weights_md, weights_pick]
-    model.change(bind(recognise_either), [pad, photo, model], answer, trigger_mode="always_last", **fast)
-    model.change(bind(model_changed), model, weights, api_visibility="private", queue=False)
-    weights_pick.input(bind(choose_weights), [model, weights_pick], weights, api_visibility="private").then(
-        bind(recognise_either), [pad, photo, model], answer, **fast)
-    shipped_btn.click(bind(use_shipped), model, weights, api_visibility="private").then(
-        bind(recognise_either), [pad, photo, model], answer, **fast)
-    random_btn.click(bind(random_digit), model, answer, **fast)
+    model.change(bind(model_changed), model, weights, queue=False, **private)
+    weights_pick.input(bind(choose_weights), [model, weights_pick], [*weights, panel], **private)
+    shipped_btn.click(bind(use_shipped), model, [*weights, panel], **private)
+    mine = [my_md, my_gallery]
+    kept.change(bind(restore_kept), [kept, model], [*weights, panel, *mine], concurrency_limit=None, **private)
+    fast = dict(show_progress="hidden", concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY, **private)
+    random_btn.click(bind(random_digit), None, [pad, pad_note], **fast)
+    photo.change(bind(photo_to_pad), photo, [pad, pad_note], trigger_mode="always_last", **fast)
     # The documented /predict: an API-only event. preprocess=False: predict() reads the uploaded
     # files itself (the composite only; a huge one refused before decoding; a non-image a clear error).
     gr.on([], bind(predict_api), [api_sketch, api_model], api_label, api_name="predict", show_progress="hidden",
@@ -473,14 +457,16 @@ def build(ctx: Context) -> DrawTab:
     extra = dict(api_visibility="undocumented")
     explain_btn.click(bind(explain_view), [pad, photo, model], [explain_md, saliency_img, maps_img, filters_img],
                       api_name="explain", concurrency_id="explain", concurrency_limit=2, **extra)
-    mine = [my_md, my_gallery]
-    add_btn.click(bind(add_to_my_digits), [pad, photo, truth], mine, api_name="add_digit", concurrency_limit=None,
-                  **extra)
-    upload_btn.upload(bind(load_digits), upload_btn, mine, api_name="load_digits", concurrency_limit=None, **extra)
+    # Each change of the visitor's digits is then kept in their browser (the panel's value).
+    keep = dict(fn=bind(keep_digits), inputs=None, outputs=panel, concurrency_limit=None, **private)
+    add_btn.click(bind(add_to_my_digits), [pad, photo, truth], mine, api_name="add_digit",
+                  concurrency_limit=None, **extra).success(**keep)
+    upload_btn.upload(bind(load_digits), upload_btn, mine, api_name="load_digits", concurrency_limit=None,
+                      **extra).success(**keep)
     save_btn.click(bind(save_digits), None, my_file, api_name="save_digits", concurrency_limit=None, **extra)
-    forget_btn.click(bind(clear_digits), None, mine, api_name="clear_digits", concurrency_limit=None, **extra).then(
-        lambda: gr.File(value=None, visible=False), None, my_file, api_visibility="private")
-    finetune_event = finetune_btn.click(bind(finetune), model, teach_msg, api_name="finetune",
-                                        concurrency_limit=None, **extra)
-    return DrawTab(model=model, weights_md=weights_md, weights_pick=weights_pick, drawing=pad, teach_msg=teach_msg,
-                   finetune_event=finetune_event)
+    forget_btn.click(bind(clear_digits), None, mine, api_name="clear_digits", concurrency_limit=None,
+                     **extra).then(lambda: gr.File(value=None, visible=False), None, my_file, **private).success(**keep)
+    gr.on([], bind(finetune), api_model, teach_msg, api_name="finetune", concurrency_limit=None, **extra)
+    finetune_event = finetune_btn.click(bind(finetune_click), model, teach_msg, concurrency_limit=None, **private)
+    return DrawTab(model=model, weights_md=weights_md, weights_pick=weights_pick, drawing=pad, panel=panel,
+                   teach_msg=teach_msg, finetune_event=finetune_event)

@@ -28,6 +28,7 @@ from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclass
 from ..workspace import AlreadyTraining, Workspace, run_status
 from . import curves
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
+from .answer import page_weights
 from .draw import DOWNLOADS, DrawTab, weights_view
 
 # The form's controls and /train's keywords: TrainConfig's visitor settings, in field order.
@@ -235,13 +236,14 @@ async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: 
 
     Each update carries the run's new points only; the run table and the overlay are redrawn when the
     run's state changes. The answers under Train (and under the Draw tab's fine-tune button) are cleared
-    or replaced once they are out of date.
+    or replaced once they are out of date. When the run ends, its weights go to the page (the Draw tab's
+    answer panel), which draws with them.
     """
     feed = curves.LiveFeed(ctx.data_root)
     run = ws.latest()
     if run is None:
         yield (*view(ctx, ws, selected, feed), gr.skip(), gr.skip(), *weights_view(ws, model),
-               download_file(ws, train_model))
+               download_file(ws, train_model), gr.skip())
         return
     last = state = None
     while True:
@@ -251,12 +253,13 @@ async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: 
         if s.ended:
             # "Your run 1: LeNet is training." is history now: the status line and the chart say how it ended.
             teach = s.message if s.kind == "finetune" else gr.skip()
-            yield (*view(ctx, ws, selected, feed), "", teach, *weights_view(ws, model), download_file(ws, train_model))
+            yield (*view(ctx, ws, selected, feed), "", teach, *weights_view(ws, model), download_file(ws, train_model),
+                   page_weights(ws, [s.model]))
             return
         if key != last:
             changed = state is not None and s.state != state  # queued -> running: "Queued as ..." is out of date
             yield (*view(ctx, ws, selected, feed, results=last is None, tables=last is None or changed),
-                   "" if changed else gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                   "" if changed else gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
             last, state = key, s.state
         await asyncio.sleep(WATCH_SECONDS)
 
@@ -276,8 +279,8 @@ def refresh_download(ctx: Context, ws: Workspace, model: str) -> str:
     return download_file(ws, model)
 
 
-def upload_weights(ctx: Context, ws: Workspace, file) -> str:
-    """Load a checkpoint file: it joins the visitor's runs and their drawings use it for its model."""
+def upload_weights(ctx: Context, ws: Workspace, file) -> tuple[str, str]:
+    """Load a checkpoint file: it joins the visitor's runs, their drawings use it for its model (pushed to the page)."""
     if file is None:
         raise gr.Error("No file was uploaded.")
     try:
@@ -285,7 +288,8 @@ def upload_weights(ctx: Context, ws: Workspace, file) -> str:
     except (CheckpointError, ImageError) as exc:
         raise gr.Error(str(exc)) from exc
     s = run.snapshot()
-    return f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now."
+    return (f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now.",
+            page_weights(ws, [s.model]))
 
 
 def preset(ctx: Context, model: str, recipe: dict) -> tuple:
@@ -451,7 +455,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
     form = [controls[c.name] for c in FORM]
     presets = [controls[c.name] for c in PRESET]
     live = [status_md, chart, results_md, confusion, gallery, runs_df, overlay_pick, overlay, form_msg, draw.teach_msg,
-            draw.weights_md, draw.weights_pick, download_btn]
+            draw.weights_md, draw.weights_pick, download_btn, draw.panel]
     private = dict(api_visibility="private")
     stream = dict(show_progress="hidden", concurrency_limit=None, **private)
     seed_btn.click(lambda model: (*seed_preset(ctx, model), recipe_note(ctx, model, True)), controls["model"],
@@ -469,7 +473,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
     draw.finetune_event.then(watching, watch_inputs, live, **stream)
     stop_btn.click(bind(stop_click), None, form_msg, concurrency_limit=None, **private)
     overlay_pick.input(bind(show_overlay), overlay_pick, overlay, concurrency_limit=None, **private)
-    upload_btn.upload(bind(upload_weights), upload_btn, weights_msg, concurrency_limit=None, **private).then(
+    upload_btn.upload(bind(upload_weights), upload_btn, [weights_msg, draw.panel], concurrency_limit=None, **private).then(
         watching, watch_inputs, live, **stream)
 
     gr.api(bind(train), api_name="train", concurrency_limit=None)

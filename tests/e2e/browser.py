@@ -33,7 +33,8 @@ CANVAS = f"{SKETCH} canvas"
 BRUSH_BUTTON = f'{SKETCH} button[aria-label="Brush"]'
 CLEAR_BUTTON = f'{SKETCH} button[aria-label="Clear canvas"]'
 
-# The drawing pad (digitnet.ui.pad.drawing_pad) and the answer beside it (a gr.Label).
+# The drawing pad (digitnet.ui.pad.drawing_pad) and the answer beside it, computed in the page
+# (digitnet.ui.answer: #prediction carries the digit in data-label).
 PAD = "#digit-pad"  # the pad's elem_id
 PAD_CANVAS = f"{PAD} canvas"
 PAD_CLEAR = f"{PAD} button[data-action=clear]"
@@ -103,17 +104,22 @@ def block(page, label: str):
 
 
 def prediction(page):
-    """The Draw tab's answer: the big top class (or "Draw a digit") of the Prediction label."""
-    return block(page, "Prediction").locator("[data-testid=label-output-value]")
+    """The Draw tab's answer, computed in the page: "It's a 7 (98%)", "Not sure: 4 or 9?" or "Draw a digit"."""
+    return page.locator(PREDICTION)
 
 
 def answer(page):
-    """The big top class (or the blank message) of the gr.Label with elem_id "prediction"."""
-    return page.locator(f"{PREDICTION} [data-testid=label-output-value]")
+    """The element #prediction: its text is the answer in words, its ``data-label`` the digit ("" when blank)."""
+    return page.locator(PREDICTION)
+
+
+def label(page) -> str:
+    """The chosen model's digit as the page says it (#prediction's data-label; "" when the pad is blank)."""
+    return page.locator(PREDICTION).get_attribute("data-label") or ""
 
 
 # Resolves once the element has not changed (text, children, attributes) for ``quiet`` ms: the
-# drawing pad answers while drawing, so a test reads the answer after the last one came in.
+# page answers while drawing, so a test reads the answer after the last one.
 SETTLE_JS = """
 ([selector, quiet]) => new Promise((resolve) => {
   const target = document.querySelector(selector);
@@ -127,9 +133,9 @@ SETTLE_QUIET_MS = 1000
 
 
 def settled_answer(page, quiet_ms: int = SETTLE_QUIET_MS) -> str:
-    """The answer's text once the answer has stopped changing (no timing is asserted, only waited for)."""
+    """The answer's digit (data-label, "" when blank) once it has stopped changing (no timing is asserted)."""
     page.evaluate(SETTLE_JS, [PREDICTION, quiet_ms])
-    return answer(page).inner_text().strip()
+    return label(page)
 
 
 def screenshot(page, name: str, full_page: bool = False, clip: dict | None = None, folder: Path = ARTIFACTS) -> Path:
