@@ -29,16 +29,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.drawn import STYLES, render
+from benchmarks.drawn import STYLES, TARGETS, render
 from digitnet import nondigits
 from digitnet.data import load_mnist, train_val_split
-from digitnet.detector import DETECTOR_FILE, detector_payload, not_digit_probability, save_detector, train_detector
+from digitnet.detector import DETECTOR_FILE, DIGIT_WEIGHT, detector_payload, not_digit_probability, save_detector, train_detector
 from digitnet.models import MODELS
 from digitnet.predict import CACHE, UNSURE_BELOW
 from digitnet.preprocess import ink_to_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_DIGITS_FLAGGED = 0.01  # on validation; the target on test is at most 3%, and a flagged digit counts as misread
+# The other candidates' thresholds flag this share of validation digits. The detector's own is
+# chosen by ``detector_threshold``: drawn-digit accuracy, a flagged digit counting as a miss, must
+# stay at benchmarks/drawn.py's targets on validation.
+MAX_DIGITS_FLAGGED = 0.01
 TARGET_FLAGGED, TARGET_DIGITS = 0.90, 0.03  # the issue's targets, checked on the test set
 SEEDS = {"train": 1, "val": 2, "test": 3}
 LAST_LAYER = {"mlp": "out", "cnnnet": "fc2", "lenet": "fc3"}
@@ -106,6 +109,16 @@ def rates(flag_digits: np.ndarray, flag_others: dict[str, np.ndarray]) -> dict:
     out.update({kind: float(f.mean()) for kind, f in flag_others.items()})
     out["all non-digits"] = float(np.concatenate(list(flag_others.values())).mean())
     return out
+
+
+def detector_threshold(digit_scores: np.ndarray, answers: dict, labels: np.ndarray) -> float:
+    """The detector's threshold, on validation: the lowest (flagging the most non-digits) at which every
+    model still reads ``benchmarks.drawn.TARGETS`` of the drawn digits right, a flagged digit counting as a miss."""
+    for threshold in np.sort(np.unique(digit_scores)):
+        kept = digit_scores <= threshold
+        if all(((answers[name]["val/digits"] == labels) & kept).mean() >= TARGETS[name] for name in MODELS):
+            return float(threshold)
+    return float(digit_scores.max())
 
 
 def make_sets(args, data, train, val):
@@ -201,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     # The detector's test figures with each model: flagged digits do not depend on the model, but the
     # digits it lets through and reads wrongly do: accuracy of each model on drawn test digits, counting
     # a flagged digit as a miss (what a visitor sees).
-    threshold = table["detector"]["threshold"]
+    threshold = detector_threshold(scores["detector"]["val/digits"], answers, digits["val"][1])
+    table["detector"]["threshold"] = threshold
+    for split in ("val", "test"):
+        flag_others = {kind: scores["detector"][f"{split}/{kind}"] > threshold for kind in nondigits.KINDS}
+        table["detector"][split] = rates(scores["detector"][f"{split}/digits"] > threshold, flag_others)
     flagged = scores["detector"]["test/digits"] > threshold
     labels = digits["test"][1]
     accuracy = {name: {"before": float((answers[name]["test/digits"] == labels).mean()),
@@ -230,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         payload = detector_payload(detector, threshold, metrics={
             "val": table["detector"]["val"], "test": table["detector"]["test"]},
-            config={"epochs": args.epochs, "seed": args.seed, "train_per_kind": args.train_per_kind,
+            config={"epochs": args.epochs, "seed": args.seed, "train_per_kind": args.train_per_kind, "digit_weight": DIGIT_WEIGHT,
                     "kinds": list(nondigits.KINDS), "made_by": record["command"]})
         print("wrote", save_detector(payload))
     if args.json:
