@@ -21,9 +21,9 @@ import torch
 from digitnet import settings
 from digitnet.predict import CACHE
 from digitnet.scheduler import TRAINER_NICENESS, Scheduler
-from digitnet.ui import compare, draw, train
+from digitnet.ui import compare, draw, guard, train
 from digitnet.ui.common import Context
-from digitnet.workspace import Visitors
+from digitnet.visitors import Visitors
 
 QUEUE_MAX_SIZE = 256  # Gradio's own event queue: beyond this, visitors are told it is full instead of waiting
 MAX_UPLOAD_SIZE = "10mb"  # per uploaded file: a drawing is ~20 kB, a phone photo ~5 MB; bigger is refused
@@ -42,13 +42,16 @@ def build_demo(
     train_threads: int | None = None,
     train_niceness: int = TRAINER_NICENESS,
     finetune_overrides: dict | None = None,
+    max_run_seconds: float | None = None,
+    visitors_budget_mb: int | None = None,
 ) -> gr.Blocks:
     """Build the Blocks app around one training queue; every visitor gets their own workspace.
 
     ``train_overrides`` are TrainConfig fields fixed by the deployment (tests use small MNIST
     slices); ``allow_training``, ``max_epochs`` and ``max_queue`` default to
     ``DIGITNET_ALLOW_TRAINING`` / ``DIGITNET_MAX_EPOCHS`` / ``DIGITNET_MAX_QUEUE``;
-    ``finetune_overrides`` are FineTuneConfig fields for "Fine-tune on my digits".
+    ``finetune_overrides`` are FineTuneConfig fields for "Fine-tune on my digits"; ``max_run_seconds``
+    and ``visitors_budget_mb`` default to ``DIGITNET_MAX_RUN_SECONDS`` / ``DIGITNET_MAX_VISITORS_MB``.
     """
     # Every thread of the server computes with one torch thread (a drawing is one small image); only
     # the training worker sets more, for its own thread. This sets the default that threads started
@@ -61,8 +64,11 @@ def build_demo(
     cap = settings.max_epochs() if max_epochs is None else max_epochs
     scheduler = Scheduler(data_root=data_root, overrides=train_overrides, finetune_overrides=finetune_overrides,
                           max_epochs=cap, max_queue=settings.max_queue() if max_queue is None else max_queue,
-                          threads=train_threads, niceness=train_niceness, allow=allow)
-    ctx = Context(scheduler=scheduler, visitors=Visitors(scheduler, CACHE), data_root=data_root,
+                          threads=train_threads, niceness=train_niceness, allow=allow,
+                          max_run_seconds=settings.max_run_seconds() if max_run_seconds is None else max_run_seconds)
+    budget_mb = settings.max_visitors_mb() if visitors_budget_mb is None else visitors_budget_mb
+    visitors = Visitors(scheduler, CACHE, budget_bytes=budget_mb * 2**20)
+    ctx = Context(scheduler=scheduler, visitors=visitors, data_root=data_root,
                   allow_training=allow, max_epochs=cap)
     CACHE.status()  # load the shipped models now: the first drawing should not wait for them
 
@@ -84,7 +90,8 @@ def build_demo(
             ctx.visitors.leave(request.session_hash)
 
         demo.unload(leave)
-    return demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
+    # guard: at most MAX_PENDING_PER_SESSION events of one session in the queue; heartbeats seen.
+    return guard.protect(demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1))
 
 
 if __name__ == "__main__":

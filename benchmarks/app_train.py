@@ -12,7 +12,6 @@ what the visitor waits, queueing and the test pass included.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.drawn import launch_app_process, stop_app_process
 from digitnet.training import FAST_RECIPES
+from benchmarks import record
 
 POLL_SECONDS = 0.5
 
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the runs and their medians here")
     args = p.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    header = record.start(argv)
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if seconds:
             summary[model] = {"median_seconds": statistics.median(seconds), "min": min(seconds), "max": max(seconds)}
             print(f"{model}: median {summary[model]['median_seconds']:.1f} s ({min(seconds):.1f}-{max(seconds):.1f})")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"runs": runs, "summary": summary, "recipes": FAST_RECIPES}, indent=1))
+    record.write(args.json, header, {"runs": runs, "summary": summary, "recipes": FAST_RECIPES})
     return 0 if all(r["state"] == "done" for r in runs) else 1
 
 

@@ -31,12 +31,13 @@ per path are drawn first and not counted (the first answers also pay for warming
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
 import time
 from pathlib import Path
+
+from benchmarks import record
 from typing import Any
 
 import gradio as gr
@@ -247,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(reason)
     from playwright.sync_api import sync_playwright
 
-    load_before = os.getloadavg()  # the machine may be shared: the figures mean little without it
+    header = record.start(argv)  # the machine may be shared: the figures mean little without its load
+    load_before = os.getloadavg()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)} on {os.cpu_count()} CPUs")
     CACHE.status()  # as app.py does at start: the first answer does not include reading checkpoints
     demos = []
@@ -299,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:12s}{fmt(s['median_ms'])}{fmt(s['p95_ms'])}{fmt(s['max_ms'])}"
               f"{s['answered']:>7d}/{s['n']:<2d}{s['correct']:>6d}/{s['n']:<2d}{s['answered_while_drawing']:>10d}/{s['n']}")
     print(f"{'target (pad)':12s}{TARGET_MEDIAN_MS:8.0f}ms{TARGET_P95_MS:8.0f}ms")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2))
+    record.write(args.json, header, figures)
     return 0
 
 

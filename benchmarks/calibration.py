@@ -3,7 +3,7 @@
 For each model it reports the checkpoint's temperature T (``python -m digitnet.calibrate``),
 the expected calibration error (ECE, 15 bins) at T = 1 and at T on the 10,000 MNIST test
 images and on digits drawn like the Sketchpad draws them (``benchmarks/drawn.py``: MNIST
-test digits on an 800x800 canvas), and a threshold table: for each candidate threshold on
+digits on an 800x800 canvas), and a threshold table: for each candidate threshold on
 the calibrated top probability, the share of
 
 - correctly read drawn digits that would be flagged "not sure" (the cost),
@@ -11,7 +11,11 @@ the calibrated top probability, the share of
 - non-digits drawn the same way that would be flagged (the point of it); the rest come out
   as a confident wrong digit. The non-digits: ``scribble`` (random-walk tangles of 1-3
   strokes), ``letter`` (capital letters drawn as jittered strokes), ``font`` (capital letters
-  in PIL's default font), ``two digits`` (two MNIST test digits side by side).
+  in PIL's default font), ``two digits`` (two validation digits side by side).
+
+The threshold is CHOSEN on drawings of the validation images (``--split val`` of
+``benchmarks/drawn.py``): ``chosen`` in the JSON. The same table on drawn MNIST test digits is
+only reported (the README's figure). Figures: benchmarks/RESULTS-calibration.md.
 
 Everything is deterministic given ``--seed`` and goes through the app's own preprocessing
 (``digitnet.preprocess.to_mnist_array``) and checkpoints (``digitnet.predict.CACHE``).
@@ -22,7 +26,6 @@ Everything is deterministic given ``--seed`` and goes through the app's own prep
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -33,7 +36,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from benchmarks.drawn import CANVAS, STYLES, available_models, make_drawings, render
+from benchmarks import record
+from benchmarks.drawn import CANVAS, STYLES, available_models, make_drawings, render, split_digits
 from digitnet.calibrate import calibrated_probs, expected_calibration_error, model_logits
 from digitnet.data import load_mnist, normalize, test_split
 from digitnet.predict import CACHE, UNSURE_BELOW
@@ -150,7 +154,7 @@ def _ink_crop(alpha: np.ndarray) -> np.ndarray:
 
 
 def two_digits(images: np.ndarray, rng: np.random.Generator, canvas: int = CANVAS) -> np.ndarray:
-    """Two MNIST test digits written side by side, as a person writes "42": same style, same height."""
+    """Two MNIST digits written side by side, as a person writes "42": same style, same height."""
     style = STYLES[int(rng.integers(len(STYLES)))]
     height = int(rng.uniform(MIN_SIZE, 0.6) * canvas)
     gap = int(rng.uniform(0.05, 0.3) * height)
@@ -184,7 +188,7 @@ def make_non_digits(kind: str, n: int, seed: int = 0, data_root: str | None = No
     if kind == "font":
         return [font_letter(letters[i % len(letters)], rng) for i in range(n)]
     if kind == "two digits":
-        images = load_mnist(data_root).test_images.numpy()
+        images = split_digits("val", data_root)[0].numpy()  # validation digits: these tables choose
         return [two_digits(images, rng) for _ in range(n)]
     raise ValueError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
 
@@ -257,27 +261,32 @@ def choose_threshold(table: list[dict], max_correct_flagged: float = MAX_CORRECT
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-n", type=int, default=1000, help="drawn MNIST test digits (default: 1000)")
+    p.add_argument("-n", type=int, default=1000, help="drawn digits, of validation and of test each (default: 1000)")
     p.add_argument("--others", type=int, default=300, help="drawings of each non-digit kind (default: 300)")
     p.add_argument("--seed", type=int, default=0, help="seed of every drawing (default: 0)")
     p.add_argument("--data", default=None, help="MNIST root (default: $DIGITNET_DATA or ./data)")
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = p.parse_args(argv)
 
+    header = record.start(argv)
     torch.set_num_threads(1)  # small batches on a shared 2-core machine (see digitnet/predict.py)
     t0 = time.perf_counter()
     data = load_mnist(args.data)
     test = test_split(data)
-    drawings = make_drawings(args.n, args.seed, args.data)
+    drawings = make_drawings(args.n, args.seed, args.data, split="test")
     drawn_seen = seen_batch([d.canvas for d in drawings])
     drawn_labels = torch.tensor([d.label for d in drawings])
+    val_drawings = make_drawings(args.n, args.seed, args.data, split="val")
+    val_seen = seen_batch([d.canvas for d in val_drawings])
+    val_labels = torch.tensor([d.label for d in val_drawings])
     other_seen = {kind: seen_batch(make_non_digits(kind, args.others, args.seed, args.data)) for kind in KINDS}
-    print(f"rendered and preprocessed {args.n} drawn digits and {args.others} of each of {', '.join(KINDS)} "
+    print(f"rendered and preprocessed {args.n} drawn validation and {args.n} drawn test digits and {args.others} of each of {', '.join(KINDS)} "
           f"in {time.perf_counter() - t0:.1f}s (seed {args.seed})")
 
     figures: dict = {"n": args.n, "others": args.others, "seed": args.seed, "unsure_below": UNSURE_BELOW, "models": {}}
     drawn_by_model: dict[str, torch.Tensor] = {}  # calibrated probabilities, for the three-model section
     other_by_model: dict[str, dict[str, torch.Tensor]] = {}
+    val_tables = []  # the threshold tables on drawn validation digits: what chooses
     for name in available_models():
         model, ckpt = CACHE.get(name)
         temperature = float(ckpt.get("temperature", 1.0))
@@ -289,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         other_probs = {kind: calibrated_probs(batch_logits(name, seen)[0], temperature) for kind, seen in other_seen.items()}
         top_other = {kind: probs.max(1).values for kind, probs in other_probs.items()}
         drawn_by_model[name], other_by_model[name] = drawn_probs, other_probs
+        val_top, val_pred = calibrated_probs(batch_logits(name, val_seen)[0], temperature).max(1)
+        val_correct = val_pred == val_labels
+        val_tables.append(threshold_table(val_top[val_correct], val_top[~val_correct], top_other))
         figures["models"][name] = {
             "temperature": temperature,
             "test_acc": float((test_logits.argmax(1) == test.labels).float().mean()),
@@ -299,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             "drawn_ece_after": expected_calibration_error(drawn_probs, drawn_labels),
             "non_digit_median_top": {kind: float(t.median()) for kind, t in top_other.items()},
             "table": threshold_table(top[correct], top[~correct], top_other),
+            "val_drawn_acc": float(val_correct.float().mean()),
         }
 
     print(f"\n{'model':8s} {'T':>6s} {'test acc':>9s} {'test ECE 1 -> T':>17s} {'drawn acc':>10s} {'drawn ECE 1 -> T':>17s}")
@@ -308,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * f['drawn_ece_before']:7.2f}% -> {100 * f['drawn_ece_after']:5.2f}%")
     if len(drawn_by_model) > 1:
         figures["together"] = together(drawn_by_model, other_by_model, drawn_labels)
-    figures["mean_table"] = mean_table([f["table"] for f in figures["models"].values()])
-    figures["chosen"] = choose_threshold(figures["mean_table"])
+    figures["mean_table"] = mean_table([f["table"] for f in figures["models"].values()])  # test: reported
+    figures["val_mean_table"] = mean_table(val_tables)
+    figures["chosen"] = choose_threshold(figures["val_mean_table"])  # chosen on validation only
     print("\nflagged 'not sure' (calibrated top probability < threshold), % of each group; "
           "a non-digit not flagged is a confident wrong digit")
     cols = ["correct_flagged", "wrong_flagged", *KINDS, "non_digits"]
@@ -322,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         if name in figures["models"]:
             medians = figures["models"][name]["non_digit_median_top"]
             print(f"{'':8s}{'median top':>10s}{'':32s}" + "".join(f"{100 * medians[k]:15.1f}%" for k in KINDS))
-    print(f"\nhighest threshold flagging at most {100 * MAX_CORRECT_FLAGGED:.0f}% of correct digits (mean of the models): "
+    print(f"\nhighest threshold flagging at most {100 * MAX_CORRECT_FLAGGED:.0f}% of correct drawn VALIDATION digits "
+          f"(mean of the models; the tables above are test, for reporting): "
           f"{figures['chosen']}; digitnet.predict.UNSURE_BELOW = {UNSURE_BELOW}")
     if "together" in figures:
         t = figures["together"]
@@ -333,8 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'':8s}{'threshold':>10s}" + "".join(f"{x:>16s}" for x in titles))
         for row in t["table"]:
             print(f"{'':8s}{row['threshold']:10.2f}" + "".join(f"{100 * row[c]:15.1f}%" for c in cols))
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2))
+    record.write(args.json, header, figures)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Accuracy on digits drawn the way a person draws them on the Sketchpad.
 
-MNIST **test** digits (never training ones) are put on an 800x800 transparent RGBA
+MNIST digits the models never trained on are put on an 800x800 transparent RGBA
 canvas, black ink in the alpha channel as Gradio's Sketchpad sends it, at random
 sizes (20% to 75% of the canvas) and random positions, in three styles:
 
@@ -10,7 +10,14 @@ sizes (20% to 75% of the canvas) and random positions, in three styles:
   sketchpad produces when someone draws a large digit with a small brush);
 - ``thick``: the same with a brush of radius 6-12 px.
 
-Every drawing is deterministic given ``--seed``. Reports the accuracy of each model
+Two versions, by where the digits come from (``--split``):
+
+- ``val``: the 5,000 validation images (``digitnet.data.train_val_split``, held out of every
+  training run). This is the one that CHOOSES: recipes, finishes, which file ships, thresholds;
+- ``test``: MNIST's 10,000 test images. It only REPORTS (the README's figure, the Compare tab's
+  ``benchmarks/results/drawn.json``), after every choice was made on ``val``.
+
+Every drawing is deterministic given ``--seed`` and ``--split``. Reports the accuracy of each model
 
 - in process, through ``digitnet.predict.predict_all`` (the real preprocessing);
 - the same, but each canvas first reduced to the drawing pad's payload (``digitnet.ui.pad``:
@@ -20,8 +27,11 @@ Every drawing is deterministic given ``--seed``. Reports the accuracy of each mo
 - with the stroke-width normalisation switched off (to show what it buys);
 - through a running app's ``/predict`` with gradio_client (``--url URL`` or ``--launch``).
 
-    DIGITNET_DATA=/path/to/mnist python -m benchmarks.drawn -n 1000
+    DIGITNET_DATA=/path/to/mnist python -m benchmarks.drawn -n 1000 --split val   # for choosing
+    python -m benchmarks.drawn -n 1000 --json benchmarks/results/drawn.json       # test: reporting only
     python -m benchmarks.drawn -n 1000 --launch --workers 4
+
+Figures: benchmarks/RESULTS-draw.md.
 """
 
 from __future__ import annotations
@@ -45,8 +55,9 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from benchmarks import record
 from digitnet import preprocess
-from digitnet.data import load_mnist, normalize
+from digitnet.data import load_mnist, normalize, train_val_split
 from digitnet.models import MODELS
 from digitnet.predict import CACHE, predict_all
 
@@ -68,7 +79,7 @@ class Drawing:
 
     canvas: np.ndarray
     label: int
-    index: int  # MNIST test index
+    index: int  # index in its split (MNIST test, or the validation images)
     style: str
     fraction: float  # digit's longer side / canvas side
     radius: int  # brush radius in px (0 for ``scaled``)
@@ -134,16 +145,30 @@ def render(img: np.ndarray, rng: np.random.Generator, style: str, canvas: int = 
     return out, fraction, radius
 
 
-def make_drawings(n: int, seed: int = 0, data_root: str | None = None) -> list[Drawing]:
-    """``n`` deterministic drawings of MNIST test digits, styles in turn."""
+SPLITS = ("val", "test")  # val chooses, test reports
+
+
+def split_digits(split: str, data_root: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of ``split``: "val" = the validation images every run holds out, "test" = MNIST test."""
     data = load_mnist(data_root)
+    if split == "test":
+        return data.test_images, data.test_labels
+    if split == "val":
+        val = train_val_split(data)[1]
+        return val.images, val.labels
+    raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+
+
+def make_drawings(n: int, seed: int = 0, data_root: str | None = None, split: str = "test") -> list[Drawing]:
+    """``n`` deterministic drawings of ``split``'s digits (validation or test), styles in turn."""
+    images, labels = split_digits(split, data_root)
     rng = np.random.default_rng(seed)
-    indices = rng.permutation(len(data.test_labels))[:n]
+    indices = rng.permutation(len(labels))[:n]
     drawings = []
     for i, idx in enumerate(indices.tolist()):
         style = STYLES[i % len(STYLES)]
-        canvas, fraction, radius = render(data.test_images[idx].numpy(), rng, style)
-        drawings.append(Drawing(canvas, int(data.test_labels[idx]), idx, style, fraction, radius))
+        canvas, fraction, radius = render(images[idx].numpy(), rng, style)
+        drawings.append(Drawing(canvas, int(labels[idx]), idx, style, fraction, radius))
     return drawings
 
 
@@ -329,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=1000, help="number of drawings (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the drawings (default: 0)")
+    p.add_argument("--split", choices=SPLITS, default="test",
+                   help="whose digits: val (validation images: for choosing) or test (reporting only) (default: test)")
     p.add_argument("--data", default=None, help="MNIST root (default: $DIGITNET_DATA or ./data)")
     p.add_argument("--url", default=None, help="also measure through a running app at this URL")
     p.add_argument("--launch", action="store_true", help="also launch app.build_demo() here and measure through it")
@@ -337,14 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-examples", default=None, help="save the first 12 drawings and what the model saw as a PNG")
     args = p.parse_args(argv)
 
+    rec = record.start(argv)
     torch.set_num_threads(1)  # single-image inference; see digitnet/predict.py
     t0 = time.perf_counter()
-    drawings = make_drawings(args.n, args.seed, args.data)
-    print(f"rendered {len(drawings)} drawings in {time.perf_counter() - t0:.1f}s "
+    drawings = make_drawings(args.n, args.seed, args.data, args.split)
+    print(f"rendered {len(drawings)} drawings of {args.split} digits in {time.perf_counter() - t0:.1f}s "
           f"(seed {args.seed}, styles {', '.join(STYLES)} in turn)")
     print("checkpoints:", CACHE.status())
 
-    figures: dict = {"n": len(drawings), "seed": args.seed}
+    figures: dict = {"n": len(drawings), "seed": args.seed, "split": args.split,
+                     "checkpoints": checkpoint_figures()}
     acc, by_style, seconds = in_process(drawings)
     figures["in_process"] = acc
     figures["by_style"] = by_style
@@ -384,9 +413,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.save_examples:
         save_examples(drawings[:12], args.save_examples)
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2))
+    record.write(args.json, rec, figures)
     return 0
+
+
+def checkpoint_figures() -> dict[str, dict]:
+    """Which weights were measured: each shipped file's validation and test accuracy from its metadata."""
+    out = {}
+    for name in available_models():
+        metrics = CACHE.get(name)[1].get("metrics", {})
+        out[name] = {k: metrics.get(k) for k in ("val_acc", "test_acc")}
+    return out
 
 
 def save_examples(drawings: list[Drawing], path: str) -> None:

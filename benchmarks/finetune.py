@@ -22,11 +22,12 @@ style digits; distorted as they are, that overlap is immaterial (1.2% of the set
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import record
 import torch
 from PIL import Image, ImageFilter
 
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = p.parse_args(argv)
 
+    header = record.start(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     dataset = mdata.load_mnist(args.data)
@@ -135,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{style:7s} {name:7s} style {before:5.1f}% -> {after:5.1f}% ({after - before:+.1f} pt; draws {each})   "
                   f"MNIST test drop at most {drop:+.2f} pt   fine-tune {np.mean([r['seconds'] for r in draws]):.1f} s  "
                   f"[{verdict}]  (total {time.perf_counter() - t0:.0f} s)", flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+    record.write(args.json, header, {"rows": rows})
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import statistics
 import tempfile
@@ -28,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import record
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = p.parse_args(argv)
 
+    header = record.start(argv)
     canvases = sample_canvases()
     figures = {"in_process_ms": in_process(canvases, args.repeats)}
     for name, ms in figures["in_process_ms"].items():
@@ -161,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, ms in figures["api_ms"].items():
             target = f"   (target <= {TARGETS_MS[name]:.0f} ms)" if name in TARGETS_MS else ""
             print(f"{name:28s} {ms:8.1f} ms{target}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2))
+    record.write(args.json, header, figures)
     return 0
 
 

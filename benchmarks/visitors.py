@@ -22,7 +22,6 @@ thread.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import threading
@@ -30,6 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import record
 from PIL import Image
 
 from benchmarks.drawn import label_of, launch_app_process, make_drawings, sketch_value, stop_app_process
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
 
+    header = record.start(argv)
     drawings = make_drawings(60, seed=1)
     with tempfile.TemporaryDirectory(prefix="digitnet-visitors-") as tmp:
         work = Path(tmp)
@@ -201,10 +203,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{sessions['added_digits']} added digits): server RSS {sessions['rss_before_mb']} MB before, "
               f"{sessions['rss_with_sessions_mb']} MB right after, {sessions['rss_after_mb']} MB once they were "
               f"gone: {sessions['growth_mb']:+.1f} MB")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"runs": records, "idle": idle, "training": during,
-                                               "peak_rss_mb": peak, "start_rss_mb": base_rss,
-                                               "sessions": sessions}, indent=2))
+    record.write(args.json, header, {"runs": records, "idle": idle, "training": during, "peak_rss_mb": peak,
+                                     "start_rss_mb": base_rss, "sessions": sessions})
     return 0 if finished == len(records) and not idle["errors"] and not during["errors"] else 1
 
 

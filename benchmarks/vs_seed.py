@@ -35,6 +35,7 @@ pass, with both processes' peak resident memory and digitnet's time split into s
 
     python -m benchmarks.vs_seed --json runs/speed.json --plot docs/speed.png   # ~10 minutes idle
     python -m benchmarks.vs_seed --models lenet --repeats 5
+    python -m benchmarks.vs_seed --process-only --repeats 3 --json benchmarks/results/speed-process.json
     python -m benchmarks.vs_seed --train-limit 512 --test-limit 256 --repeats 1   # smoke test, seconds
 """
 
@@ -48,6 +49,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import record
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -215,13 +218,18 @@ def _digitnet_run(model_name: str, overrides: dict, data: str, train_limit: int 
             with clock.pause():  # the live weights, mid-epoch: a point on the curve only
                 curve.append((clock.now(), event.done, test_accuracy(trainer.model)))
         elif isinstance(event, EpochMetrics):
+            pending[0] += event.seconds  # several validation points an epoch: the epoch ends at the last
+            if not event.epoch_end:
+                return
             elapsed.append(clock.now())
-            epoch_seconds.append(event.seconds)
+            epoch_seconds.append(pending[0])
+            pending[0] = 0.0
             with clock.pause():  # what the run delivers (the weight average, when the recipe keeps one)
                 test_acc.append(test_accuracy(trainer.eval_model))
             curve.append((elapsed[-1], float(event.epoch), test_acc[-1]))
 
     marks: dict[int, set[int]] = {}
+    pending = [0.0]  # seconds of the epoch's validation points so far
     cfg = TrainConfig(model=model_name, train_limit=train_limit, test_limit=test_limit, device="cpu", **overrides)
     if points:  # progress events at least as often as the curve's points need them
         cfg.log_every = 1
@@ -321,7 +329,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     load = []
     processes = []
     for r in range(1, args.repeats + 1):
-        for name in args.models:
+        for name in ([] if args.process_only else args.models):
             load.append(os.getloadavg()[0])
             say(f"[{r}/{args.repeats}] {name}: seed recipe, {args.seed_epochs} epoch(s) (load {load[-1]:.2f})...")
             seed = _child("seed", {"model": name, "epochs": args.seed_epochs, "threads": args.seed_threads,
@@ -329,9 +337,11 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             say(f"[{r}/{args.repeats}] {name}: digitnet default recipe...")
             ours = _child("digitnet", {"model": name, "overrides": overrides, "points": args.points, **common}, env)
             report["models"][name]["runs"].append({"seed": seed, "digitnet": ours})
-        if args.process and "lenet" in args.models:
+        if args.process and ("lenet" in args.models or args.process_only):
             load.append(os.getloadavg()[0])
             processes.append(_process_pair(args, common, env, say, f"[{r}/{args.repeats}]"))
+    if args.process_only:
+        report["models"] = {}
     for name, entry in report["models"].items():
         _summarise(entry, report["models"].get("lenet"))
     if processes:
@@ -546,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="MNIST root holding MNIST/raw/ (default: $DIGITNET_DATA or ./data)")
     p.add_argument("--no-process", dest="process", action="store_false",
                    help="skip the whole-process comparison (python -m digitnet.train vs one seed epoch)")
+    p.add_argument("--process-only", action="store_true",
+                   help="only the whole-process pairs (the command line against one seed epoch), --repeats of them")
     p.add_argument("--json", default=None, help="also write the full report as JSON here")
     p.add_argument("--plot", default=None, help="also draw test accuracy against wall time to this PNG (e.g. docs/speed.png)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -580,11 +592,10 @@ def main(argv: list[str] | None = None) -> int:
     from digitnet.data import data_dir, ensure_mnist
 
     args.data = str(ensure_mnist(data_dir(args.data), download=False).resolve())
+    header = record.start(argv)
     report = run_benchmark(args)
     print(format_table(report))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    record.write(args.json, header, report)
     if args.plot:
         print(f"saved {save_plot(report, args.plot)}")
     return 0

@@ -29,6 +29,7 @@ test accuracy. Two things keep it near zero here (``benchmarks/finetune.py``):
 from __future__ import annotations
 
 import copy
+import math
 import os
 import tempfile
 import time
@@ -135,6 +136,30 @@ def save_my_digits(digits: MyDigits | None, path: str | os.PathLike | None = Non
     return path
 
 
+def _check_npy_headers(z: zipfile.ZipFile, name: str) -> None:
+    """Refuse an .npz whose arrays claim more data than their entries hold (a header claiming 10^9 digits
+    made ``np.load`` try to allocate 2.85 TiB), reading only each entry's .npy header."""
+    for info in z.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        try:
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+        except Exception:  # not an .npy header at all: np.load will say so
+            continue
+        if dtype.hasobject:
+            continue  # allow_pickle=False refuses it with its own message
+        claimed = math.prod(shape) * dtype.itemsize
+        if claimed > MAX_UNPACKED_BYTES or claimed > info.file_size:
+            count = f"{shape[0]:,} " if shape else ""
+            raise MyDigitsError(f"{name} is not a my-digits file: its {info.filename[:-4]!r} claims {count}"
+                                f"entries ({claimed / 1e6:,.0f} MB) that the file does not hold (at most "
+                                f"{MAX_MY_DIGITS} digits are kept)")
+
+
 def load_my_digits(path: str | os.PathLike) -> MyDigits:
     """Read a file written by ``save_my_digits``; MyDigitsError naming the fault for anything else."""
     p = Path(path)
@@ -144,6 +169,8 @@ def load_my_digits(path: str | os.PathLike) -> MyDigits:
     try:
         with zipfile.ZipFile(p) as z:
             unpacked = sum(info.file_size for info in z.infolist())
+            if unpacked <= MAX_UNPACKED_BYTES:
+                _check_npy_headers(z, name)
     except (zipfile.BadZipFile, OSError):
         raise MyDigitsError(f"{name} is not a my-digits file (expected the .npz this app lets you download)") from None
     if unpacked > MAX_UNPACKED_BYTES:
@@ -160,7 +187,7 @@ def load_my_digits(path: str | os.PathLike) -> MyDigits:
             images, labels = npz["images"], npz["labels"]
     except MyDigitsError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:  # pickled objects, truncated members
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, MemoryError) as exc:  # pickled objects, truncated members
         raise MyDigitsError(f"{name} could not be read as a my-digits file: {str(exc)[:200]}") from None
     if images.ndim != 3 or images.shape[1:] != (MNIST_SIZE, MNIST_SIZE):
         raise MyDigitsError(f"{name}: images must have shape (N, 28, 28), got {images.shape}")
@@ -193,7 +220,7 @@ class FineTuneConfig(Config):
     # twice as many MNIST images per batch bring back down.
     epochs: int = setting(12, "rounds of steps_per_epoch steps, each ending with a validation point on the curves",
                           lo=1, hi="max_epochs")
-    # 300 steps in all: ~4 s for the MLP, ~10 s for LeNet, ~15 s for CNNNet.
+    # 300 steps in all: seconds on 2 cores (benchmarks/RESULTS-explain.md).
     steps_per_epoch: int = setting(25, "steps per round", label="steps per epoch", lo=1, hi=100_000)
     personal_per_batch: int = setting(16, "my digits per batch, drawn with replacement, each freshly augmented",
                                       label="personal digits per batch", lo=1, hi=4096)
@@ -320,10 +347,10 @@ class FineTuner(TrainingRun):
         loss, logits = supervised_step(self.model, self.optimizer, x, y, extra_loss=extra)
         return loss, logits, y
 
-    def validate(self) -> tuple[float, float]:
-        if not len(self.val):
-            return float("nan"), float("nan")
-        return evaluate(self.model, self.val, self.device, mean=self.mean, std=self.std)[:2]
+    def validate(self, full: bool = True) -> tuple[float, float, int]:
+        if not len(self.val):  # one point per round, each on the same few hundred images: no subset
+            return float("nan"), float("nan"), 0
+        return (*evaluate(self.model, self.val, self.device, mean=self.mean, std=self.std)[:2], len(self.val))
 
     def finish(self, result: TrainResult) -> None:
         cfg, device = self.config, self.device

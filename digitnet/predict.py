@@ -31,14 +31,12 @@ from .preprocess import to_mnist_array, to_tensor
 
 DEFAULT_MODEL = "lenet"
 # A drawing whose calibrated top probability is below this is "not sure": the UI shows the two
-# likeliest digits instead of one. Chosen on data (benchmarks/calibration.py, RESULTS-calibration.md):
-# the highest threshold that flags at most 5% of correctly read drawn MNIST test digits (mean of
-# the three models: 4.4% with seed 0, 4.1% with seed 1; 0.97 gives 5.3%). At 0.96 it flags 63% of
-# non-digits drawn the same way (scribbles 78%, stroke letters 46%, font letters 46%, two digits
-# side by side 81%) and 84% of the digits the models misread; 0.90 would flag 2.2% of correct
-# digits but only 49% of non-digits. Temperature scaling alone cannot do more: the models are
-# calibrated on MNIST (test ECE ~0.2%) yet give a median 94-98% to a drawn letter.
-UNSURE_BELOW = 0.96
+# likeliest digits instead of one. Chosen on data by benchmarks/calibration.py's rule: the highest
+# threshold that flags at most 5% of the correctly read drawn VALIDATION digits (mean of the three
+# models); what it flags of drawn test digits and of non-digits is reported in the README's figures
+# and benchmarks/RESULTS-calibration.md. Temperature scaling alone cannot do more: a network that
+# has only seen digits gives a drawn letter a high probability of being some digit.
+UNSURE_BELOW = 0.97
 
 
 class ModelUnavailable(RuntimeError):

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .data import MNIST_MEAN, MNIST_STD
 
@@ -58,9 +58,12 @@ MNIST_CENTER = 14.0
 # Inputs whose longer side exceeds this are first shrunk by an integer box reduction:
 # an 800x800 Sketchpad canvas is never touched, a 5000x5000 photo shrinks 5x in ~ms.
 MAX_INPUT_SIDE = 1024
-# Image files with more pixels than this are refused before they are decoded: a 24-megapixel
-# photo fits; a 10000x10000 PNG (a few kB on disk) would need 400 MB and seconds as RGBA.
-MAX_INPUT_PIXELS = 40_000_000
+# Image files that would decode to more pixels than this are refused before they are decoded:
+# a drawing needs far fewer (the Sketchpad's canvas is 0.64 megapixels), and decoding costs
+# ~40 ms a megapixel here, so one request stays well under a second. A JPEG is decoded at
+# 1/2, 1/4 or 1/8 of its size when it is big (``Image.draft``), so a 12-megapixel phone photo
+# decodes as 0.75 megapixels and fits; a 36-megapixel PNG (1.5 s, ~150 MB as RGBA) does not.
+MAX_INPUT_PIXELS = 4_000_000
 # After cropping, the digit is brought to at most this side before stroke-width
 # normalisation: 4x the final 20 px keeps stroke detail and makes the rest cheap.
 WORK_SIDE = 80
@@ -90,10 +93,64 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Longer strings cannot be file paths (Linux's PATH_MAX is 4096); refusing them early keeps a
 # huge junk string from reaching the file system as a path.
 MAX_PATH_CHARS = 4096
+EXIF_ORIENTATION = 274  # the EXIF tag of a photo's rotation; 1 = upright
 
 
 class ImageError(ValueError):
     """The input is not an image (or a Sketchpad value holding one)."""
+
+
+# The one answer to every file reference a request may not give (a path of its own choosing, a
+# file Gradio did not upload, a missing one): the same words whatever the path, so the answer
+# tells nothing about which files the server has.
+UPLOAD_REFUSED = ("only a file uploaded with this request can be read: send the image itself (gradio_client: "
+                  "handle_file(...)) or a drawing, never a path")
+FILE_DATA_TYPE = "gradio.FileData"  # the ``meta._type`` of a file that Gradio uploaded (and checked)
+SKETCH_PARTS = ("background", "layers", "composite")
+
+
+def uploaded_path(path: Any, folder: str | os.PathLike) -> Path:
+    """``path`` resolved, if it names a regular file inside ``folder`` (the upload folder); else
+    ImageError(UPLOAD_REFUSED). Symbolic links and ``..`` are resolved before the check."""
+    try:
+        if not isinstance(path, (str, os.PathLike)) or len(os.fspath(path)) > MAX_PATH_CHARS:
+            raise ValueError
+        real = Path(os.path.realpath(path))
+        root = Path(os.path.realpath(folder))
+        if real == root or root not in real.parents or not real.is_file():
+            raise ValueError
+    except (OSError, ValueError, TypeError):
+        raise ImageError(UPLOAD_REFUSED) from None
+    return real
+
+
+def uploaded_file(value: Any, folder: str | os.PathLike) -> Path:
+    """The file of a FileData dict Gradio uploaded for this request (``meta._type`` gradio.FileData, its
+    ``path`` inside ``folder``); ImageError(UPLOAD_REFUSED) for anything else, a bare path included."""
+    meta = value.get("meta") if isinstance(value, dict) else None
+    if not isinstance(meta, dict) or meta.get("_type") != FILE_DATA_TYPE:
+        raise ImageError(UPLOAD_REFUSED)
+    return uploaded_path(value.get("path"), folder)
+
+
+def confine_uploads(value: Any, folder: str | os.PathLike) -> Any:
+    """A request's image value with every file reference checked by ``uploaded_file`` (and replaced by its
+    path): a Sketchpad dict's parts, or one uploaded image. A pad payload ("data:...") and None pass as
+    they are; any other string (a path) is refused. What an API handler calls before ``to_mnist_array``."""
+    if value is None or is_pad_payload(value) or value == "":
+        return value
+    if isinstance(value, dict) and not any(value.get(part) for part in SKETCH_PARTS):
+        if "path" in value or "meta" in value:
+            return uploaded_file(value, folder)  # one uploaded image, not a drawing
+        return {part: None for part in SKETCH_PARTS}  # nothing drawn
+    if isinstance(value, dict):
+        def check(part: Any) -> Path | None:
+            return None if part is None else uploaded_file(part, folder)
+
+        return {"background": check(value.get("background")),
+                "layers": [check(layer) for layer in (value.get("layers") or [])],
+                "composite": check(value.get("composite"))}
+    raise ImageError(UPLOAD_REFUSED)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -117,14 +174,21 @@ def _open_path(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{p.name} is too large: at most {MAX_INPUT_PIXELS // 1_000_000} megapixels") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{p.name} is not an image file that can be read: use a PNG, JPEG or WebP") from exc
-    if im.width * im.height > MAX_INPUT_PIXELS:
-        im.close()
-        raise ImageError(f"{p.name} is {im.width}x{im.height} pixels: at most "
-                         f"{MAX_INPUT_PIXELS // 1_000_000} megapixels, please shrink it")
+    width, height = im.size
     try:
         # JPEG can decode at 1/2, 1/4, 1/8 size directly: a 24-megapixel photo loads in ms.
         im.draft(None, (MAX_INPUT_SIDE, MAX_INPUT_SIDE))
+    except (OSError, ValueError) as exc:
+        im.close()
+        raise ImageError(f"{p.name} is not an image file that can be read ({exc})") from exc
+    if im.width * im.height > MAX_INPUT_PIXELS:  # what would be decoded: JPEG's reduced size
+        im.close()
+        raise ImageError(f"{p.name} is {width}x{height} pixels: at most "
+                         f"{MAX_INPUT_PIXELS // 1_000_000} megapixels, please shrink it")
+    try:
         im.load()
+        # A phone photo stores its rotation in EXIF: turned upright, as Gradio's image component did.
+        im = ImageOps.exif_transpose(im) if im.getexif().get(EXIF_ORIENTATION, 1) != 1 else im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{p.name} is not an image file that can be read ({exc})") from exc
     return im

@@ -27,9 +27,9 @@ from typing import Callable
 from . import data as mdata
 from .finetune import FineTuneConfig, FineTuner, MyDigits
 from .models import DISPLAY_NAMES
-from .settings import DEFAULT_MAX_EPOCHS, DEFAULT_MAX_QUEUE
-from .training import (BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainingRun, TrainResult, usable_cores,
-                       visitor_settings)
+from .settings import DEFAULT_MAX_EPOCHS, DEFAULT_MAX_QUEUE, DEFAULT_MAX_RUN_SECONDS
+from .training import (BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainingRun, TrainResult, run_steps,
+                       usable_cores, visitor_settings)
 
 MNIST_TRAIN_IMAGES = 60_000  # train + validation images in MNIST's training file
 STOP_WAIT_SECONDS = 10.0  # stop() waits this long for a running run; it stops before its next batch
@@ -50,7 +50,20 @@ TRAIN_PARAMS = tuple(s.name for s in visitor_settings(TrainConfig))
 # what this machine really did. From benchmarks/RESULTS-speed.md: an epoch of 55,000 images
 # takes ~1 s (MLP), ~5 s (CNNNet) and ~3.7 s (LeNet).
 SECONDS_PER_IMAGE = {"mlp": 1.0 / 55_000, "cnnnet": 5.0 / 55_000, "lenet": 3.7 / 55_000}
+# ...at the batch of the model's fast recipe. A step also costs a fixed time whatever its batch (~100
+# operator calls, slicing the batch): LeNet's is ~2 ms at batch 8 on 2 threads (RESULTS-speed.md,
+# "Cost of a LeNet sample by batch"), the MLP's ~1.2 ms (its sample costs at 256, 384 and 512), and a
+# batch-1 LeNet run was seen at 2.5-3 ms a step. So a step of batch B costs STEP_SECONDS + B x the rest
+# of SECONDS_PER_IMAGE: batch 1 is ~40x dearer an image than the recipe's 128, not the same.
+STEP_SECONDS = {"mlp": 1.5e-3, "cnnnet": 3.0e-3, "lenet": 2.5e-3}
+RECIPE_BATCH = {"mlp": 384, "cnnnet": 128, "lenet": 128}  # training.FAST_RECIPES' batch sizes
 RUN_OVERHEAD_SECONDS = 3.0  # loading MNIST, the test evaluation: paid once per run
+# A run still going at this many times DIGITNET_MAX_RUN_SECONDS is stopped (the estimate that let it
+# in may be off when many visitors draw at once; past this it is not the estimate's noise).
+OVERRUN_FACTOR = 1.5
+# How far one finished run may move the estimates from the constants above: a run slowed by a busy
+# machine (or one a test held at its first batch) must not make every later run look ten times dearer.
+SPEED_RANGE = (1 / 3, 3.0)
 ENDED = ("done", "stopped", "error")
 
 
@@ -72,6 +85,14 @@ def lower_thread_priority(increment: int) -> bool:
         return True
     except (AttributeError, OSError):  # a sandbox without setpriority: run at normal priority
         return False
+
+
+def _minutes(seconds: float) -> str:
+    """300 -> '5 min', 75 -> '1 min 15 s', 40 -> '40 s'."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if not minutes:
+        return f"{secs} s"
+    return f"{minutes} min" + (f" {secs} s" if secs else "")
 
 
 def _json_float(value):
@@ -97,8 +118,9 @@ class RunState:
     eta_seconds: float | None = None
     elapsed: float = 0.0
     message: str = ""
-    history: list[dict] = field(default_factory=list)  # EpochMetrics as dicts
+    history: list[dict] = field(default_factory=list)  # EpochMetrics (validation points) as dicts
     loss_points: list[tuple[float, float]] = field(default_factory=list)  # (epochs done, running loss)
+    loss_seconds: list[float] = field(default_factory=list)  # each loss point's seconds since the run started
     result: TrainResult | None = None
     finetune: dict | None = None  # a finished fine-tune: personal digits, accuracy before/after, ...
     test_acc: float | None = None
@@ -131,6 +153,8 @@ class Run:
         self._stop = threading.Event()
         self._runner: TrainingRun | None = None
         self._state = RunState(number=number, kind=kind, model=model, config=config, epochs=epochs)
+        self.deadline: float | None = None  # seconds of running after which the run is stopped (Scheduler)
+        self.overran = False  # stopped for running past the deadline
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -138,7 +162,8 @@ class Run:
         """A consistent copy of the live state (lists copied, so callers may keep it)."""
         with self._lock:
             s = self._state
-            return replace(s, history=list(s.history), loss_points=list(s.loss_points), config=dict(s.config))
+            return replace(s, history=list(s.history), loss_points=list(s.loss_points),
+                           loss_seconds=list(s.loss_seconds), config=dict(s.config))
 
     @property
     def number(self) -> int:
@@ -205,11 +230,17 @@ class Run:
         with self._lock:
             s = self._state
             if isinstance(event, BatchProgress):
+                if self.deadline is not None and event.elapsed > self.deadline and not self.overran:
+                    self.overran = True
+                    self._stop.set()
+                    if self._runner is not None:
+                        self._runner.stop()  # before its next batch
                 s.epoch, s.epochs, s.batch, s.batches = event.epoch, event.epochs, event.batch, event.batches
                 s.done, s.eta_seconds, s.elapsed = event.done, event.eta_seconds, event.elapsed
                 s.loss_points.append((event.done, event.train_loss))
+                s.loss_seconds.append(round(event.elapsed, 2))
                 unit = "round" if s.kind == "finetune" else "epoch"
-                s.message = (f"{DISPLAY_NAMES[s.model]}: {unit} {event.epoch}/{event.epochs:g}, batch "
+                s.message = (f"{DISPLAY_NAMES[s.model]}: {unit} {event.epoch}/{math.ceil(event.epochs)}, batch "
                              f"{event.batch}/{event.batches}, {event.samples_per_second:,.0f} images/s")
             elif isinstance(event, EpochMetrics):
                 s.history.append({k: _json_float(v) if isinstance(v, float) else v for k, v in asdict(event).items()})
@@ -231,10 +262,12 @@ class Scheduler:
         threads: int | None = None,
         niceness: int = TRAINER_NICENESS,
         allow: bool = True,
+        max_run_seconds: float = DEFAULT_MAX_RUN_SECONDS,
     ) -> None:
         """``overrides`` are deployment-side TrainConfig fields (tests: ``train_limit`` and the like);
         ``finetune_overrides`` FineTuneConfig fields (``overrides``' ``test_limit`` applies to both);
-        ``threads`` None means every usable core."""
+        ``threads`` None means every usable core; a run estimated to take longer than ``max_run_seconds``
+        is refused, and one that runs past OVERRUN_FACTOR times it is stopped."""
         self.data_root = data_root
         self.overrides = dict(overrides or {})
         unknown = set(self.overrides) - set(TrainConfig.__dataclass_fields__)
@@ -248,6 +281,7 @@ class Scheduler:
             raise ValueError(f"unknown or reserved FineTuneConfig override(s): {', '.join(sorted(unknown))}")
         self.max_epochs = max_epochs
         self.max_queue = max_queue
+        self.max_run_seconds = max_run_seconds
         self.threads = usable_cores() if threads is None else threads
         self.niceness = niceness
         self.allow = allow
@@ -256,7 +290,7 @@ class Scheduler:
         self._running: Run | None = None
         self._closed = False
         self._worker: threading.Thread | None = None
-        self._seconds_per_image = dict(SECONDS_PER_IMAGE)
+        self._speed = dict.fromkeys(SECONDS_PER_IMAGE, 1.0)  # this machine's time / the constants' (learned)
 
     # ---- configs ------------------------------------------------------------------------------
 
@@ -296,6 +330,7 @@ class Scheduler:
             return Trainer(cfg, callback=run.on_event, data_root=self.data_root, save=False)
 
         run = Run(owner, number, "training", cfg.model, asdict(cfg), cfg.epochs, work)
+        self._check_cost(run)
         return self._enqueue(run)
 
     def submit_finetune(self, owner: str, number: int, model: str, digits: MyDigits, base: dict) -> Run:
@@ -314,7 +349,29 @@ class Scheduler:
             return tuner
 
         run = Run(owner, number, "finetune", cfg.model, asdict(cfg), cfg.epochs, work)
+        self._check_cost(run)
         return self._enqueue(run)
+
+    def estimate_training(self, **params) -> float:
+        """Seconds a training run with these parameters should take here, from its steps and batch; ValueError
+        if a parameter is invalid or the estimate is over ``max_run_seconds``. Nothing is queued."""
+        cfg = self.training_config(**params)
+        run = Run("", 0, "training", cfg.model, asdict(cfg), cfg.epochs)
+        self._check_cost(run)
+        return self.expected_seconds(run)
+
+    def _check_cost(self, run: Run) -> None:
+        """ValueError, naming the limit, for a run estimated to take longer than ``max_run_seconds``; else
+        the run gets its deadline (stopped past OVERRUN_FACTOR times the limit)."""
+        seconds = self.expected_seconds(run)
+        if seconds > self.max_run_seconds:
+            s = run.snapshot()
+            steps, batch = self.run_shape(s)
+            raise ValueError(
+                f"This run would take about {_minutes(seconds)} here ({steps:,} steps of {batch} image"
+                f"{'s' if batch != 1 else ''}); runs may take at most {_minutes(self.max_run_seconds)} on this "
+                f"server (DIGITNET_MAX_RUN_SECONDS={self.max_run_seconds:g}). Use fewer epochs or a larger batch.")
+        run.deadline = OVERRUN_FACTOR * self.max_run_seconds
 
     def _enqueue(self, run: Run) -> Run:
         with self._cond:
@@ -347,15 +404,26 @@ class Scheduler:
         """The run in progress, if any."""
         return self._running
 
-    def expected_seconds(self, run: Run) -> float:
-        """How long ``run`` will take from its start: images x seconds per image of its model, plus overhead."""
-        s = run.snapshot()
+    def run_shape(self, s: RunState) -> tuple[int, int]:
+        """(optimiser steps, images a step) of a run."""
+        c = s.config
         if s.kind == "finetune":
-            images = s.config["epochs"] * s.config["steps_per_epoch"] * (
-                s.config["personal_per_batch"] + s.config["mnist_per_batch"])
-        else:
-            images = s.epochs * self.train_images(TrainConfig.from_dict(s.config))
-        return RUN_OVERHEAD_SECONDS + images * self._seconds_per_image[s.model]
+            return c["epochs"] * c["steps_per_epoch"], c["personal_per_batch"] + c["mnist_per_batch"]
+        cfg = TrainConfig.from_dict(c)
+        return run_steps(s.epochs, math.ceil(self.train_images(cfg) / cfg.batch_size)), cfg.batch_size
+
+    def step_seconds(self, model: str, batch: int) -> float:
+        """A training step of ``batch`` images of ``model`` on this machine: a fixed cost plus a cost an image,
+        both from the constants above scaled by what finished runs here measured."""
+        fixed = STEP_SECONDS[model]
+        per_image = max(SECONDS_PER_IMAGE[model] - fixed / RECIPE_BATCH[model], 0.0)
+        return self._speed[model] * (fixed + batch * per_image)
+
+    def expected_seconds(self, run: Run) -> float:
+        """How long ``run`` will take from its start: its steps x a step's time at its batch, plus overhead."""
+        s = run.snapshot()
+        steps, batch = self.run_shape(s)
+        return RUN_OVERHEAD_SECONDS + steps * self.step_seconds(s.model, batch)
 
     def remaining_seconds(self, run: Run) -> float:
         """What is left of a running run (its own ETA once it has one), or all of a waiting one."""
@@ -461,8 +529,13 @@ class Scheduler:
             detail = str(exc) if known else f"{type(exc).__name__}: {exc}"
             run._end("error", f"{name} training failed: {detail}")
             return
+        if result.state != "done" and run.overran:
+            run._end("stopped", f"{name} was stopped after {result.train_seconds:.0f} s: a run may take at most "
+                                f"{_minutes(self.max_run_seconds)} here (DIGITNET_MAX_RUN_SECONDS), and this one ran "
+                                "far past it. Your drawings keep the weights they had.")
+            return
         if result.state != "done":
-            done = len(result.history)
+            done = sum(1 for m in result.history if m.epoch_end)  # several validation points an epoch
             unit = "round" if run.snapshot().kind == "finetune" else "epoch"
             run._end("stopped", f"{name} stopped after {done} full {unit}{'s' if done != 1 else ''}; "
                                 "your drawings keep the weights they had.")
@@ -474,14 +547,16 @@ class Scheduler:
                  finetune=None if info is None else dict(info))
 
     def _learn_speed(self, run: Run, result: TrainResult) -> None:
-        """Keep this machine's seconds per image of a model from its last finished training run."""
+        """Keep how this machine's speed for a model compares with the constants, from its last finished
+        training run: every later estimate of that model (any batch) is scaled by it."""
         s = run.snapshot()
         if s.kind != "training" or not result.history:
             return
-        images = result.history[-1].epoch * self.train_images(TrainConfig.from_dict(s.config))  # 1.5: 1.5 passes
+        steps, batch = self.run_shape(replace(s, epochs=result.history[-1].epoch))  # 1.5: 1.5 passes
         seconds = sum(m.seconds for m in result.history)
-        if images and seconds > 0:
-            self._seconds_per_image[s.model] = seconds / images
+        predicted = steps * self.step_seconds(s.model, batch) / self._speed[s.model]
+        if steps and seconds > 0 and predicted > 0:
+            self._speed[s.model] = min(max(seconds / predicted, SPEED_RANGE[0]), SPEED_RANGE[1])
 
     @staticmethod
     def _done_message(run: Run, result: TrainResult, info: dict | None) -> str:

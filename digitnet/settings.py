@@ -10,11 +10,18 @@ import os
 
 FALSE_WORDS = ("0", "false", "no", "off")
 
-DEFAULT_MAX_EPOCHS = 30  # DIGITNET_MAX_EPOCHS when unset: ~3 minutes of LeNet on 2 cores
-# DIGITNET_MAX_QUEUE when unset: runs waiting behind the running one. With the default
-# two-epoch LeNet (about 15 s on 2 cores) twenty runs are a five-minute wait, about what a
-# visitor of a public demo will sit through; beyond that they are told to come back.
+DEFAULT_MAX_EPOCHS = 30  # DIGITNET_MAX_EPOCHS when unset: a few minutes of LeNet on 2 cores
+# DIGITNET_MAX_QUEUE when unset: runs waiting behind the running one. With the default fast
+# recipe (seconds a run on 2 cores: benchmarks/RESULTS-speed.md) twenty runs are a wait of a few
+# minutes, about what a visitor of a public demo will sit through; beyond that they are told to come back.
 DEFAULT_MAX_QUEUE = 20
+# DIGITNET_MAX_RUN_SECONDS when unset: what 30 epochs of the slowest model's fast recipe (CNNNet,
+# ~5 s an epoch) take on 2 cores, with room to spare: ~2.5 minutes, so every run the form's
+# defaults and presets allow fits, and a run of batch 1 (an hour) does not.
+DEFAULT_MAX_RUN_SECONDS = 300
+# DIGITNET_MAX_VISITORS_MB when unset: what all visitors' runs, weights and digits may hold
+# together before the least recently used idle ones are freed (one visitor: 64 MB at most).
+DEFAULT_MAX_VISITORS_MB = 1024
 
 
 def env_flag(name: str, default: bool = True) -> bool:
@@ -57,3 +64,13 @@ def max_queue() -> int:
 def download_allowed() -> bool:
     """``DIGITNET_DOWNLOAD``: 0 makes a missing MNIST fail at once instead of waiting on the network."""
     return env_flag("DIGITNET_DOWNLOAD", True)
+
+
+def max_run_seconds() -> int:
+    """``DIGITNET_MAX_RUN_SECONDS``: the longest a run may be estimated to take, and may take (default 300)."""
+    return env_int("DIGITNET_MAX_RUN_SECONDS", DEFAULT_MAX_RUN_SECONDS)
+
+
+def max_visitors_mb() -> int:
+    """``DIGITNET_MAX_VISITORS_MB``: memory all visitors' workspaces may hold together (default 1024)."""
+    return env_int("DIGITNET_MAX_VISITORS_MB", DEFAULT_MAX_VISITORS_MB)

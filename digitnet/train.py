@@ -41,14 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="MNIST root holding MNIST/raw/ (default: $DIGITNET_DATA or ./data)")
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: $DIGITNET_CHECKPOINTS, else the repo's checkpoints/)")
     p.add_argument("--no-save", dest="save", action="store_false", help="do not write a checkpoint")
-    p.add_argument("--metrics-json", default=None, help="write per-epoch history, test_acc and train_seconds here")
+    p.add_argument("--metrics-json", default=None, help="write the history (every validation point), test_acc and train_seconds here")
     p.add_argument("--plot", default=None, help="save the loss and accuracy curves to this PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary lines")
     return p
 
 
 class ConsoleReporter:
-    """Progress bar with ETA on stderr, one summary line per epoch on stdout."""
+    """Progress bar with ETA on stderr, one summary line per validation point on stdout."""
 
     def __init__(self, name: str, quiet: bool = False, stream=None) -> None:
         self.name = name

@@ -6,9 +6,8 @@ are read by ``digitnet.predict.CACHE`` and never change inside the app. A ``Work
 is also what ``digitnet.predict.predict(image, model, cache=workspace)`` reads models
 from: for each model, the visitor's chosen weights, else the shipped ones.
 
-``Visitors`` maps session ids to workspaces. When a visitor leaves (the app's unload
-event), ``Visitors.leave`` takes their waiting run out of the queue, stops a running one
-and forgets everything they had.
+``digitnet.visitors.Visitors`` maps session ids to workspaces and frees them (when a visitor
+leaves, idles, or the server's budget needs the memory).
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, own_state_dict, write_checkpoint
 from .finetune import MyDigits
 from .models import DISPLAY_NAMES, MODELS, check_model_name
 from .predict import CACHE, ModelCache
@@ -32,13 +33,25 @@ from .scheduler import STOP_WAIT_SECONDS, Run, RunState, Scheduler
 
 MAX_RUNS_KEPT = 20  # a visitor's run history; the oldest finished runs (and their weights) go first
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a checkpoint of the largest model (the MLP) is ~1.1 MB
-# Leaving is normally Gradio's unload event (the tab's heartbeat ends). A caller with no
-# heartbeat (plain HTTP calls, each with a new session id) never leaves, so workspaces nobody
-# has used for this long are also freed: soon when they hold nothing (a new one is the same),
-# after hours when they hold runs or digits (a tab left open over lunch keeps its weights).
-EMPTY_IDLE_SECONDS = 10 * 60
-IDLE_SECONDS = 6 * 3600
-SWEEP_EVERY = 100  # look for idle workspaces every this many new visitors
+# What one visitor may make the server hold: their runs' weights, the models built from them for
+# drawing, their digits. Twenty MLP runs in use are ~45 MB; a thousand digits 3 MB.
+VISITOR_BUDGET_BYTES = 64 * 1024 * 1024
+DIGIT_BYTES = 28 * 28 * 4  # one of "my digits": a float32 28x28 image
+def tensor_bytes(tensors) -> int:
+    """Bytes held by an iterable of tensors (and non-tensors, which count nothing)."""
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def _finite(value, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _history_entry(h) -> bool:
+    """Whether an uploaded file's history entry is one the Train tab can plot (EpochMetrics' numbers)."""
+    return (isinstance(h, dict) and all(_finite(h.get(k)) for k in ("epoch", "train_loss", "train_acc"))
+            and all(_finite(h.get(k), optional=True) for k in ("val_loss", "val_acc")))
 
 
 class AlreadyTraining(RuntimeError):
@@ -62,13 +75,44 @@ class Workspace:
         self.owner = owner
         self.scheduler = scheduler
         self.shipped = shipped
-        self.my_digits: MyDigits = []
         self.last_seen = time.monotonic()  # the last request of this visitor (Visitors.get)
+        self.budget = VISITOR_BUDGET_BYTES
         self._lock = threading.RLock()
+        self._digits: MyDigits = []
+        self._bytes = 0  # what memory_bytes() counted at the last change
         self._runs: list[Run] = []
         self._numbers = 0
         self._choice: dict[str, int] = {}  # model -> run number whose weights the drawings use
         self._models: dict[int, nn.Module] = {}  # run number -> built model, for predictions
+        self._exports: dict[tuple[str, int | None], Path] = {}  # (model, run or None) -> its checkpoint file
+
+    # ---- memory -------------------------------------------------------------------------------
+
+    @property
+    def my_digits(self) -> MyDigits:
+        """The visitor's digits ((28x28 float32 image, label) pairs)."""
+        return self._digits
+
+    @my_digits.setter
+    def my_digits(self, digits: MyDigits) -> None:
+        with self._lock:
+            self._digits = digits
+            self._recount()
+
+    def memory_bytes(self) -> int:
+        """What this visitor makes the server hold now: runs' weights, models built for drawing, digits."""
+        with self._lock:
+            weights = sum(tensor_bytes(r.weights["state_dict"].values()) for r in self._runs if r.weights is not None)
+            models = sum(tensor_bytes(m.state_dict().values()) for m in self._models.values())
+            return weights + models + len(self._digits) * DIGIT_BYTES
+
+    @property
+    def held_bytes(self) -> int:
+        """memory_bytes() as counted at the last change (cheap: Visitors adds these up on requests)."""
+        return self._bytes
+
+    def _recount(self) -> None:
+        self._bytes = self.memory_bytes()
 
     # ---- runs ---------------------------------------------------------------------------------
 
@@ -145,16 +189,25 @@ class Workspace:
             return
         with self._lock:
             self._choice[run.model] = run.number
+            self._trim()
+            self._recount()
 
     def _trim(self) -> None:
-        """Forget the oldest ended runs beyond MAX_RUNS_KEPT, except those whose weights are in use."""
+        """Forget the oldest ended runs beyond MAX_RUNS_KEPT, or while this visitor holds more than their
+        budget, except those whose weights are in use."""
         in_use = set(self._choice.values())
-        while len(self._runs) > MAX_RUNS_KEPT:
+        while len(self._runs) > MAX_RUNS_KEPT or self.memory_bytes() > self.budget:
             old = next((r for r in self._runs if r.snapshot().ended and r.number not in in_use), None)
             if old is None:
                 return
             self._runs.remove(old)
             self._models.pop(old.number, None)
+
+    def _run_bytes(self, run: Run) -> int:
+        """What one run holds: its weights and, once built for drawing, its model."""
+        weights = tensor_bytes(run.weights["state_dict"].values()) if run.weights is not None else 0
+        model = self._models.get(run.number)
+        return weights + (tensor_bytes(model.state_dict().values()) if model is not None else 0)
 
     # ---- weights ------------------------------------------------------------------------------
 
@@ -213,6 +266,7 @@ class Workspace:
                 for p in model.parameters():
                     p.requires_grad_(False)
                 self._models[number] = model
+                self._recount()
             return model, run.weights
 
     def status(self) -> dict[str, str]:
@@ -230,34 +284,64 @@ class Workspace:
         torch.save(self.weights_dict(model), buffer)
         return buffer.getvalue()
 
-    def load(self, path: str | os.PathLike, model: str | None = None) -> Run:
+    def export_file(self, model: str, folder: str | os.PathLike) -> Path:
+        """The weights in use for ``model`` as a checkpoint file in a new folder under ``folder``: written
+        once per run (``torch.save`` straight to the file, no copy in memory) and the same file on every
+        later download while it exists."""
+        name = check_model_name(model)
+        with self._lock:
+            number = self._choice.get(name)
+            path = self._exports.get((name, number))
+            if path is not None and path.is_file():
+                return path
+            path = Path(tempfile.mkdtemp(dir=folder)) / f"{name}-{'shipped' if number is None else f'run{number}'}.pt"
+            write_checkpoint(path, self.weights_dict(name))
+            self._exports[(name, number)] = path
+            return path
+
+    def load(self, path: str | os.PathLike, model: str | None = None, name: str | None = None) -> Run:
         """Load a checkpoint file a visitor uploads: it becomes a run of kind "upload" whose weights are in use.
 
-        ``weights_only`` loading, a size limit, and an architecture check (``model``, when
-        given, must match); CheckpointError says what is wrong with a bad file.
+        ``weights_only`` loading, limits on the file's size packed and unpacked, the model's own tensors
+        only (at their shapes, finite), an architecture check (``model``, when given, must match) and the
+        visitor's memory budget; CheckpointError says what is wrong, naming the file by ``name`` (default:
+        its file name), never by where the server keeps it.
         """
         path = Path(path)
+        name = name or path.name
         size = path.stat().st_size if path.is_file() else 0
         if size > MAX_UPLOAD_BYTES:
-            raise CheckpointError(f"{path.name} is {size / 2**20:.1f} MB; a digitnet checkpoint is at most "
+            raise CheckpointError(f"{name} is {size / 2**20:.1f} MB; a digitnet checkpoint is at most "
                                   f"{MAX_UPLOAD_BYTES // 2**20} MB")
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, name)
         if model is not None and ckpt["arch"] != check_model_name(model):
-            raise CheckpointError(f"{path.name} holds a {DISPLAY_NAMES[ckpt['arch']]} model, not "
+            raise CheckpointError(f"{name} holds a {DISPLAY_NAMES[ckpt['arch']]} model, not "
                                   f"{DISPLAY_NAMES[model]}")
-        built = model_from_checkpoint(ckpt, path.name)  # the weights must fit the architecture
+        ckpt = own_state_dict(ckpt, name)  # an `extra` tensor, or any other key, is not kept
+        built = model_from_checkpoint(ckpt, name)  # finite weights that fit the architecture
+        cost = 2 * tensor_bytes(ckpt["state_dict"].values())  # the weights, and the model built from them
         with self._lock:
+            # What trimming could free once this file's weights replace the ones in use for its model.
+            in_use = {number for arch, number in self._choice.items() if arch != ckpt["arch"]}
+            freeable = sum(self._run_bytes(r) for r in self._runs if r.snapshot().ended and r.number not in in_use)
+            if self.memory_bytes() - freeable + cost > self.budget:
+                raise CheckpointError(
+                    f"Not loaded: your runs, weights in use and digits already hold "
+                    f"{self.memory_bytes() / 2**20:.0f} MB, and one visitor may hold at most "
+                    f"{self.budget // 2**20} MB here. Switch back to the shipped weights or forget some digits.")
             self._numbers += 1
             metrics = ckpt.get("metrics") or {}
             acc = metrics.get("test_acc")
             run = Run(self.owner, self._numbers, "upload", ckpt["arch"], dict(ckpt.get("config") or {}), 0)
             run.weights = ckpt
-            history = metrics.get("history") if isinstance(metrics.get("history"), list) else []
-            last = history[-1].get("epoch") if history and isinstance(history[-1], dict) else None
+            given = metrics.get("history") if isinstance(metrics.get("history"), list) else []
+            history = [h for h in given if _history_entry(h)]  # the entries the Train tab can plot
+            last = given[-1].get("epoch") if given and isinstance(given[-1], dict) else None
             ok = isinstance(last, (int, float)) and not isinstance(last, bool) and math.isfinite(last) and last > 0
-            epochs = last if ok else len(history)  # a file's own word, when it makes sense
-            run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {path.name}.", None,
-                     test_acc=acc if isinstance(acc, float) else None, history=history,
+            epochs = last if ok else len(given)  # a file's own word, when it makes sense
+            ok_acc = isinstance(acc, float) and math.isfinite(acc) and 0.0 <= acc <= 1.0
+            run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {name}.", None,
+                     test_acc=acc if ok_acc else None, history=history,
                      epochs=epochs, epoch=math.ceil(epochs), done=epochs)
             for p in built.parameters():
                 p.requires_grad_(False)
@@ -265,6 +349,7 @@ class Workspace:
             self._runs.append(run)
             self._choice[run.model] = run.number
             self._trim()
+            self._recount()
         return run
 
     # ---- leaving ------------------------------------------------------------------------------
@@ -281,7 +366,7 @@ class Workspace:
     def holds_nothing(self) -> bool:
         """True when freeing this workspace loses nothing (no runs, no digits, shipped weights)."""
         with self._lock:
-            return not self._runs and not self.my_digits
+            return not self._runs and not self._digits
 
     def close(self) -> None:
         """The visitor left: drop a waiting run, stop a running one (without waiting), forget everything."""
@@ -292,63 +377,11 @@ class Workspace:
             self._runs.clear()
             self._models.clear()
             self._choice.clear()
-            self.my_digits = []
-
-
-class Visitors:
-    """Session id -> Workspace, created on a visitor's first request and freed when they leave."""
-
-    def __init__(self, scheduler: Scheduler, shipped: ModelCache = CACHE) -> None:
-        self.scheduler = scheduler
-        self.shipped = shipped
-        self._lock = threading.Lock()
-        self._workspaces: dict[str, Workspace] = {}
-        self._created = 0
-
-    def get(self, session: str) -> Workspace:
-        """The workspace of ``session``, new if this is its first request (which may free idle ones)."""
-        with self._lock:
-            ws = self._workspaces.get(session)
-            if ws is None:
-                ws = self._workspaces[session] = Workspace(session, self.scheduler, self.shipped)
-                self._created += 1
-                sweep = self._created % SWEEP_EVERY == 0
-            else:
-                sweep = False
-            ws.last_seen = time.monotonic()
-        if sweep:
-            self.sweep()
-        return ws
-
-    def sweep(self, now: float | None = None) -> int:
-        """Free the workspaces idle for longer than they may be (see IDLE_SECONDS); how many were freed."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            candidates = list(self._workspaces.items())
-        freed = 0
-        for session, ws in candidates:
-            idle = ws.idle_for(now)
-            if idle is not None and idle > (EMPTY_IDLE_SECONDS if ws.holds_nothing() else IDLE_SECONDS):
-                freed += self.leave(session)
-        return freed
-
-    def peek(self, session: str) -> Workspace | None:
-        """The workspace of ``session`` if it has one (no new one is made)."""
-        with self._lock:
-            return self._workspaces.get(session)
-
-    def leave(self, session: str) -> bool:
-        """Free everything ``session`` had; True if it had a workspace."""
-        with self._lock:
-            ws = self._workspaces.pop(session, None)
-        if ws is None:
-            return False
-        ws.close()
-        return True
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._workspaces)
+            self._digits = []
+            self._bytes = 0
+            for path in self._exports.values():
+                shutil.rmtree(path.parent, ignore_errors=True)
+            self._exports.clear()
 
 
 def run_status(workspace: Workspace) -> dict:
@@ -357,7 +390,7 @@ def run_status(workspace: Workspace) -> dict:
     if run is None:
         return {"state": "idle", "run": None, "model": None, "epoch": 0, "epochs": 0, "batch": 0, "batches": 0,
                 "position": None, "starts_in_seconds": None, "eta_seconds": None, "elapsed_seconds": 0.0,
-                "history": [], "running_loss": [], "test_acc": None, "kind": None, "finetune": None,
+                "history": [], "running_loss": [], "running_loss_seconds": [], "test_acc": None, "kind": None, "finetune": None,
                 "message": "You have not trained anything yet."}
     s = run.snapshot()
     waiting = workspace.scheduler.seconds_until_start(run) if s.state == "queued" else None
@@ -375,8 +408,18 @@ def run_status(workspace: Workspace) -> dict:
         "elapsed_seconds": round(s.elapsed, 1),
         "history": s.history,
         "running_loss": [[round(x, 4), loss] for x, loss in s.loss_points],
+        "running_loss_seconds": s.loss_seconds,  # each running_loss point's seconds since the run started
         "test_acc": s.test_acc,
         "kind": s.kind,
         "finetune": s.finetune,
         "message": s.message,
     }
+
+
+def __getattr__(name: str):
+    """``Visitors`` (and its constants) moved to ``digitnet.visitors``; old imports keep working."""
+    from . import visitors
+
+    if hasattr(visitors, name):
+        return getattr(visitors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

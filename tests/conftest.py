@@ -11,6 +11,7 @@ repo's ``checkpoints/``).
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -79,6 +80,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def in_ci() -> bool:
+    """True where the run is CI's (``CI=true``, as GitHub Actions and most CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI, a skipped browser test is a failure: CI must not go green without a browser."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and in_ci() and item.get_closest_marker("browser") is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"a browser test was skipped under CI=true, which must run it: {reason}"
 
 
 def pytest_sessionstart(session) -> None:

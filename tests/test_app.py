@@ -108,14 +108,28 @@ def test_draw_tab_blank_canvas_shows_message_not_a_guess(visitor):
     assert bars["probability"].sum() == 0 and seen is None and answers == [None] * len(MODELS)
 
 
-def test_random_mnist_digit_shows_the_answer_and_the_true_label(visitor):
+def test_random_mnist_digit_shows_the_answer_and_the_true_label(visitor, mnist, monkeypatch):
     ctx, ws = visitor
-    label, truth, bars, seen, *answers = draw.random_digit(ctx, ws, "lenet")
-    assert truth.startswith("MNIST test digit #") and "labelled **" in truth
-    digit = truth.split("labelled **")[1][0]
-    assert seen.shape == (28 * draw.SEEN_SCALE, 28 * draw.SEEN_SCALE)
-    assert bars["probability"].sum() == pytest.approx(1.0, abs=1e-4)
-    assert len(label) == 10 and digit in "0123456789"
+    drawn = []  # (label, index) of each digit the handler was given: the same draws every run (a fixed rng)
+    rng = np.random.default_rng(0)
+    pick = draw.random_test_digit
+
+    def seeded(**kwargs):
+        image, label, index = pick(rng=rng, **kwargs)
+        drawn.append((label, index))
+        return image, label, index
+
+    monkeypatch.setattr(draw, "random_test_digit", seeded)
+    for _ in range(5):
+        label, truth, bars, seen, *answers = draw.random_digit(ctx, ws, "lenet")
+        true_digit, index = drawn[-1]
+        assert true_digit == int(mnist.test_labels[index])
+        assert truth.startswith(f"MNIST test digit #{index}, labelled **{true_digit}**")
+        assert seen.shape == (28 * draw.SEEN_SCALE, 28 * draw.SEEN_SCALE)
+        assert bars["probability"].sum() == pytest.approx(1.0, abs=1e-4)
+        assert len(label) == 10 and max(label, key=label.get) == str(true_digit)  # the answer is the true digit
+        assert all(max(a, key=a.get) == str(true_digit) for a in answers)  # and so is every model's
+    assert len({index for _, index in drawn}) == 5
 
 
 def test_weights_line_and_choice_follow_the_visitor(visitor):

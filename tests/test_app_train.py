@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import threading
 
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 from gradio_client.exceptions import AppError
 
 from conftest import SMALL_TRAIN, running_app, sketch_value, wait_until_finished
 from digitnet.checkpoint import SHIPPED_DIR
 from digitnet.scheduler import RunState
 from digitnet.training import TrainConfig
+from digitnet.ui import curves
 from digitnet.ui import train as train_tab
+from digitnet.workspace import run_status
 
 WAIT = 120
 
@@ -29,19 +33,29 @@ def shipped_digests() -> dict[str, str]:
 
 
 def test_train_returns_at_once_and_status_shows_the_run_growing(client, idle_queue, checkpoints_dir):
-    started = client.predict(model="lenet", epochs=4, api_name="/train")
+    started = client.predict(model="lenet", epochs=3, api_name="/train")
     # Returned before any epoch ended: the run goes on in the background (the queue was empty: running).
-    assert started["state"] == "running" and started["model"] == "lenet" and started["epochs"] == 4
+    assert started["state"] == "running" and started["model"] == "lenet" and started["epochs"] == 3
     assert started["position"] is None
     assert started["history"] == [] and started["run"] == 1
     final, during = wait_until_finished(client)
     lengths = [len(s["history"]) for s in during]
-    assert any(0 < n < 4 for n in lengths), f"never saw a partial history while running: {lengths}"
+    assert any(0 < n < 12 for n in lengths), f"never saw a partial history while running: {lengths}"
     assert lengths == sorted(lengths)  # it only grows
     assert final["state"] == "done", final["message"]
-    assert [h["epoch"] for h in final["history"]] == [1, 2, 3, 4]
+    assert [h["epoch"] for h in final["history"] if h["epoch_end"]] == [1, 2, 3]
     assert final["history"][-1]["train_loss"] < final["history"][0]["train_loss"]
-    assert len(final["running_loss"]) >= 4
+    # Every point the page plots: >= 40 training-loss points and >= 10 validation points, whatever the
+    # run's length (3 epochs of 16 steps here), each validation point with its accuracy and loss.
+    assert len(final["running_loss"]) >= 40 and len(final["history"]) >= 10
+    assert len(final["running_loss_seconds"]) == len(final["running_loss"])
+    xs = [x for x, _ in final["running_loss"]]
+    assert xs == sorted(xs) and xs[-1] == pytest.approx(3, abs=0.01)
+    assert all(0 < h["val_acc"] <= 1 and h["val_loss"] > 0 for h in final["history"])
+    assert [h["epoch"] for h in final["history"]] == sorted(h["epoch"] for h in final["history"])
+    # Points from the first epoch on: several before the first epoch ended.
+    assert any(len(s["running_loss"]) >= 3 and s["history"] and s["history"][-1]["epoch"] < 1 for s in during), \
+        [(len(s["running_loss"]), len(s["history"])) for s in during]
     assert 0.5 < final["test_acc"] <= 1.0
     assert "test accuracy" in final["message"]
     assert list(checkpoints_dir.iterdir()) == []  # the app writes no checkpoint anywhere
@@ -161,8 +175,27 @@ def test_training_can_be_turned_off_epochs_capped_and_the_queue_bounded(mnist, c
         gate.open()
 
 
-def test_the_live_view_streams_the_run_to_its_owner(served_app, idle_queue, gate):
-    """watch(): one update per change while the run goes, the results once it is done, then it ends."""
+def replay(values: list[dict]) -> dict:
+    """What curves.js holds after these values: a reset, then each value's new points spliced in."""
+    shown = None
+    for v in values:
+        if v.get("reset"):
+            shown = {"loss": list(v["series"][0]["loss"]) if v["series"] else [],
+                     "val": list(v["series"][0]["val"]) if v["series"] else [], "answers": [], "probe": v["probe"]}
+            if v["probe"] and v["probe"]["answers"]:
+                shown["answers"].append(v["probe"]["answers"])
+            continue
+        assert v["add"]["loss_from"] == len(shown["loss"]) and v["add"]["val_from"] == len(shown["val"])  # only new
+        shown["loss"] += v["add"]["loss"]
+        shown["val"] += v["add"]["val"]
+        if "answers" in v:
+            shown["answers"].append(v["answers"])
+    return shown
+
+
+def test_the_live_view_streams_only_new_points_to_the_runs_owner(served_app, idle_queue, gate):
+    """watch(): a reset, then only new points while the run goes (no whole charts), the results once it
+    is done; the probe digits' answers change during the run; stale answers are cleared."""
     ctx = served_app.ctx
     ws = ctx.visitors.get("watcher")
     run = ws.train(model="lenet", epochs=2)
@@ -170,7 +203,7 @@ def test_the_live_view_streams_the_run_to_its_owner(served_app, idle_queue, gate
 
     async def collect():
         updates = []
-        async for update in train_tab.watch(ctx, ws, None, "lenet"):
+        async for update in train_tab.watch(ctx, ws, None, "lenet", "lenet"):
             updates.append(update)
             gate.open()  # the stream has shown the run running; let it finish
         return updates
@@ -178,16 +211,28 @@ def test_the_live_view_streams_the_run_to_its_owner(served_app, idle_queue, gate
     updates = asyncio.run(collect())
     assert run.snapshot().state == "done"
     statuses = [u[0] for u in updates]
-    assert any("running" in s for s in statuses[:-2]) and "done" in statuses[-1]
-    final = updates[-2]
-    status, progress, loss, acc, results, figure, gallery, runs, ticks, overlay, weights_md, weights_pick = final
+    assert any("running" in s for s in statuses[:-1]) and "done" in statuses[-1]
+    values = [u[1] for u in updates]
+    assert values[0]["reset"] and all("add" in v for v in values[1:])
+    shown = replay(values)
+    status = run_status(ws)
+    assert [p[0] for p in shown["loss"]] == [x for x, _ in status["running_loss"]]  # the page plots what /status says
+    assert [p[2] for p in shown["val"]] == [h["val_acc"] for h in status["history"]]
+    assert len(shown["val"]) == 12 and len(shown["loss"]) >= 30  # 2 epochs of 16 steps: a report per step
+    assert max(len(v["add"]["loss"]) for v in values[1:]) < len(shown["loss"])  # never the whole curve again
+    labels = shown["probe"]["labels"]
+    assert len(shown["probe"]["images"]) == len(labels) == 16
+    assert len(shown["answers"]) >= 2 and shown["answers"][0] != shown["answers"][-1]  # the grid changed
+    final = updates[-1]
+    (status_md, live, results, figure, gallery, runs, ticks, overlay, form_msg, teach, weights_md, weights_pick,
+     download) = final
     assert "test accuracy" in results and figure is not None and len(gallery) > 0
-    assert all(caption.startswith("true ") and "predicted" in caption for _, caption in gallery)
-    assert len(loss.value["data"]) >= 2 and len(acc.value["data"]) == 4  # train + validation, two epochs
+    assert all(re.fullmatch(r"\d read as \d · \d+%", caption) for _, caption in gallery)
     assert list(runs["run"]) == [1] and list(runs["state"]) == ["done"]
-    assert ticks.value == ["1"] and len(overlay.value["data"]) == 2  # the run's two validation points
+    assert ticks.value == ["1"] and len(overlay["series"]) == 1 and len(overlay["series"][0]["val"]) == 12
+    assert form_msg == ""  # "Your run 1: LeNet is training." is out of date
     assert weights_md.startswith("**LeNet**: your run 1, ") and weights_pick.value == "1"
-    assert all(v == gr.skip() for v in updates[-1][4:7])  # the last redraw leaves the results panel alone
+    assert download.endswith("lenet-run1.pt") and torch.load(download, weights_only=True)["arch"] == "lenet"
 
 
 def test_overlay_compares_the_visitors_runs(served_app, idle_queue):
@@ -197,42 +242,45 @@ def test_overlay_compares_the_visitors_runs(served_app, idle_queue):
         run = ws.train(model="mlp", **params)
         assert run.wait_ended(WAIT) and run.snapshot().state == "done"
     assert [value for _, value in train_tab.overlay_choices(ws)] == ["1", "2"]
-    frame = train_tab.overlay_frame(ws, ["1", "2"])
-    assert len(frame) == 4 and sorted(frame["run"].unique()) == ["run 1", "run 2"]
-    plot = train_tab.overlay_plot(ws, ["1", "2"])
-    assert "run 2: MLP, 2 ep · sgd lr 0.01 · step" in plot.caption  # which run is which
-    assert train_tab.overlay_plot(ws, []).value is None  # nothing ticked: no frame (see plot_value)
+    value = train_tab.overlay_value(ws, ["1", "2"])  # every ticked run, not only one
+    assert value["overlay"] and [s["name"] for s in value["series"]] == ["run 1: MLP", "run 2: MLP"]
+    assert all(len(s["val"]) == 12 and len(s["loss"]) == 12 for s in value["series"])  # 12 steps: a report each
+    assert value["series"][0]["val"] != value["series"][1]["val"]
+    assert train_tab.overlay_value(ws, [])["series"] == []
     assert train_tab.default_overlay(ws, ["1"]) == ["1", "2"]  # the latest run joins the visitor's ticks
     table = train_tab.runs_frame(ws)
     assert list(table["run"]) == [2, 1] and all(table["test acc"].str.endswith("%"))
+    assert "2 ep · sgd lr 0.01 · step" in table["settings"][0]  # which run is which
 
 
-def test_curves_progress_and_heatmap_from_a_run_state():
-    history = [{"epoch": 1, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.5, "val_acc": 0.85},
-               {"epoch": 2, "train_loss": 0.4, "train_acc": 0.9, "val_loss": None, "val_acc": None}]
-    s = RunState(number=2, kind="training", model="lenet", config={}, state="running", epoch=2, epochs=4, done=1.25,
-                 batch=100, batches=400, eta_seconds=83, elapsed=10, history=history,
-                 loss_points=[(0.5, 1.5), (1.0, 0.9), (1.25, 0.6)])
-    loss = train_tab.loss_frame(s)
-    assert list(loss["curve"]) == ["train (running)"] * 3 + ["validation"]  # no point for a missing val loss
-    assert loss["epoch"].dtype == "float64" and loss["loss"].dtype == "float64"
-    acc = train_tab.accuracy_frame(s)
-    assert list(acc["accuracy"]) == pytest.approx([70.0, 85.0, 90.0])
-    loss_caption, acc_caption = train_tab.curve_captions(s)
-    assert loss_caption == "train loss 0.600 at epoch 1.25" and acc_caption == "epoch 2: train 90.00%"
-    progress = train_tab.progress_html(s)
-    assert 'value="0.3125"' in progress and "epoch 2/4 · batch 100/400 · ETA 1:23" in progress
-    half = RunState(number=3, kind="training", model="lenet", config={}, state="running", epoch=2, epochs=1.5,
-                    done=1.2, batch=86, batches=215, eta_seconds=5, elapsed=10)  # in the last half epoch
-    assert 'value="0.8000"' in train_tab.progress_html(half) and "epoch 2/1.5 · batch 86/215" in train_tab.progress_html(half)
+def test_progress_captions_and_heatmap_from_a_run_state():
+    history = [{"epoch": 0.5, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.5, "val_acc": 0.85, "elapsed": 4.0,
+                "val_images": 1000, "epoch_end": False, "probe": [1] * 16}]
+    s = RunState(number=3, kind="training", model="lenet", config={"label_smoothing": 0.1}, state="running", epoch=2,
+                 epochs=1.5, done=1.2, batch=86, batches=215, eta_seconds=5, elapsed=10, history=history,
+                 loss_points=[(0.5, 1.5), (1.0, 0.9), (1.2, 0.6)], loss_seconds=[3.0, 6.0, 8.0])
+    progress = curves.progress_data(s)
+    # "epoch 2/2" (the second pass of a 1.5-epoch run), not "epoch 2/1.5"
+    assert (progress["epoch"], progress["passes"], progress["epochs"], progress["done"]) == (2, 2, 1.5, 1.2)
+    assert progress["eta"] == 5 and progress["state"] == "running"
+    caption = curves.captions(s)
+    assert caption["loss"].startswith("training loss 0.600 at epoch 1.20 · validation loss 0.500")
+    assert "label smoothing 0.1" in caption["loss"]  # why the training loss sits above the validation loss
+    assert caption["acc"] == "validation 85.00% at epoch 0.5 (1,000 validation images)"
+    assert curves.loss_points(s) == [[0.5, 3.0, 1.5], [1.0, 6.0, 0.9], [1.2, 8.0, 0.6]]
+    assert curves.val_points(s) == [[0.5, 4.0, 0.85, 0.5, 0.7]]
     queued = RunState(number=1, kind="training", model="mlp", config={}, state="queued", epochs=2)
-    assert "number 3 in the queue · starts in about 1:05" in train_tab.progress_html(queued, 3, 65.0)
-    assert "run 2: LeNet · running" in train_tab.status_line(s)
-    # The caption changes with every point, so the plot is rebuilt (see curve_captions).
-    s.loss_points.append((1.5, 0.5))
-    assert train_tab.curve_captions(s)[0] != loss_caption
-    empty = train_tab.loss_frame(None)
-    assert len(empty) == 0 and str(empty["curve"].dtype) == "string"  # typed even when empty
+    assert (curves.progress_data(queued, 3, 65.04)["position"], curves.progress_data(queued, 3, 65.04)["starts_in"]) \
+        == (3, 65.0)
+    assert "run 3: LeNet · running" in train_tab.status_line(s)
+    feed = curves.LiveFeed()
+    first = feed.update(3, s)
+    assert first["reset"] and len(first["series"][0]["loss"]) == 3
+    s.loss_points.append((1.3, 0.5))
+    s.loss_seconds.append(9.0)
+    second = feed.update(3, s)
+    assert second["add"]["loss"] == [[1.3, 9.0, 0.5]] and second["add"]["loss_from"] == 3 and second["add"]["val"] == []
+    assert "answers" not in second  # unchanged answers are not sent again
 
     cm = [[0] * 10 for _ in range(10)]
     for d in range(10):
@@ -250,6 +298,8 @@ def test_the_seed_article_preset_queues_the_seed_articles_recipe(served_app, idl
     form.update(zip((c.name for c in train_tab.PRESET), train_tab.seed_preset(ctx, "lenet")))  # the preset button
     message = train_tab.train_click(ctx, ws, *(form[c.name] for c in train_tab.FORM))
     assert message == "Your run 1: LeNet is training."  # the queue was empty
+    note = train_tab.recipe_note(ctx, "lenet", True)  # what the preset button says beside the form
+    assert note.startswith("**The seed article's recipe**: 20 epochs of SGD") and re.search(r"about \d", note)
     config = ws.latest().snapshot().config
     assert (config["optimizer"], config["lr"], config["schedule"], config["batch_size"]) == ("sgd", 0.01, "step", 64)
     assert config["label_smoothing"] == 0.0 and config["epochs"] == 20 and config["model"] == "lenet"

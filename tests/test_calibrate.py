@@ -190,5 +190,9 @@ def test_calibration_benchmark_runs_and_separates_digits_from_non_digits(mnist, 
         assert f["temperature"] != 1.0 and 0 <= f["test_ece_after"] < 0.01
         row = next(r for r in f["table"] if r["threshold"] == 0.9)
         assert row["non_digits"] > row["correct_flagged"] + 0.2, (name, row)
+        assert 0.9 <= f["val_drawn_acc"] <= 1.0
+    # the threshold is chosen on drawn validation digits, never on the drawn test digits it reports
+    assert figures["chosen"] == bench.choose_threshold(figures["val_mean_table"])
+    assert figures["record"]["command"].startswith("python") and figures["record"]["machine"]["cores"] >= 1
     assert bench.choose_threshold([{"threshold": 0.9, "correct_flagged": 0.02}, {"threshold": 0.95, "correct_flagged": 0.04},
                                    {"threshold": 0.99, "correct_flagged": 0.09}]) == 0.95

@@ -26,9 +26,10 @@ def test_cli_trains_saves_and_writes_metrics_and_plot(tmp_path):
     assert "epoch   1" in out.stdout and "epoch   2" in out.stdout and "test accuracy" in out.stdout
     assert "ETA" in out.stderr  # the progress bar
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert [h["epoch"] for h in metrics["history"] if h["epoch_end"]] == [1, 2]
+    assert len(metrics["history"]) == 12  # validation points at evenly spaced steps (TrainConfig.val_points)
     assert 0.7 < metrics["test_acc"] <= 1 and metrics["train_seconds"] > 0
-    assert metrics["history"][1]["train_loss"] < metrics["history"][0]["train_loss"]
+    assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"]
     ckpt = load_checkpoint(tmp_path / "mlp.pt")
     assert ckpt["arch"] == "mlp" and ckpt["metrics"]["test_acc"] == pytest.approx(metrics["test_acc"])
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -42,8 +42,9 @@ def test_three_rows_with_figures_from_their_sources(drawn_json):
         model, ckpt = CACHE.get(r["name"])
         assert r["parameters"] == EXPECTED_PARAMETERS[r["name"]] == sum(p.numel() for p in build_model(r["name"]).parameters())
         assert r["test_acc"] == ckpt["metrics"]["test_acc"]
-        assert 0 < r["latency_ms"] < 1000
-        assert isinstance(r["train_step_ms"], float) and 0 < r["train_step_ms"] < 60_000
+        # measured (the clock's arithmetic is tested below); how long they take is a benchmark's business
+        assert isinstance(r["latency_ms"], float) and r["latency_ms"] > 0
+        assert isinstance(r["train_step_ms"], float) and r["train_step_ms"] > 0
         assert "epoch_seconds" not in r and "epochs" not in r  # per-file records are not comparable figures
         assert r["error"] is None
     assert {r["name"]: r["drawn_acc"] for r in rows} == {"mlp": 0.961, "cnnnet": 0.987, "lenet": 0.99}
@@ -96,26 +97,66 @@ def test_an_unavailable_model_keeps_its_row(no_training_step):
     assert table.loc[1, compare.TRAIN_STEP_COLUMN] == compare.UNAVAILABLE
 
 
-def test_latency_is_measured_not_typed_in():
-    """A model that is 10x the work takes longer: the figure comes from a clock."""
-    import torch.nn as nn
+class FakeClock:
+    """``time.perf_counter`` for compare.py that moves only when a ``Costly`` module runs: no real time in the test."""
 
-    small = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
-    big = nn.Sequential(nn.Flatten(), nn.Linear(784, 2000), nn.ReLU(), nn.Linear(2000, 2000), nn.Linear(2000, 10)).eval()
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def __deepcopy__(self, memo):  # measure_training_step trains a copy of the model: it keeps the one clock
+        return self
+
+
+class Costly(torch.nn.Module):
+    """A model whose forward pass costs ``seconds`` on ``clock`` (and counts its calls)."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds, self.calls = clock, seconds, 0
+        self.fc = torch.nn.Linear(784, 10)
+
+    def forward(self, x):
+        self.clock.now += self.seconds
+        self.calls += 1
+        return self.fc(x.flatten(1))
+
+
+def test_latency_is_the_median_of_the_clocked_forward_passes(monkeypatch):
+    """The figure comes from a clock around the forward pass, warm-up calls left out: a model that costs
+    3 ms on the (fake) clock reads 3 ms, one that costs 30 reads 30."""
+    clock = FakeClock()
+    monkeypatch.setattr(compare.time, "perf_counter", clock)
     seen = np.zeros((28, 28), np.float32)
-    assert compare.measure_latency(big, 0.1307, 0.3081, runs=15, seen=seen) > compare.measure_latency(small, 0.1307, 0.3081, runs=15, seen=seen)
+    for cost_ms in (3.0, 30.0):
+        model = Costly(clock, cost_ms / 1000).eval()
+        assert compare.measure_latency(model, 0.1307, 0.3081, runs=15, seen=seen) == pytest.approx(cost_ms)
+        assert model.calls == compare.LATENCY_WARMUP + 15
 
 
-def test_training_step_is_measured_and_the_mlp_trains_fastest():
-    """The MLP's step is far cheaper than CNNNet's: 0.27 M multiply-adds per image forward against 1.05 M.
+def test_training_step_is_the_median_of_the_clocked_steps(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(compare.time, "perf_counter", clock)
+    model = Costly(clock, 0.004)
+    assert compare.measure_training_step(model, runs=7) == pytest.approx(4.0)  # forward on the clock; backward free
 
-    One thread, so that the figure is the work: on a busy two-core machine two OpenMP threads
-    mostly measure how long one waits for the other to be scheduled (seen here: MLP 42-540 ms).
-    """
-    mlp, cnnnet = CACHE.get("mlp")[0], CACHE.get("cnnnet")[0]
-    fast, slow = (compare.measure_training_step(m, runs=7) for m in (mlp, cnnnet))
-    assert isinstance(fast, float) and fast > 0
-    assert fast < slow, f"MLP {fast:.1f} ms per step, CNNNet {slow:.1f} ms"
+
+def test_the_mlp_step_is_the_least_work(monkeypatch):
+    """What the Compare tab's training-step column should show, in work rather than seconds (a busy machine's
+    seconds measure the queue): a CNNNet step is more than twice an MLP's floating-point operations."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def step_flops(name: str) -> int:
+        model = build_model(name).train()
+        x = torch.randn(compare.TRAIN_BATCH, 1, 28, 28)
+        with FlopCounterMode(display=False) as counter:
+            torch.nn.functional.cross_entropy(model(x), torch.zeros(len(x), dtype=torch.long)).backward()
+        return counter.get_total_flops()
+
+    flops = {name: step_flops(name) for name in MODELS}
+    assert flops["cnnnet"] > 2 * flops["mlp"] and flops["lenet"] > flops["mlp"], flops
 
 
 def test_measuring_a_training_step_leaves_the_shared_model_and_rng_alone():

@@ -26,17 +26,18 @@ def test_trainer_reports_metrics_and_writes_a_checkpoint_that_predicts_the_same(
     batches = [e for e in events if isinstance(e, BatchProgress)]
     epochs = [e for e in events if isinstance(e, EpochMetrics)]
     assert isinstance(events[-1], TrainResult) and result.state == "done"
-    assert len(epochs) == 2 and [m.epoch for m in result.history] == [1, 2]
+    # 12 validation points (TrainConfig.val_points) at evenly spaced steps; two of them close an epoch
+    assert len(epochs) == 12 and [m.epoch for m in result.history if m.epoch_end] == [1, 2]
     assert len(batches) >= 2 * 6  # several running-loss reports per epoch (30 batches, every 5)
     assert batches[-1].eta_seconds == pytest.approx(0, abs=0.5) and batches[0].eta_seconds > 0
-    assert epochs[1].train_loss < epochs[0].train_loss  # the curve goes down
+    assert epochs[-1].train_loss < epochs[0].train_loss  # the curve goes down
     assert 0.85 < result.test_acc <= 1 and 0.85 < epochs[-1].val_acc <= 1
     assert sum(map(sum, result.confusion)) == 1000
     assert sum(result.confusion[i][i] for i in range(10)) == round(result.test_acc * 1000)
     assert result.misclassified and all(m["true"] != m["pred"] for m in result.misclassified)
     model, ckpt = load_model(tmp_path / "mlp.pt")
     assert ckpt["metrics"]["test_acc"] == pytest.approx(result.test_acc)
-    assert ckpt["config"]["epochs"] == 2 and len(ckpt["metrics"]["history"]) == 2
+    assert ckpt["config"]["epochs"] == 2 and len(ckpt["metrics"]["history"]) == 12
     d = mdata.load_mnist()
     x = mdata.normalize(d.test_images[:50])
     trainer.model.eval()
@@ -69,7 +70,7 @@ def test_a_part_of_an_epoch_ends_the_run_halfway_through_the_next_pass_on_the_sc
     cfg = small_config(model="lenet", epochs=1.5, log_every=1)
     result = Trainer(cfg, events.append, save=False).run()
     batches = [e for e in events if isinstance(e, BatchProgress)]
-    assert [m.epoch for m in result.history] == [1, 1.5]
+    assert [m.epoch for m in result.history if m.epoch_end] == [1, 1.5]
     # 3,000 training images at batch 100: 30 steps, then 15 (a report after every one)
     assert [(b.epoch, b.batch, b.batches) for b in batches] == (
         [(1, i, 30) for i in range(1, 31)] + [(2, i, 15) for i in range(1, 16)])
@@ -85,7 +86,7 @@ def test_a_part_of_an_epoch_ends_the_run_halfway_through_the_next_pass_on_the_sc
 @pytest.mark.parametrize("freeze", [True, False])
 def test_freezeout_stops_the_feature_blocks_at_a_third_and_two_thirds_of_the_run(freeze):
     seen = []  # after each step: (conv1's weights, conv2's, fc1's), copied
-    trainer = Trainer(small_config(model="lenet", epochs=1.5, freeze=freeze, log_every=1),
+    trainer = Trainer(small_config(model="lenet", epochs=1.5, freeze=freeze, freeze_from=1 / 3, log_every=1),
                       lambda e: isinstance(e, BatchProgress) and seen.append(
                           [getattr(trainer.model, n).weight.detach().clone() for n in ("conv1", "conv2", "fc1")]),
                       save=False)
@@ -101,6 +102,21 @@ def test_freezeout_stops_the_feature_blocks_at_a_third_and_two_thirds_of_the_run
     assert all(p.requires_grad for p in trainer.model.parameters())  # the delivered model is a plain one
     assert result.test_acc > 0.8
     assert TrainConfig(model="lenet").freeze is True and TrainConfig(model="cnnnet").freeze is False
+    assert TrainConfig(model="lenet").freeze_from == 0.5 and TrainConfig(model="cnnnet").freeze_from is None
+
+
+def test_freezeout_can_start_later():  # LeNet's fast recipe: halfway and three quarters
+    seen = []  # after each step: (conv1's weights, conv2's), copied
+    trainer = Trainer(small_config(model="lenet", epochs=1.5, freeze=True, log_every=1),
+                      lambda e: isinstance(e, BatchProgress) and seen.append(
+                          [getattr(trainer.model, n).weight.detach().clone() for n in ("conv1", "conv2")]),
+                      save=False)
+    trainer.run()
+    moved = [[not torch.equal(a, b) for a, b in zip(before, after)] for before, after in zip(seen, seen[1:])]
+    # of 45 steps: conv1 stops after half (22 or 23: round(22.5)), conv2 after three quarters (34)
+    stop1, stop2 = round(45 * 0.5), round(45 * 0.75)
+    assert all(m[0] for m in moved[:stop1 - 1]) and not any(m[0] for m in moved[stop1 - 1:])
+    assert all(m[1] for m in moved[:stop2 - 1]) and not any(m[1] for m in moved[stop2 - 1:])
 
 
 def test_seeded_runs_are_reproducible():
@@ -285,3 +301,47 @@ def test_init_continues_from_a_checkpoints_weights_and_refuses_another_architect
     wrong = Trainer(small_config(model="lenet", init=str(tmp_path / "mlp.pt")), save=False)
     with pytest.raises(ValueError, match="holds a mlp"):
         wrong.run()
+
+
+def test_a_short_run_gets_dense_curves_and_its_result_uses_the_whole_validation_split():
+    """Half an epoch (60 steps) still makes >= 40 training-loss points and 12 validation points; every
+    point but the last sees the fixed validation subset, the last (the result, the checkpoint) all of it."""
+    events = []
+    cfg = small_config(epochs=0.5, batch_size=25, log_every=50, val_size=1500, val_subset=300)
+    trainer = Trainer(cfg, events.append, save=False)
+    result = trainer.run()
+    losses = [e for e in events if isinstance(e, BatchProgress)]
+    assert len(losses) >= 40 and [b.done for b in losses] == sorted(b.done for b in losses)
+    points = result.history
+    assert [m.epoch for m in points] == pytest.approx([0.5 * k / 12 for k in range(1, 13)], abs=1e-3)
+    assert [m.val_images for m in points] == [300] * 11 + [1500]
+    assert [m.epoch_end for m in points] == [False] * 11 + [True]
+    full_loss, full_acc, _ = training.evaluate(trainer.model, trainer.val, torch.device("cpu"))
+    assert points[-1].val_acc == pytest.approx(full_acc) and points[-1].val_loss == pytest.approx(full_loss, rel=1e-4)
+    assert trainer.checkpoint(result)["metrics"]["val_acc"] == pytest.approx(full_acc)
+    # The temperature was fitted on the last point's logits: what a separate pass over the split gives.
+    from digitnet.calibrate import fit_split_temperature
+    assert result.temperature == pytest.approx(fit_split_temperature(trainer.model, trainer.val), rel=1e-4)
+
+
+def test_a_long_run_validates_at_every_epoch_end():
+    """13 epochs of 2 steps: more epochs than val_points, so one point per epoch, each at its end."""
+    result = Trainer(small_config(epochs=13, train_limit=200, batch_size=100), save=False).run()
+    assert [m.epoch for m in result.history] == list(range(1, 14))
+    assert all(m.epoch_end for m in result.history)
+
+
+def test_the_probe_digits_answers_change_as_the_model_learns_and_are_the_models_own():
+    trainer = Trainer(small_config(model="lenet", epochs=1), save=False)
+    result = trainer.run()
+    answers = [m.probe for m in result.history]
+    assert all(len(a) == len(training.PROBE_INDICES) and all(0 <= d <= 9 for d in a) for a in answers)
+    assert answers[0] != answers[-1]  # a random start reads them otherwise than a trained LeNet
+    test = mdata.load_mnist()
+    labels = test.test_labels[list(training.PROBE_INDICES)]
+    x = mdata.normalize(test.test_images[list(training.PROBE_INDICES)])
+    trainer.model.eval()
+    with torch.inference_mode():
+        assert trainer.model(x).argmax(1).tolist() == answers[-1]
+    right = [sum(int(a == b) for a, b in zip(ans, labels.tolist())) for ans in answers]
+    assert right[-1] > right[0] and right[-1] >= 8  # 3,000 images, one epoch: most of the 16

@@ -11,7 +11,8 @@ import torch
 from digitnet.checkpoint import SHIPPED_DIR, CheckpointError
 from digitnet.predict import CACHE, predict
 from digitnet.scheduler import Scheduler
-from digitnet.workspace import MAX_UPLOAD_BYTES, AlreadyTraining, Visitors, run_status
+from digitnet.visitors import Visitors
+from digitnet.workspace import MAX_UPLOAD_BYTES, AlreadyTraining, run_status
 
 SLICE = dict(train_limit=300, val_size=100, test_limit=100)
 WAIT = 120
@@ -154,15 +155,21 @@ def test_leaving_drops_a_waiting_run_and_frees_the_workspace(visitors, gate):
 
 
 def test_workspaces_nobody_uses_are_freed_after_a_while(visitors, mnist):
-    from digitnet.workspace import EMPTY_IDLE_SECONDS, IDLE_SECONDS
+    from digitnet.visitors import EMPTY_IDLE_SECONDS, IDLE_SECONDS, NO_HEARTBEAT_IDLE_SECONDS
 
+    digit = [(mnist.test_images[0].numpy().astype(np.float32) / 255, 7)]
     quiet, keeper, busy = visitors.get("quiet"), visitors.get("keeper"), visitors.get("now")
-    keeper.my_digits = [(mnist.test_images[0].numpy().astype(np.float32) / 255, 7)]
+    stranger = visitors.get("stranger")  # raw queue calls: digits, and no heartbeat
+    keeper.my_digits = digit
+    stranger.my_digits = digit
+    visitors.heartbeat("keeper", True)  # an open tab
     start = quiet.last_seen
-    busy.last_seen = start + EMPTY_IDLE_SECONDS  # used just now
-    # An empty workspace (a caller without a heartbeat) goes after EMPTY_IDLE_SECONDS...
-    assert visitors.sweep(now=start + EMPTY_IDLE_SECONDS + 1) == 1
-    assert visitors.peek("quiet") is None and visitors.peek("keeper") is keeper and visitors.peek("now") is busy
-    # ...one that holds digits (or runs) only after IDLE_SECONDS.
+    busy.last_seen = start + max(EMPTY_IDLE_SECONDS, NO_HEARTBEAT_IDLE_SECONDS)  # used just now
+    # An empty workspace, and one without a heartbeat, go after minutes...
+    assert visitors.sweep(now=start + max(EMPTY_IDLE_SECONDS, NO_HEARTBEAT_IDLE_SECONDS) + 1) == 2
+    assert visitors.peek("quiet") is None and visitors.peek("stranger") is None
+    assert visitors.peek("keeper") is keeper and visitors.peek("now") is busy
+    assert stranger.my_digits == [] and stranger.memory_bytes() == 0  # freed, not just forgotten
+    # ...one that holds digits (or runs) and a heartbeat only after IDLE_SECONDS.
     assert visitors.sweep(now=start + IDLE_SECONDS + 1) == 2
     assert len(visitors) == 0

@@ -20,7 +20,8 @@ import numpy as np
 from ..explain import upscale
 from .. import training
 from ..scheduler import Scheduler
-from ..workspace import Visitors, Workspace
+from ..visitors import Visitors
+from ..workspace import Workspace
 
 MODEL_CHOICES = list(training.MODEL_CHOICES)  # (shown, API value)
 DEFAULT_MODEL = "lenet"

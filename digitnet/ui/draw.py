@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from gradio.components.image_editor import EditorData
 from gradio.data_classes import FileData
+from gradio.utils import get_upload_folder
 from pydantic import ConfigDict
 
 from ..data import random_test_digit
@@ -25,7 +26,7 @@ from ..finetune import (MAX_MY_DIGITS, MY_DIGITS_FILENAME, MyDigits, MyDigitsErr
                         my_digits_summary, save_my_digits)
 from ..models import DISPLAY_NAMES, MODELS
 from ..predict import ModelUnavailable, Prediction, label_value, predict, predict_all
-from ..preprocess import ImageError, to_mnist_array
+from ..preprocess import ImageError, confine_uploads, to_mnist_array, uploaded_path
 from ..scheduler import MIN_FINETUNE_DIGITS, QueueFull, TrainingDisabled
 from ..workspace import AlreadyTraining, Workspace
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
@@ -69,11 +70,10 @@ class SketchData(EditorData):
 
 
 def api_image(value):
-    """/predict's input as ``predict`` takes it: the Sketchpad value, or the path of an uploaded image file."""
-    if isinstance(value, dict) and value.get("path") and not any(
-            value.get(key) for key in ("background", "layers", "composite")):
-        return value["path"]
-    return value
+    """/predict's input as ``predict`` takes it: the Sketchpad value, or the uploaded image file, with every
+    file checked to be one Gradio uploaded for this request (``confine_uploads``); any other path, a
+    bare ``{"path": ...}`` included, is refused with one message that says nothing about the server's files."""
+    return confine_uploads(value, get_upload_folder())
 
 
 # ------------------------------------------------------------------------------ pure functions
@@ -187,7 +187,7 @@ def show(results: dict | None, model: str) -> tuple:
 
 def recognise(ctx: Context, ws: Workspace, image, model: str) -> tuple:
     """A photo (or any image) changed: the answer, a note, all ten as bars, the 28x28 the model saw, all three."""
-    return show(read(ws, image), model)
+    return show(read(ws, photo_file(image)), model)
 
 
 def recognise_pad(ctx: Context, ws: Workspace, drawing: str, model: str) -> tuple:
@@ -203,7 +203,19 @@ def drawing_else_photo(drawing: str, photo):
 
     The pad's value is a browser's string: checked to be "" or a pad payload, never read as a path.
     """
-    return pad_value(drawing) or photo
+    return pad_value(drawing) or photo_file(photo)
+
+
+def photo_file(photo):
+    """The photo as the handlers read it: the path of the file Gradio uploaded (checked to be one: the photo is
+    decoded by ``preprocess``, at most MAX_INPUT_PIXELS as decoded, not by Gradio at full size), or an array
+    (tests, scripts)."""
+    if isinstance(photo, (str, Path)):
+        try:
+            return uploaded_path(photo, get_upload_folder())
+        except ImageError as exc:
+            raise gr.Error(str(exc)) from exc
+    return photo
 
 
 def recognise_either(ctx: Context, ws: Workspace, drawing: str, photo, model: str) -> tuple:
@@ -297,8 +309,8 @@ def load_digits(ctx: Context, ws: Workspace, file):
     if file is None:
         raise gr.Error("No file was uploaded.")
     try:
-        loaded = load_my_digits(file)
-    except MyDigitsError as exc:
+        loaded = load_my_digits(uploaded_path(file, get_upload_folder()))
+    except (MyDigitsError, ImageError) as exc:
         raise gr.Error(str(exc)) from exc
     merged = list(ws.my_digits) + loaded
     if len(merged) > MAX_MY_DIGITS:
@@ -396,7 +408,7 @@ def build(ctx: Context) -> DrawTab:
         compare = [gr.Label(num_top_classes=2, label=DISPLAY_NAMES[name], min_width=120) for name in MODELS]
     with gr.Accordion("...or upload a photo or scan of a digit", open=False):
         photo = gr.Image(label="Photo or scan (dark ink on paper, or light on dark)", sources=["upload", "clipboard"],
-                         type="numpy", image_mode=None, height=220)
+                         type="filepath", image_mode=None, height=220)  # decoded by preprocess, size-capped
     # /predict's own input and output (API only): a Sketchpad-shaped value or an image file, the
     # model name unfiltered (an unknown one gets digitnet's message), all ten classes back.
     api_sketch = gr.Sketchpad(visible=False, label="sketch", type="numpy", image_mode="RGBA")

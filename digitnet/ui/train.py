@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import SHIPPED_DIR, CheckpointError
+from ..preprocess import ImageError, uploaded_path
 from ..models import DISPLAY_NAMES
-from ..scheduler import QueueFull, RunState, TrainingDisabled
+from ..scheduler import QueueFull, Run, RunState, TrainingDisabled
 from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
 from ..workspace import AlreadyTraining, Workspace, run_status
+from . import curves
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
 from .draw import DOWNLOADS, DrawTab, weights_view
 
@@ -41,28 +45,6 @@ START_WAIT_SECONDS = 1.0  # /train waits at most this long for a run that starts
 # ------------------------------------------------------------------------------ pure functions
 
 
-def progress_html(s: RunState | None, position: int | None = None, starts_in: float | None = None) -> str:
-    """A progress bar plus "epoch 2/5 · batch 150/430 · ETA 0:42", or the queue position while waiting."""
-    if s is None or s.kind == "upload":
-        return ""
-    if s.state == "queued":
-        when = "" if starts_in is None else f" · starts in about {clock(starts_in)}"
-        return f"<div>🕒 waiting: number {position} in the queue{when}</div>" if position else ""
-    if s.epochs == 0:
-        return ""
-    done = s.state == "done"
-    frac = 1.0 if done else s.done / s.epochs
-    parts = [f"epoch {max(s.epoch, 1)}/{s.epochs:g}"]
-    if s.batches:
-        parts.append(f"batch {s.batch}/{s.batches}")
-    if s.state == "running" and s.eta_seconds is not None:
-        parts.append(f"ETA {clock(s.eta_seconds)}")
-    elif s.state == "running":
-        parts.append("loading data...")
-    return (f'<progress value="{frac:.4f}" max="1" style="width:100%"></progress>'
-            f'<div>{" · ".join(parts)}</div>')
-
-
 def clock(seconds: float) -> str:
     """75.2 -> '1:15'."""
     minutes, secs = divmod(int(round(seconds)), 60)
@@ -74,67 +56,6 @@ def status_line(s: RunState | None) -> str:
     if s is None:
         return f"{STATE_ICONS['idle']} **idle** · Pick a model and click Train: your run joins the queue."
     return f"{STATE_ICONS.get(s.state, '')} **{s.title()} · {s.state}** · {s.message}"
-
-
-def loss_frame(s: RunState | None) -> pd.DataFrame:
-    """Running train loss (several points per epoch) and validation loss (one per epoch)."""
-    rows = [] if s is None else [(x, loss, "train (running)") for x, loss in s.loss_points]
-    if s is not None:
-        rows += [(float(h["epoch"]), h["val_loss"], "validation") for h in s.history if h.get("val_loss") is not None]
-    return pd.DataFrame(rows, columns=["epoch", "loss", "curve"]).astype(
-        {"epoch": "float64", "loss": "float64", "curve": "string"})
-
-
-def accuracy_frame(s: RunState | None) -> pd.DataFrame:
-    """Train and validation accuracy per epoch, in percent."""
-    rows = []
-    for h in [] if s is None else s.history:
-        rows.append((float(h["epoch"]), 100.0 * h["train_acc"], "train"))
-        if h.get("val_acc") is not None:
-            rows.append((float(h["epoch"]), 100.0 * h["val_acc"], "validation"))
-    return pd.DataFrame(rows, columns=["epoch", "accuracy", "curve"]).astype(
-        {"epoch": "float64", "accuracy": "float64", "curve": "string"})
-
-
-def curve_captions(s: RunState | None) -> tuple[str, str]:
-    """Captions under the loss and accuracy plots, e.g. "train loss 0.084 at epoch 2.35".
-
-    They change with every new point, which also matters to Gradio 6.31's plot: it fixes the
-    colour legend's categories when the chart is (re)built and only swaps the data on a plain
-    value update, so a chart that started empty would never draw its lines. A changed caption
-    makes it rebuild the chart with the current categories.
-    """
-    running = s is not None and s.state == "running"
-    if s is None or not s.loss_points:
-        loss = "train loss: no batches yet" if running else "no run yet"
-    else:
-        x, value = s.loss_points[-1]
-        loss = f"train loss {value:.3f} at epoch {x:.2f}"
-        if s.history and s.history[-1].get("val_loss") is not None:
-            loss += f" · validation loss {s.history[-1]['val_loss']:.3f}"
-    if s is None or not s.history:
-        acc = "accuracy appears after the first epoch" if running else "no run yet"
-    else:
-        h = s.history[-1]
-        acc = f"epoch {h['epoch']}: train {h['train_acc']:.2%}"
-        if h.get("val_acc") is not None:
-            acc += f" · validation {h['val_acc']:.2%}"
-    return loss, acc
-
-
-def curve_plots(s: RunState | None) -> tuple[gr.LinePlot, gr.LinePlot]:
-    """The loss and accuracy plots of one run, x from 0 to its last epoch."""
-    x_max = float(max(s.epochs if s is not None else 1, 1))
-    loss_caption, acc_caption = curve_captions(s)
-    return (gr.LinePlot(value=plot_value(loss_frame(s)), x_lim=[0.0, x_max], caption=loss_caption),
-            gr.LinePlot(value=plot_value(accuracy_frame(s)), x_lim=[0.0, x_max], caption=acc_caption))
-
-
-def plot_value(frame: pd.DataFrame) -> pd.DataFrame | None:
-    """A plot's value: None rather than an empty frame. Gradio 6.31's LinePlot that once held an empty
-    frame draws no lines for its first data (the axes move, the colour scale stays empty); one that
-    held None draws them."""
-    return None if frame.empty else frame
 
 
 def confusion_image(confusion: list[list[int]]) -> np.ndarray:
@@ -211,26 +132,14 @@ def overlay_choices(ws: Workspace) -> list[tuple[str, str]]:
     return [(s.title(), str(s.number)) for s in (r.snapshot() for r in ws.runs()) if s.history]
 
 
-def overlay_frame(ws: Workspace, selected: list[str] | None) -> pd.DataFrame:
-    """Validation accuracy per epoch of the selected runs, one colour per run."""
-    rows = []
-    for run in ws.runs():
-        s = run.snapshot()
-        if str(s.number) not in (selected or []):
-            continue
-        label = f"run {s.number}"  # plain words: the settings are in the run table and the caption
-        rows += [(float(h["epoch"]), 100.0 * h["val_acc"], label) for h in s.history if h.get("val_acc") is not None]
-    return pd.DataFrame(rows, columns=["epoch", "val_acc", "run"]).astype(
-        {"epoch": "float64", "val_acc": "float64", "run": "string"})
+def overlay_runs(ws: Workspace, selected: list[str] | None) -> list[RunState]:
+    """The ticked runs, oldest first (one series each in the overlay)."""
+    return [s for s in (run.snapshot() for run in ws.runs()) if str(s.number) in (selected or [])]
 
 
-def overlay_plot(ws: Workspace, selected: list[str] | None) -> gr.LinePlot:
-    """The overlay plot of the selected runs (its caption names them, so the chart rebuilds its legend)."""
-    frame = overlay_frame(ws, selected)
-    shown = [run.snapshot() for run in ws.runs() if str(run.number) in (selected or [])]
-    caption = "tick runs above to compare their curves" if frame.empty else \
-        " · ".join(f"run {r.number}: {DISPLAY_NAMES[r.model]}, {settings_text(r)}" for r in shown)
-    return gr.LinePlot(value=plot_value(frame), caption=caption)
+def overlay_value(ws: Workspace, selected: list[str] | None) -> dict:
+    """The overlay chart's value: every ticked run's curves in the same charts as the live view."""
+    return curves.overlay_value(overlay_runs(ws, selected))
 
 
 def default_overlay(ws: Workspace, selected: list[str] | None) -> list[str]:
@@ -295,62 +204,76 @@ def stop_click(ctx: Context, ws: Workspace) -> str:
     return s.message
 
 
-def view(ctx: Context, ws: Workspace, selected: list[str] | None, results: bool = True) -> tuple:
-    """Everything the Train tab shows of the visitor's latest run, their runs, and the Draw tab's weights."""
+def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.LiveFeed | None = None,
+         results: bool = True, tables: bool = True) -> tuple:
+    """What the Train tab shows of the visitor's latest run (the live chart gets only what ``feed`` has not
+    sent), and, with ``tables``, their runs and the overlay."""
     run = ws.latest()
     s = None if run is None else run.snapshot()
     position = None if run is None else ctx.scheduler.position(run)
     starts_in = None if run is None else ctx.scheduler.seconds_until_start(run)
-    loss, acc = curve_plots(s)
+    feed = feed or curves.LiveFeed(ctx.data_root)  # a fresh one sends the whole picture
+    live = feed.update(None if run is None else run.number, s, position, starts_in)
     if not results:
         done = (gr.skip(),) * 3
     elif s is not None and s.state == "done" and s.result is not None and s.result.confusion:
-        gallery = [(enlarge(img, GALLERY_SCALE), caption)
-                   for img, caption in misclassified_images(s.result, ctx.data_root, MISCLASSIFIED_SHOWN)]
+        shown = zip(misclassified_images(s.result, ctx.data_root, MISCLASSIFIED_SHOWN), s.result.misclassified)
+        gallery = [(enlarge(img, GALLERY_SCALE), f"{m['true']} read as {m['pred']} · {m['prob']:.0%}")
+                   for (img, _), m in shown]
         done = (results_markdown(s), confusion_image(s.result.confusion), gallery)
     else:
         done = (results_markdown(s), None, [])
+    if not tables:
+        return (status_line(s), live, *done, gr.skip(), gr.skip(), gr.skip())
     ticked = default_overlay(ws, selected)
-    return (status_line(s), progress_html(s, position, starts_in), loss, acc, *done, runs_frame(ws),
-            gr.CheckboxGroup(choices=overlay_choices(ws), value=ticked), overlay_plot(ws, ticked))
+    return (status_line(s), live, *done, runs_frame(ws), gr.CheckboxGroup(choices=overlay_choices(ws), value=ticked),
+            overlay_value(ws, ticked))
 
 
-async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: str):
-    """Stream the visitor's latest run to their tab until it ends (server-side checks, no polling by the tab)."""
+async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: str, train_model: str = "lenet"):
+    """Stream the visitor's latest run to their tab until it ends (server-side checks, no polling by the tab).
+
+    Each update carries the run's new points only; the run table and the overlay are redrawn when the
+    run's state changes. The answers under Train (and under the Draw tab's fine-tune button) are cleared
+    or replaced once they are out of date.
+    """
+    feed = curves.LiveFeed(ctx.data_root)
     run = ws.latest()
     if run is None:
-        yield (*view(ctx, ws, selected), *weights_view(ws, model))
+        yield (*view(ctx, ws, selected, feed), gr.skip(), gr.skip(), *weights_view(ws, model),
+               download_file(ws, train_model))
         return
-    last = None
+    last = state = None
     while True:
         s = run.snapshot()
         starts_in = ctx.scheduler.seconds_until_start(run)
         key = (s.version, ctx.scheduler.position(run), None if starts_in is None else round(starts_in / ETA_STEP_SECONDS))
         if s.ended:
-            yield (*view(ctx, ws, selected), *weights_view(ws, model))
-            # Once more without the results panel: Gradio 6.31's chart could drop the update that
-            # carried the last epoch when it coincided with the results panel's redraw.
-            await asyncio.sleep(WATCH_SECONDS)
-            yield (*view(ctx, ws, selected, results=False), gr.skip(), gr.skip())
+            # "Your run 1: LeNet is training." is history now: the status line and the chart say how it ended.
+            teach = s.message if s.kind == "finetune" else gr.skip()
+            yield (*view(ctx, ws, selected, feed), "", teach, *weights_view(ws, model), download_file(ws, train_model))
             return
         if key != last:
-            last = key
-            yield (*view(ctx, ws, selected, results=False), gr.skip(), gr.skip())
+            changed = state is not None and s.state != state  # queued -> running: "Queued as ..." is out of date
+            yield (*view(ctx, ws, selected, feed, results=last is None, tables=last is None or changed),
+                   "" if changed else gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            last, state = key, s.state
         await asyncio.sleep(WATCH_SECONDS)
 
 
-def show_overlay(ctx: Context, ws: Workspace, selected: list[str] | None) -> gr.LinePlot:
-    """The overlay ticks changed: redraw the overlay plot."""
-    return overlay_plot(ws, selected)
+def show_overlay(ctx: Context, ws: Workspace, selected: list[str] | None) -> dict:
+    """The overlay ticks changed: redraw the overlay with every ticked run."""
+    return overlay_value(ws, selected)
 
 
-def download_weights(ctx: Context, ws: Workspace, model: str):
-    """The weights the visitor draws with for ``model``, as a checkpoint file to download."""
-    w = ws.in_use(model)
-    name = f"{model}-{'shipped' if w.run is None else f'run{w.run}'}.pt"
-    path = DOWNLOADS.new_file(name)
-    path.write_bytes(ws.export(model))
-    return gr.File(value=str(path), visible=True)
+def download_file(ws: Workspace, model: str) -> str:
+    """A checkpoint file of the weights the visitor draws with for ``model`` (the download button's value)."""
+    return str(ws.export_file(model, DOWNLOADS.folder))  # written once per run; Gradio's copy is reused too
+
+
+def refresh_download(ctx: Context, ws: Workspace, model: str) -> str:
+    """The model or the weights in use changed: the download button holds their file, ready for one click."""
+    return download_file(ws, model)
 
 
 def upload_weights(ctx: Context, ws: Workspace, file) -> str:
@@ -358,8 +281,8 @@ def upload_weights(ctx: Context, ws: Workspace, file) -> str:
     if file is None:
         raise gr.Error("No file was uploaded.")
     try:
-        run = ws.load(file)
-    except CheckpointError as exc:
+        run = ws.load(uploaded_path(file, get_upload_folder()))
+    except (CheckpointError, ImageError) as exc:
         raise gr.Error(str(exc)) from exc
     s = run.snapshot()
     return f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now."
@@ -376,6 +299,30 @@ def preset(ctx: Context, model: str, recipe: dict) -> tuple:
 def fast_preset(ctx: Context, model: str) -> tuple:
     """The fast recipe for ``model``: TrainConfig's defaults."""
     return preset(ctx, model, {})
+
+
+def recipe_note(ctx: Context, model: str, seed: bool) -> str:
+    """What the form's recipe is and how long it takes here (the queue's own estimate for such a run)."""
+    recipe = SEED_RECIPE if seed else {}
+    cfg = TrainConfig(**{**recipe, "model": model})
+    cfg.epochs = min(cfg.epochs, ctx.max_epochs)
+    estimate = ctx.scheduler.expected_seconds(Run("", 0, "training", model, asdict(cfg), cfg.epochs))
+    about = f"about {clock(estimate)} here" if estimate < 120 else f"about {estimate / 60:.0f} minutes here"
+    if seed:
+        return (f"**The seed article's recipe**: {cfg.epochs:g} epochs of SGD (lr 0.01, momentum 0.9) at batch 64, "
+                f"StepLR; {about}. The curves' x-axis follows the run as it goes.")
+    return (f"**Fast recipe** for {DISPLAY_NAMES[model]}: {cfg.epochs:g} epochs of {cfg.optimizer} at batch "
+            f"{cfg.batch_size}, one-cycle; {about}.")
+
+
+def shipped_download(model: str) -> str | None:
+    """A copy of the shipped checkpoint of ``model``: the download button's value before the visitor trains."""
+    source = SHIPPED_DIR / f"{model}.pt"
+    if not source.exists():
+        return None
+    path = DOWNLOADS.new_file(source.name.replace(".pt", "-shipped.pt"))
+    shutil.copyfile(source, path)
+    return str(path)
 
 
 def seed_preset(ctx: Context, model: str) -> tuple:
@@ -408,7 +355,8 @@ def train(ctx: Context, ws: Workspace, *values, **params) -> dict:
 
 def status(ctx: Context, ws: Workspace) -> dict:
     """This session's latest run: state (idle, queued, running, done, stopped, error), model, epoch, epochs,
-    history, test_acc, message, and its queue position while it waits."""
+    history (every validation point), running_loss (every training-loss point: [epochs done, loss]) and
+    running_loss_seconds, test_acc, message, and its queue position while it waits."""
     return run_status(ws)
 
 
@@ -453,67 +401,76 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
     if not allow:
         gr.Markdown("### Training is turned off here\nThis deployment serves the shipped models only "
                     "(`DIGITNET_ALLOW_TRAINING=0`). Run the app on your own machine to train: `python app.py`.")
+    # On a phone the columns stack: the model, the recipe buttons, Train and the curves come first; the
+    # settings are folded (a preset or the model fills them in).
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            controls = {c.name: control(c, cap, allow) for c in FORM if not c.advanced}
-            advanced = [c for c in FORM if c.advanced]
-            with gr.Accordion("More settings: " + ", ".join(c.label for c in advanced), open=False):
-                controls.update({c.name: control(c, cap, allow) for c in advanced})
+            by_name = {c.name: c for c in FORM}
+            controls = {name: control(by_name[name], cap, allow) for name in ("model", "epochs")}
             with gr.Row():
                 fast_btn = gr.Button("Fast recipe", size="sm", interactive=allow)
                 seed_btn = gr.Button("The seed article's recipe", size="sm", interactive=allow)
+            recipe_md = gr.Markdown(recipe_note(ctx, "lenet", False), elem_id="recipe-note")
             with gr.Row():
                 train_btn = gr.Button("Train", variant="primary", interactive=allow)
                 stop_btn = gr.Button("Stop", variant="stop", interactive=allow)
-            form_msg = gr.Markdown()
+            form_msg = gr.Markdown(elem_id="train-answer")
+            basic = [c for c in FORM if not c.advanced and c.name not in controls]
+            advanced = [c for c in FORM if c.advanced]
+            with gr.Accordion("Settings: " + ", ".join(c.label for c in basic[:4]) + ", ...", open=False):
+                controls.update({c.name: control(c, cap, allow) for c in basic})
+                with gr.Accordion("More settings: " + ", ".join(c.label for c in advanced), open=False):
+                    controls.update({c.name: control(c, cap, allow) for c in advanced})
         with gr.Column(scale=2):
             status_md = gr.Markdown(status_line(None), elem_id="train-status")
-            progress = gr.HTML()
-            with gr.Row():
-                loss_plot = gr.LinePlot(None, x="epoch", y="loss", color="curve", label="Loss",
-                                        x_title="epoch", y_title="loss")
-                acc_plot = gr.LinePlot(None, x="epoch", y="accuracy", color="curve",
-                                       label="Accuracy (%)", x_title="epoch", y_title="accuracy (%)")
+            chart = curves.curves_component("train-curves", seed=curves.load_seed_curves())
             results_md = gr.Markdown(results_markdown(None))
-            confusion = gr.Image(label="Confusion matrix", interactive=False, buttons=["download"], format="png")
-            # Four columns leave room for the whole caption "true 4, predicted 9 (87%)".
-            gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified", columns=4, height=480,
-                                 object_fit="contain")
+            with gr.Accordion("Confusion matrix and mistakes (test set)", open=True):
+                # No label over the picture: its own title names it (a label covered the title).
+                confusion = gr.Image(show_label=False, interactive=False, buttons=["download"], format="png",
+                                     elem_id="confusion")
+                # Three columns and short captions ("4 read as 9 · 87%") fit a phone's width.
+                gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified", columns=3, height=480,
+                                     object_fit="contain")
     with gr.Accordion("Your runs: compare their curves", open=True):
         runs_df = gr.Dataframe(runs_frame_empty(), label="Your runs (newest first)", interactive=False, wrap=True,
-                               elem_id="runs-table")
+                               elem_id="runs-table", max_height=300)
         overlay_pick = gr.CheckboxGroup([], value=[], label="Overlay these runs", elem_id="overlay-pick")
-        overlay = gr.LinePlot(None, x="epoch", y="val_acc", color="run",
-                              label="Validation accuracy of your runs (%)", x_title="epoch",
-                              y_title="validation accuracy (%)", elem_id="overlay-plot")
+        overlay = curves.curves_component("overlay-curves", seed=curves.load_seed_curves(),
+                                          value=curves.overlay_value([]))
     with gr.Accordion("Your models: download or load weights", open=False):
         gr.Markdown("Download the weights your drawings use for the model selected on the left (the same "
                     "checkpoint format as the shipped ones), or load a checkpoint file saved earlier.")
         with gr.Row():
-            download_btn = gr.Button("Download these weights")
+            download_btn = gr.DownloadButton("Download these weights", value=shipped_download("lenet"),
+                                             elem_id="download-weights")
             upload_btn = gr.UploadButton("Load weights from a file", file_types=[".pt"], type="filepath")
-        weights_file = gr.File(label="Weights, ready to download", visible=False, interactive=False)
         weights_msg = gr.Markdown()
 
     # ---- wiring ----------------------------------------------------------------------------------
     form = [controls[c.name] for c in FORM]
     presets = [controls[c.name] for c in PRESET]
-    live = [status_md, progress, loss_plot, acc_plot, results_md, confusion, gallery, runs_df, overlay_pick, overlay,
-            draw.weights_md, draw.weights_pick]
+    live = [status_md, chart, results_md, confusion, gallery, runs_df, overlay_pick, overlay, form_msg, draw.teach_msg,
+            draw.weights_md, draw.weights_pick, download_btn]
     private = dict(api_visibility="private")
     stream = dict(show_progress="hidden", concurrency_limit=None, **private)
-    seed_btn.click(lambda model: seed_preset(ctx, model), controls["model"], presets, queue=False, **private)
-    fast_btn.click(lambda model: fast_preset(ctx, model), controls["model"], presets, queue=False, **private)
+    seed_btn.click(lambda model: (*seed_preset(ctx, model), recipe_note(ctx, model, True)), controls["model"],
+                   [*presets, recipe_md], queue=False, **private)
+    fast_btn.click(lambda model: (*fast_preset(ctx, model), recipe_note(ctx, model, False)), controls["model"],
+                   [*presets, recipe_md], queue=False, **private)
     controls["model"].input(lambda model, *values: follow_model(ctx, model, *values), [controls["model"], *presets],
                             presets, queue=False, **private)
+    controls["model"].change(bind(refresh_download), controls["model"], download_btn, concurrency_limit=None,
+                             show_progress="hidden", **private)
+    watching = bind(watch)
+    watch_inputs = [overlay_pick, draw.model, controls["model"]]
     train_btn.click(bind(train_click), form, form_msg, concurrency_limit=None, **private).then(
-        bind(watch), [overlay_pick, draw.model], live, **stream)
-    draw.finetune_event.then(bind(watch), [overlay_pick, draw.model], live, **stream)
+        watching, watch_inputs, live, **stream)
+    draw.finetune_event.then(watching, watch_inputs, live, **stream)
     stop_btn.click(bind(stop_click), None, form_msg, concurrency_limit=None, **private)
     overlay_pick.input(bind(show_overlay), overlay_pick, overlay, concurrency_limit=None, **private)
-    download_btn.click(bind(download_weights), controls["model"], weights_file, concurrency_limit=None, **private)
     upload_btn.upload(bind(upload_weights), upload_btn, weights_msg, concurrency_limit=None, **private).then(
-        bind(watch), [overlay_pick, draw.model], live, **stream)
+        watching, watch_inputs, live, **stream)
 
     gr.api(bind(train), api_name="train", concurrency_limit=None)
     gr.api(bind(status), api_name="status", concurrency_limit=None)

@@ -1,7 +1,8 @@
 """Fixtures for the browser tests: one Chromium per module, one launched app per module.
 
-Every test here is skipped, with the reason, when Chromium or playwright is missing, before
-any app is launched. The app runs on a small MNIST slice with DIGITNET_CHECKPOINTS in a
+Every test here is marked ``browser`` (``python -m pytest -m "not browser"`` leaves them out) and
+is skipped, with the reason, when Chromium or playwright is missing, before any app is launched;
+with ``CI=true`` such a skip fails the run instead (tests/conftest.py). The app runs on a small MNIST slice with DIGITNET_CHECKPOINTS in a
 temp folder (``checkpoints_dir`` from tests/conftest.py), so a run never writes into the
 repo's checkpoints/.
 """
@@ -20,14 +21,15 @@ from .browser import CHROMIUM, CHROMIUM_ARGS, chromium_missing_reason
 HERE = Path(__file__).resolve().parent
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by mark (-m "not browser")
 def pytest_collection_modifyitems(config, items) -> None:
-    """Skip this folder's tests cleanly when there is no browser to drive."""
+    """Mark this folder's tests ``browser``; skip them cleanly when there is no browser to drive."""
     reason = chromium_missing_reason()
-    if reason is None:
-        return
     for item in items:
         if HERE in Path(item.path).resolve().parents:
-            item.add_marker(pytest.mark.skip(reason=reason))
+            item.add_marker(pytest.mark.browser)
+            if reason is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="module")

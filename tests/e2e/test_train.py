@@ -18,7 +18,7 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from .browser import PAGE_TIMEOUT_MS, block, screenshot
+from .browser import PAGE_TIMEOUT_MS, screenshot
 
 VIEWPORT = {"width": 1280, "height": 1000}
 RUN_TIMEOUT_S = 300  # a 3-epoch run on the slice takes seconds idle, minutes on a crowded CI machine
@@ -30,12 +30,10 @@ STATE = re.compile(r"· (idle|queued|running|done|stopped|error)$")
 STATUS_STRONG = "#train-status strong"  # "run 2: LeNet · running" (train.status_line), or "idle"
 RUN_ROWS = "#runs-table [role=row][data-index]"  # gr.Dataframe's body rows (a virtual table of divs)
 
-# Vertices of every line drawn in a Vega-Lite plot's SVG ("M" starts a line, "L" adds a point).
-LINE_VERTICES_JS = """
-(el) => Array.from(el.querySelectorAll('g.mark-line path'))
-  .map(p => (p.getAttribute('d') || '').match(/[ML]/g) || []).reduce((n, m) => n + m.length, 0)
-"""
-LINE_PATHS_JS = "(el) => Array.from(el.querySelectorAll('g.mark-line path')).map(p => p.getAttribute('d'))"
+# What the charts hold (digitnet/ui/static/curves.js keeps these data attributes current).
+CURVES = "#train-curves .curves"
+OVERLAY = "#overlay-curves .curves"
+TICK_LABEL = re.compile(r"^-?\d+(\.\d{1,2})?$")  # at most 2 decimals
 
 
 def open_train_tab(browser, url: str):
@@ -47,6 +45,9 @@ def open_train_tab(browser, url: str):
     page.get_by_role("tab", name="Train").click()
     expect(page.get_by_role("button", name="Train", exact=True)).to_be_visible()
     return context, page
+
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +71,27 @@ def expect_state(page, word: str, timeout: float | None = None) -> None:
     expect(page.locator(STATUS_STRONG).first).to_have_text(re.compile(rf"· {word}$"), timeout=timeout)
 
 
-def plot_points(page, label: str) -> int:
-    """How many points the named line plot ("Loss", "Accuracy (%)") draws right now."""
-    return block(page, label).evaluate(LINE_VERTICES_JS)
+def chart_data(page, selector: str = CURVES) -> dict:
+    """The chart's data attributes: lossPoints, valPoints, series, lastEpoch, probeAnswers, ..."""
+    return page.locator(selector).evaluate("(e) => ({...e.dataset})")
+
+
+def plot_points(page, kind: str) -> int:
+    """How many training-loss ("loss") or validation ("val") points the live chart holds right now."""
+    return int(chart_data(page)[f"{kind}Points"])
 
 
 def overlay_points(page) -> int:
-    """How many points the overlay of the visitor's runs draws right now."""
-    return page.locator("#overlay-plot").evaluate(LINE_VERTICES_JS)
+    """How many validation points the overlay of the visitor's runs holds right now (all runs together)."""
+    return int(chart_data(page, OVERLAY)["valPoints"])
+
+
+def open_settings(page) -> None:
+    """Unfold the form's settings (folded so that a phone shows Train and the curves first)."""
+    batch = page.get_by_role("spinbutton", name="Batch size", exact=True)
+    if not batch.is_visible():
+        page.get_by_text(re.compile(r"^Settings: ")).click()
+        expect(batch).to_be_visible()
 
 
 def set_number(box, value: int) -> None:
@@ -89,6 +103,7 @@ def click_train(page, epochs: int, batch_size: int = 128) -> int:
     """Set the epochs and batch size and click Train; wait for the answer that the run was queued; its number."""
     number = page.locator(RUN_ROWS).count() + 1  # the visitor's runs are numbered 1, 2, ...
     set_number(page.get_by_label("number input for Epochs"), epochs)  # the slider's number box
+    open_settings(page)
     set_number(page.get_by_role("spinbutton", name="Batch size", exact=True), batch_size)
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(rf"^(Queued as your|Your) run {number}: LeNet"))).to_be_visible()
@@ -103,11 +118,11 @@ def start(page, epochs: int, batch_size: int = 128) -> int:
 
 
 def watch(page, until, timeout: float = RUN_TIMEOUT_S) -> list[tuple[str, int, int]]:
-    """Sample (state, loss points, accuracy points) until ``until(sample)`` holds; return every sample."""
+    """Sample (state, loss points, validation points) until ``until(sample)`` holds; return every sample."""
     samples = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        sample = (state(page), plot_points(page, "Loss"), plot_points(page, "Accuracy (%)"))
+        sample = (state(page), plot_points(page, "loss"), plot_points(page, "val"))
         samples.append(sample)
         if until(sample):
             return samples
@@ -128,32 +143,86 @@ def run_rows(page, count: int) -> list[str]:
     return [row.inner_text() for row in page.locator(RUN_ROWS).all()]
 
 
-def test_a_short_run_draws_its_curves_and_shows_results(page, checkpoints_dir):
+def test_a_short_run_draws_dense_curves_and_shows_results(page, checkpoints_dir):
     assert start(page, epochs=3) == 1
-    samples = watch(page, lambda s: s[0] not in ("queued", "running"))
+    early = []  # (loss points, validation points) seen before the first epoch ended
+
+    def sample(s) -> bool:
+        data = chart_data(page)
+        if data.get("lastEpoch") and float(data["lastEpoch"]) < 1:
+            early.append((int(data["lossPoints"]), int(data["valPoints"])))
+        return s[0] not in ("queued", "running")
+
+    samples = watch(page, sample)
     assert samples[-1][0] == "done", samples[-5:]
+    assert max((n for n, _ in early), default=0) >= 3, early  # points from the first seconds, not per epoch
     expect(page.get_by_role("heading", name=re.compile(r"^run 1, LeNet: test accuracy \d+\.\d+%$"))).to_be_visible()
-    expect(block(page, "Confusion matrix").locator("img, svg, canvas").first).to_be_visible()
+    expect(page.locator("#confusion img").first).to_be_visible()
     expect(page.locator("#misclassified img").first).to_be_visible()
-    assert plot_points(page, "Loss") >= 2 and plot_points(page, "Accuracy (%)") >= 2  # curves on screen
-    # The run joins the visitor's history, and its validation curve the overlay (3 epochs, 3 points).
+    # 3 epochs of 16 steps on the slice: a loss point per step (>= 40), 12 validation points
+    wait_for_points(page, lambda: plot_points(page, "loss"), 48)
+    assert plot_points(page, "loss") >= 40 and plot_points(page, "val") >= 10, chart_data(page)
+    # Drawn: a line per curve, a marker per validation point, ticks with at most 2 decimals.
+    acc = page.locator("#train-curves [data-chart=acc]")
+    assert acc.locator("circle").count() >= 10 and acc.locator("path").count() >= 2
+    ticks = page.locator("#train-curves text.tick").evaluate_all("(els) => els.map((e) => e.textContent)")
+    assert ticks and all(TICK_LABEL.match(t) for t in ticks), ticks
+    # The run joins the visitor's history, and its curves the overlay.
     assert re.search(r"^1\s+LeNet\s+3 ep .*\s+done\s+\d+\.\d\d%\s+\d+ s$", run_rows(page, 1)[0]), run_rows(page, 1)
     expect(page.locator("#overlay-pick").get_by_label("run 1: LeNet")).to_be_checked()
-    wait_for_points(page, lambda: overlay_points(page), 3)
-    assert overlay_points(page) == 3, page.locator("#overlay-plot").evaluate(LINE_PATHS_JS)
+    wait_for_points(page, lambda: overlay_points(page), 12)
+    assert overlay_points(page) == 12 and chart_data(page, OVERLAY)["series"] == "1"
     assert list(checkpoints_dir.iterdir()) == []  # the weights stay in the visitor's session
-    wait_for_points(page, lambda: plot_points(page, "Accuracy (%)"), 6)  # checked next; here for a full screenshot
+    # The x-axis switches to wall seconds in the page (no request).
+    page.locator("#train-curves input[value=seconds]").check()
+    expect(page.locator("#train-curves .curves")).to_have_attribute("data-x", "seconds")
+    expect(page.locator("#train-curves text.title").first).to_contain_text("wall seconds")
+    page.locator("#train-curves input[value=epoch]").check()
     screenshot(page, "train", full_page=True)
 
 
-def test_the_plots_of_the_finished_run_show_every_epoch(page):
-    # Runs after the 3-epoch run above. Accuracy: one point per epoch for train and validation,
-    # so 6; loss: the running train loss (at least one point per epoch on this small slice,
-    # several on full MNIST) plus one validation point per epoch.
-    wait_for_points(page, lambda: plot_points(page, "Accuracy (%)"), 6)
-    assert plot_points(page, "Accuracy (%)") == 6, block(page, "Accuracy (%)").evaluate(LINE_PATHS_JS)
-    wait_for_points(page, lambda: plot_points(page, "Loss"), 6)
-    assert plot_points(page, "Loss") >= 6, block(page, "Loss").evaluate(LINE_PATHS_JS)
+def test_a_second_run_is_overlaid_with_the_first_and_downloads_in_one_click(page):
+    # Runs after the 3-epoch run above: a 1-epoch run, then both in the overlay, each its own line.
+    assert start(page, epochs=1) == 2
+    watch(page, lambda s: s[0] not in ("queued", "running"))
+    wait_for_points(page, lambda: int(chart_data(page, OVERLAY)["series"]), 2)
+    data = chart_data(page, OVERLAY)
+    assert data["series"] == "2" and int(data["valPoints"]) == 24, data
+    assert page.locator("#overlay-curves [data-chart=acc] g.series").count() >= 2  # both drawn, not one
+    page.get_by_text("Your models: download or load weights").click()
+    with page.expect_download() as download:
+        page.locator("#download-weights").click()  # one click, the file
+    assert download.value.suggested_filename == "lenet-run2.pt"
+
+
+def test_the_test_digit_grid_changes_while_the_model_learns(browser, app_server, gate):
+    """The run is held at its first batch until the page is watching; then the 16 digits' answers change."""
+    context, page = open_train_tab(browser, app_server.url)
+    try:
+        click_train(page, epochs=2)
+        assert gate.entered.wait(RUN_TIMEOUT_S)
+        expect(page.locator(STATUS_STRONG).first).to_have_text(re.compile(r"· running$"))
+        assert chart_data(page).get("probeAnswers", "") == ""  # no answer before the first validation point
+        expect(page.locator("#train-curves .curves-probe-grid figure")).to_have_count(16)
+        gate.open()
+        seen, markers = [], False
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while state(page) in ("queued", "running") and time.monotonic() < deadline:
+            data = chart_data(page)
+            if data.get("probeAnswers") and (not seen or seen[-1] != data["probeAnswers"]):
+                seen.append(data["probeAnswers"])
+            if data["valPoints"] == "1":  # a single point shows as a marker
+                markers = markers or page.locator("#train-curves [data-chart=acc] circle").count() >= 1
+            page.wait_for_timeout(POLL_MS // 2)
+        assert len(seen) >= 2, f"the grid never changed while running: {seen}"
+        assert all(len(a) == 16 for a in seen)
+        assert page.locator("#train-curves .curves-probe-grid figure.right").count() + \
+            page.locator("#train-curves .curves-probe-grid figure.wrong").count() == 16  # green or red
+        assert markers or int(chart_data(page)["valPoints"]) > 1
+    finally:
+        gate.open()
+        app_server.wait_idle()
+        context.close()
 
 
 def test_the_curves_grow_while_training_and_stop_ends_the_run(browser, app_server):
@@ -168,10 +237,10 @@ def test_the_curves_grow_while_training_and_stop_ends_the_run(browser, app_serve
         def grown_for_two_epochs(sample) -> bool:
             if sample[0] == "running" and sample[1]:
                 seen_loss.add(sample[1])
-            return sample[0] != "running" or (sample[2] >= 4 and len(seen_loss) >= 2)
+            return sample[0] != "running" or (sample[2] >= 1 and len(seen_loss) >= 2)
 
-        # Watch until two epochs are on the accuracy plot (two curves: 4 points) and the loss
-        # plot has been seen at two different lengths.
+        # Watch until a validation point is on the chart (one per epoch in a 30-epoch run) and the loss
+        # curve has been seen at two different lengths.
         samples = watch(page, grown_for_two_epochs)
         assert samples[-1][0] == "running", f"the run ended before it could be stopped: {samples[-5:]}"
         running_loss = [loss for st, loss, _ in samples if st == "running"]
@@ -187,7 +256,7 @@ def test_the_curves_grow_while_training_and_stop_ends_the_run(browser, app_serve
         expect(page.get_by_text(stopped).first).to_be_visible()  # ...and the answer under the Stop button
         expect(page.get_by_text("The last run did not finish: no test results, and your drawings keep their "
                                 "weights.")).to_be_visible()
-        assert plot_points(page, "Loss") >= running_loss[-1]  # the curves of the stopped run stay on screen
+        assert plot_points(page, "loss") >= running_loss[-1]  # the curves of the stopped run stay on screen
         rows = run_rows(page, 1)
         assert re.search(rf"^1\s+LeNet\s+{LONG_EPOCHS} ep .* batch {LONG_BATCH}\s+stopped", rows[0]), rows
         screenshot(page, "train-stopped", full_page=True)
@@ -238,6 +307,7 @@ def test_the_fast_recipe_follows_the_model_until_the_visitor_changes_it(browser,
         epochs = page.get_by_label("number input for Epochs")
         batch = page.get_by_role("spinbutton", name="Batch size", exact=True)
         lr = page.get_by_role("spinbutton", name="Learning rate", exact=True)
+        open_settings(page)
         expect(epochs).to_have_value("1.5")
         expect(batch).to_have_value("128")
         expect(lr).to_have_value("0.015")
@@ -245,8 +315,12 @@ def test_the_fast_recipe_follows_the_model_until_the_visitor_changes_it(browser,
         expect(epochs).to_have_value("1")
         expect(lr).to_have_value("0.01")
         set_number(batch, 64)  # the visitor's own choice...
-        page.get_by_role("radio", name="LeNet").check()
-        page.wait_for_timeout(1_000)  # what the change event would have done, it has done by now
+        # Picking a model asks the server (an unqueued POST to /run/...); wait for its answer, which would
+        # carry the new recipe's values had the form been a fast one, and check that it carries none.
+        with page.expect_response(lambda r: "/run/" in r.url and r.request.method == "POST") as answered:
+            page.get_by_role("radio", name="LeNet").check()
+        updates = answered.value.json()["data"]
+        assert updates and all(u.get("__type__") == "update" and "value" not in u for u in updates), updates
         expect(epochs).to_have_value("1")  # ...so picking another model leaves the form alone
         expect(batch).to_have_value("64")
         expect(lr).to_have_value("0.01")
