@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .detector import DETECTOR, Detector
 from .checkpoint import DEFAULT_TEMPERATURE, SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
 from .models import MODELS, check_model_name
 from .preprocess import to_mnist_array, to_tensor
@@ -53,6 +54,13 @@ class Prediction:
     model: str  # 'mlp', 'cnnnet' or 'lenet'
     runner_up: int = -1  # the second most likely digit (never ``digit``)
     unsure: bool = False  # confidence < UNSURE_BELOW: "4 or 9?" rather than one answer
+    not_digit: bool = False  # the detector (digitnet.detector) says it is no digit at all: letters, scribbles, "42"
+    not_digit_p: float = 0.0  # the detector's P(not a digit), the same for every model
+
+    @property
+    def verdict(self) -> str:
+        """What the page says, in one word: "not a digit", "not sure", or the digit."""
+        return "not a digit" if self.not_digit else "not sure" if self.unsure else str(self.digit)
 
 
 def checkpoint_for(name: str) -> Path:
@@ -187,7 +195,16 @@ def prediction_from_probs(probs: torch.Tensor, seen: np.ndarray, model: str) -> 
                       runner_up=runner_up, unsure=values[digit] < UNSURE_BELOW)
 
 
-def predict(image: Any, model: str = DEFAULT_MODEL, cache: ModelCache | None = None) -> Prediction | None:
+def _flag(predictions: list[Prediction], seen: np.ndarray, detector: Detector) -> None:
+    """Mark every model's answer on one drawing with the detector's verdict (it does not depend on the model)."""
+    with single_thread():
+        flagged, p = detector.not_digit(seen)
+    for pred in predictions:
+        pred.not_digit, pred.not_digit_p = flagged, p
+
+
+def predict(image: Any, model: str = DEFAULT_MODEL, cache: ModelCache | None = None,
+            detector: Detector = DETECTOR) -> Prediction | None:
     """Classify a drawing with one model; None for a blank canvas.
 
     ValueError for an unknown model name, ModelUnavailable if its checkpoint is broken,
@@ -197,10 +214,13 @@ def predict(image: Any, model: str = DEFAULT_MODEL, cache: ModelCache | None = N
     seen = to_mnist_array(image)
     if seen is None:
         return None
-    return _run(name, seen, cache or CACHE)
+    pred = _run(name, seen, cache or CACHE)
+    _flag([pred], seen, detector)
+    return pred
 
 
-def predict_all(image: Any, cache: ModelCache | None = None) -> dict[str, Prediction | str] | None:
+def predict_all(image: Any, cache: ModelCache | None = None,
+                detector: Detector = DETECTOR) -> dict[str, Prediction | str] | None:
     """Classify with every model (the drawing is preprocessed once); None for a blank canvas.
 
     A model whose checkpoint is broken maps to its error message instead of a Prediction.
@@ -214,6 +234,7 @@ def predict_all(image: Any, cache: ModelCache | None = None) -> dict[str, Predic
             out[name] = _run(name, seen, cache or CACHE)
         except ModelUnavailable as exc:
             out[name] = str(exc)
+    _flag([p for p in out.values() if isinstance(p, Prediction)], seen, detector)
     return out
 
 

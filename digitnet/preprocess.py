@@ -580,7 +580,7 @@ def to_mnist_array(image: Any) -> np.ndarray | None:
     white ink on black like MNIST; None for a blank canvas (no ink). Raises ImageError for non-images."""
     if isinstance(image, str) and (image == "" or image.startswith("data:")):  # the drawing pad ("" = blank)
         alpha = decode_pad_payload(image)
-        return None if alpha is None else _ink_to_mnist(alpha, 0.0, 255.0)
+        return None if alpha is None else ink_to_mnist(alpha)
     im = _to_image(image)
     if im is None:
         return None
@@ -593,6 +593,11 @@ def to_mnist_array(image: Any) -> np.ndarray | None:
             return None
         src, background, full = _ink_source(arr)
     return _ink_to_mnist(src, background, full)
+
+
+def ink_to_mnist(ink: np.ndarray) -> np.ndarray | None:
+    """A 2-D uint8 ink map (255 = full ink, e.g. the pad's alpha channel) -> (28, 28) float32, or None when blank."""
+    return _ink_to_mnist(ink, 0.0, 255.0)
 
 
 def _ink_to_mnist(src: np.ndarray, background: float, full: float) -> np.ndarray | None:
