@@ -169,6 +169,16 @@ def flood(rec: dict) -> tuple[str, str]:
     return what, f"median {idle:,.0f} ms idle → {worst:,.0f} ms flooded ({worst / idle:.1f}x), {errors} errors"
 
 
+def notdigit(rec: dict) -> tuple[str, str]:
+    det = rec["candidates"]["detector"]["test"]
+    sure = [rec["candidates"][f"{m}: not sure"]["test"]["all non-digits"] for m in MODELS]
+    what = ("\"that doesn't look like a digit\" on generated test letters, scribbles, shapes and two-digit numbers "
+            "(threshold chosen on validation); drawn test digits flagged; the old \"not sure\" rule on the same")
+    figure = (f"{pct(det['all non-digits'])} flagged (scribbles {pct(det['scribble'], 0)}); {pct(det['digits'])} of digits; "
+              f"{' / '.join(f'{100 * x:.0f}' for x in sure)}%")
+    return what, figure
+
+
 # (sources, row function, command, RESULTS file); a row whose record is missing is left out
 Row = tuple[tuple[str, ...], Callable, str, str]
 ROWS: list[Row] = [
@@ -181,6 +191,7 @@ ROWS: list[Row] = [
     (("visitors",), visitors, "python -m benchmarks.visitors", "RESULTS-visitors"),
     (("inpage",), inpage, "python -m benchmarks.inpage", "RESULTS-inpage"),
     (("flood",), flood, "python -m benchmarks.flood", "RESULTS-visitors"),
+    (("notdigit",), notdigit, "python -m benchmarks.notdigit --write", "RESULTS-notdigit"),
 ]
 
 

@@ -14,7 +14,8 @@ for LeNet, not one for the MLP". Its threshold ``not_digit_above`` is chosen on 
 its checkpoint, ``checkpoints/notdigit.pt`` (made by ``python -m benchmarks.notdigit --write``).
 
 File format: the checkpoint format of ``digitnet.checkpoint`` with ``arch`` "lenet", an output
-layer of one unit, and ``not_digit_above`` (a probability in (0, 1)).
+layer of one unit, and the threshold ``config["not_digit_above"]`` (a probability in (0, 1); in
+``config`` because ``load_checkpoint`` keeps the format's keys only).
 """
 
 from __future__ import annotations
@@ -103,10 +104,10 @@ def detector_payload(model: nn.Module, not_digit_above: float, metrics: dict, co
     """The detector's checkpoint dict (see the module docstring)."""
     if not 0.0 < not_digit_above < 1.0:
         raise ValueError(f"not_digit_above must be in (0, 1), got {not_digit_above!r}")
-    return {"format_version": 1, "arch": DETECTOR_ARCH, "outputs": 1,
+    return {"format_version": 1, "arch": DETECTOR_ARCH,
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "mean": MNIST_MEAN, "std": MNIST_STD, "not_digit_above": float(not_digit_above),
-            "metrics": _plain(metrics), "config": _plain(config)}
+            "metrics": _plain(metrics), "config": _plain({**config, "not_digit_above": float(not_digit_above)})}
 
 
 def save_detector(payload: dict, path: str | Path = DETECTOR_FILE) -> Path:
@@ -117,7 +118,7 @@ def save_detector(payload: dict, path: str | Path = DETECTOR_FILE) -> Path:
 def load_detector(path: str | Path = DETECTOR_FILE) -> tuple[nn.Module, dict]:
     """(detector in eval mode, its checkpoint dict); CheckpointError for a missing or wrong file."""
     ckpt = load_checkpoint(path)
-    above = ckpt.get("not_digit_above")
+    above = ckpt["config"].get("not_digit_above")
     if ckpt.get("arch") != DETECTOR_ARCH or not isinstance(above, float) or not 0.0 < above < 1.0:
         raise CheckpointError(f"{Path(path).name} is not a digitnet detector file")
     model = build_detector()
@@ -125,9 +126,11 @@ def load_detector(path: str | Path = DETECTOR_FILE) -> tuple[nn.Module, dict]:
         model.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{Path(path).name}: its weights do not fit the detector") from exc
+    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
+        raise CheckpointError(f"{Path(path).name} has weights that are not finite numbers")
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.eval(), ckpt
+    return model.eval(), {**ckpt, "not_digit_above": above}
 
 
 class Detector:

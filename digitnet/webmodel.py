@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .detector import build_detector
 from .models import MODELS, check_model_name
 from .predict import UNSURE_BELOW
 
@@ -150,7 +151,16 @@ def _metrics(ckpt: dict) -> dict[str, float]:
     return out
 
 
-def page_model(ckpt: dict, bits: int = WEIGHT_BITS, unsure_below: float = UNSURE_BELOW) -> dict:
+def page_detector(ckpt: dict, bits: int = WEIGHT_BITS) -> dict:
+    """The not-a-digit detector's checkpoint (``digitnet.detector``: LeNet with one output) as a page spec:
+    ``DigitNet.model(spec).run(x).logits[0]`` is its logit, flagged when sigmoid > ``not_digit_above``."""
+    spec = page_model(ckpt, bits, reference=build_detector().state_dict())
+    spec.update(outputs=1, not_digit_above=float(ckpt["not_digit_above"]))
+    return spec
+
+
+def page_model(ckpt: dict, bits: int = WEIGHT_BITS, unsure_below: float = UNSURE_BELOW,
+               reference: dict | None = None) -> dict:
     """A checkpoint dict -> the JSON-able spec ``DigitNet.model(spec)`` runs in the page.
 
     ``bits``: WEIGHT_BITS fixed point (default, see the module docstring) or 32 for exact float32.
@@ -162,7 +172,7 @@ def page_model(ckpt: dict, bits: int = WEIGHT_BITS, unsure_below: float = UNSURE
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise ValueError("the checkpoint has no state_dict")
-    reference = MODELS[arch]().state_dict()
+    reference = MODELS[arch]().state_dict() if reference is None else reference
     for key, tensor in reference.items():
         if key.endswith("num_batches_tracked"):
             continue

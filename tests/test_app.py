@@ -176,15 +176,27 @@ def test_pure_helpers():
     assert draw.probability_frame()["probability"].sum() == 0
 
 
-def test_a_scribble_on_the_pad_says_not_sure_and_names_two_digits(visitor):
+def test_a_scribble_on_the_pad_is_not_a_digit_and_keeps_its_ten_bars(visitor):
     from digitnet.preprocess import pad_payload
     from test_predict import tangle
 
     ctx, ws = visitor
     label, note, bars, seen, *answers = draw.recognise_pad(ctx, ws, pad_payload(tangle(0)[..., 3]), "lenet")
+    assert note.startswith("**That doesn't look like a digit**")
+    assert len(label) == 10 and sum(label.values()) == pytest.approx(1.0, abs=1e-4)  # all ten bars stay
+
+
+def test_an_ambiguous_digit_says_not_sure_and_names_two_digits(visitor, mnist):
+    """A real digit the model hesitates over (the first such MNIST test digit) is "Not sure: 4 or 9?"."""
+    from digitnet.predict import predict
+
+    ctx, ws = visitor
+    payloads = (draw.pad_payload(np.kron(img, np.ones((4, 4), np.uint8))) for img in mnist.test_images[:3000].numpy())
+    pick = next(pad for pad in payloads if (p := predict(pad, "lenet")).unsure and not p.not_digit)
+    label, note, *rest = draw.recognise_pad(ctx, ws, pick, "lenet")
     top = sorted(label, key=label.get, reverse=True)
     assert note.startswith(f"**Not sure: {top[0]} or {top[1]}?**")
-    assert len(label) == 10 and sum(label.values()) == pytest.approx(1.0, abs=1e-4)  # all ten bars stay
+    assert " for an 8)" in note if top[0] == "8" else f" for a {top[0]})" in note
 
 
 def test_the_pad_value_is_never_read_as_a_path(visitor, drawn_digits):

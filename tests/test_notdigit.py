@@ -110,3 +110,23 @@ def test_detector_files_round_trip_and_bad_ones_are_refused(tmp_path):
     assert not missing.available and missing.not_digit(x[0]) == (False, 0.0)
     with pytest.raises(ValueError):
         detector_payload(model, 1.5, {}, {})
+
+
+def test_predict_api_says_not_a_digit_and_keeps_the_ten_confidences(served_app, tmp_path):
+    """The documented /predict: its label is "not a digit" for a letter, the digit for a digit."""
+    from PIL import Image
+
+    from conftest import sketch_value
+
+    client = served_app.client()
+    letter = nondigits.strokes_canvas(nondigits._place(nondigits.STROKE_LETTERS["H"], np.random.default_rng(0)),
+                                      nondigits.BRUSH_FRACTION * nondigits.CANVAS)
+    seven = nondigits.strokes_canvas([np.array([(50, 50), (170, 50), (90, 190)])], nondigits.BRUSH_FRACTION * nondigits.CANVAS)
+    for name, ink, want in (("letter", letter, "not a digit"), ("seven", seven, "7")):
+        rgba = np.zeros((*ink.shape, 4), np.uint8)
+        rgba[..., 3] = ink  # black ink on a transparent canvas, as a Sketchpad sends it
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(rgba).save(path)
+        answer = client.predict(sketch=sketch_value(path), model="lenet", api_name="/predict")
+        assert answer["label"] == want, answer
+        assert sorted(c["label"] for c in answer["confidences"]) == [str(d) for d in range(10)]

@@ -38,7 +38,8 @@ from ..finetune import MY_DIGITS_FILENAME, MyDigits, MyDigitsError, load_my_digi
 from ..models import DISPLAY_NAMES, MODELS
 from ..predict import Prediction, label_value, predict_all
 from ..preprocess import ImageError
-from ..webmodel import cached_page_model, page_models
+from ..detector import DETECTOR
+from ..webmodel import cached_page_model, page_detector, page_models
 from ..workspace import MAX_UPLOAD_BYTES, Workspace
 from .common import BLANK_MESSAGE, Context, enlarge
 from .pad import pad_value, script_tag
@@ -101,7 +102,11 @@ def shipped_spec_urls(ws: Workspace, folder: Path | None = None) -> dict[str, st
     folder = Path(folder or tempfile.mkdtemp(prefix="digitnet-specs-"))
     gr.set_static_paths([folder])
     urls = {}
-    for name, spec in page_models(ws).items():
+    specs = dict(page_models(ws))
+    detector = DETECTOR.checkpoint()
+    if detector is not None:  # without its file the page (like the server) flags nothing
+        specs["notdigit"] = page_detector(detector)
+    for name, spec in specs.items():
         text = json.dumps(spec, separators=(",", ":"))
         path = folder / f"{name}.json"
         path.write_text(text)
@@ -226,12 +231,23 @@ def model_answer(result) -> dict | str | None:
     return label_value(result)
 
 
+NOT_A_DIGIT = "That doesn't look like a digit"
+
+
+def article(digit: int) -> str:
+    """"a 7", "an 8": the digit with its article, as it is read aloud."""
+    return f"an {digit}" if digit == 8 else f"a {digit}"
+
+
 def answer_note(pred: Prediction | None) -> str:
-    """One line over the bars: "It's a 7", or "Not sure: 4 or 9?" when the calibrated top probability is low."""
+    """One line over the bars: "It's a 7", "Not sure: 4 or 9?" when the calibrated top probability is low,
+    or "That doesn't look like a digit" when the detector flags the drawing (letters, scribbles, "42")."""
     if pred is None:
         return "Draw one digit, big or small, anywhere on the pad."
+    if getattr(pred, "not_digit", False):
+        return f"**{NOT_A_DIGIT}** ({article(pred.digit)} at best)"
     if getattr(pred, "unsure", False):
-        return f"**Not sure: {pred.digit} or {pred.runner_up}?** ({pred.confidence:.0%} for a {pred.digit})"
+        return f"**Not sure: {pred.digit} or {pred.runner_up}?** ({pred.confidence:.0%} for {article(pred.digit)})"
     return f"**It's a {pred.digit}** ({pred.confidence:.0%})"
 
 

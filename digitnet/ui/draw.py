@@ -31,7 +31,7 @@ from ..explain import Explanation, explain
 from ..finetune import (MAX_MY_DIGITS, MY_DIGITS_FILENAME, MyDigits, MyDigitsError, add_digit, load_my_digits,
                         my_digits_summary, save_my_digits)
 from ..models import DISPLAY_NAMES, MODELS
-from ..predict import ModelUnavailable, label_value, predict
+from ..predict import ModelUnavailable, Prediction, label_value, predict
 from ..preprocess import ImageError, confine_uploads, pad_payload, to_mnist_array, uploaded_path
 from ..scheduler import MIN_FINETUNE_DIGITS, QueueFull, TrainingDisabled
 from ..workspace import AlreadyTraining, Workspace
@@ -187,12 +187,25 @@ def photo_to_pad(ctx: Context, ws: Workspace, photo) -> tuple[str, str]:
 
 
 def predict_api(ctx: Context, ws: Workspace, sketch, model: str):
-    """Recognise a Sketchpad drawing or an image file: a gr.Label value with all ten digits' probabilities."""
+    """Recognise a Sketchpad drawing or an image file: a gr.Label value with all ten digits' probabilities.
+
+    Its ``label`` is the digit, or "not a digit" / "not sure" when the page would say so (the
+    detector of ``digitnet.detector``; the calibrated top probability under ``UNSURE_BELOW``).
+    """
     try:
         pred = predict(api_image(sketch), model, cache=ws)
     except (ValueError, ModelUnavailable) as exc:  # unknown model, unreadable image, broken checkpoint
         raise gr.Error(str(exc)) from exc
-    return BLANK_MESSAGE if pred is None else label_value(pred)
+    return verdict_label(pred)
+
+
+def verdict_label(pred: Prediction | None) -> dict:
+    """A gr.Label's value as the page receives it (the /predict event skips Label's postprocess, which
+    always names the likeliest class): every confidence, likeliest first, and the verdict as its label."""
+    if pred is None:
+        return {"label": BLANK_MESSAGE}
+    ranked = sorted(label_value(pred).items(), key=lambda kv: -kv[1])
+    return {"label": pred.verdict, "confidences": [{"label": k, "confidence": v} for k, v in ranked]}
 
 
 def choose_weights(ctx: Context, ws: Workspace, model: str, choice: str | None):
@@ -451,7 +464,7 @@ def build(ctx: Context) -> DrawTab:
     # The documented /predict: an API-only event. preprocess=False: predict() reads the uploaded
     # files itself (the composite only; a huge one refused before decoding; a non-image a clear error).
     gr.on([], bind(predict_api), [api_sketch, api_model], api_label, api_name="predict", show_progress="hidden",
-          concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY, preprocess=False)
+          concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY, preprocess=False, postprocess=False)
 
     # On demand only, and callable by gradio_client without joining the documented API.
     extra = dict(api_visibility="undocumented")

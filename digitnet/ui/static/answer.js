@@ -63,6 +63,8 @@
     const shipped = {};  // model -> spec
     const mine = {};  // model -> {spec, title}
     const nets = {};  // model -> DigitNet.model(...) of the weights in use
+    // The not-a-digit detector (digitnet/detector.py), shared by the three models as on the server.
+    const detector = { spec: null, net: null };
     const state = { chosen: props.chosen, ink: null, side: 0, results: null, version: 0 };
 
     // ---- the markup, built once; each answer only changes text, widths and pixels ----
@@ -103,6 +105,15 @@
       }
     }
 
+    function buildDetector() {
+      if (!window.DigitNet || !detector.spec) return;
+      try {
+        detector.net = window.DigitNet.model(detector.spec);
+      } catch (err) {
+        console.error('digitnet: cannot build the not-a-digit detector', err);
+      }
+    }
+
     // ---- reading the drawing ----
     function compute() {
       const x = state.ink && window.DigitNet ? window.DigitNet.toMnist(state.ink, state.side) : null;
@@ -115,6 +126,10 @@
           const out = net.run(x);
           const spec = specOf(name);
           results[name] = { probs: out.probs, answer: window.DigitNet.answer(out.probs, spec.unsure_below) };
+        }
+        if (detector.net) {  // as digitnet.detector.Detector.not_digit: sigmoid of its one logit
+          const z = detector.net.run(x).logits[0];
+          results.notDigit = 1 / (1 + Math.exp(-z)) > detector.spec.not_digit_above;
         }
       }
       state.results = results;
@@ -135,6 +150,10 @@
         label.dataset.label = '';
         label.textContent = NAMES[state.chosen] + (spec && spec.error ? ' is unavailable: ' + spec.error : ' is not loaded yet');
         label.classList.remove('dn-unsure');
+      } else if (r.notDigit) {  // letters, scribbles, shapes, "42": the bars stay, the answer says so
+        label.dataset.label = 'not a digit';
+        label.textContent = 'That doesn\'t look like a digit';
+        label.classList.add('dn-unsure');
       } else {
         const a = chosen.answer;
         label.dataset.label = String(a.digit);
@@ -160,7 +179,7 @@
         const res = r && r[name];
         c.card.classList.toggle('dn-chosen', name === state.chosen);
         c.digit.textContent = res ? String(res.answer.digit) : '–';
-        c.pct.textContent = res ? (res.answer.unsure ? 'not sure' : pct(res.answer.confidence)) : '';
+        c.pct.textContent = res ? (r.notDigit ? 'not a digit' : res.answer.unsure ? 'not sure' : pct(res.answer.confidence)) : '';
       }
       const who = mine[state.chosen] ? 'your ' + mine[state.chosen].title : 'shipped weights';
       source.textContent = NAMES[state.chosen] + ': ' + who + ' · computed in this page';
@@ -186,10 +205,21 @@
         if (!mine[name]) { build(name); compute(); }
       }).catch((err) => console.error('digitnet: no shipped ' + name + ' spec', err));
     }
+    if (props.shipped.notdigit) {
+      fetch(props.shipped.notdigit).then((r) => {
+        if (!r.ok) throw new Error(r.status + ' ' + r.statusText);
+        return r.json();
+      }).then((spec) => {
+        detector.spec = spec;
+        buildDetector();
+        compute();
+      }).catch((err) => console.error('digitnet: no not-a-digit detector', err));
+    }
     adopt(readStore().weights);  // the visitor's own, kept from an earlier visit
     if (!window.DigitNet) {
       window.addEventListener('digitnet-core-ready', () => {
         for (const name of MODELS) build(name);
+        buildDetector();
         compute();
       }, { once: true });
     }

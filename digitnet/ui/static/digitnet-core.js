@@ -528,7 +528,8 @@
       L.shape = shape;
       return L;
     });
-    if (shape.length !== 1 || shape[0] !== 10) throw new Error(spec.arch + ': the last layer gives ' + shape + ', not 10 logits');
+    var outputs = spec.outputs || 10;  // 10 digits; the not-a-digit detector (digitnet/detector.py) has 1
+    if (shape.length !== 1 || shape[0] !== outputs) throw new Error(spec.arch + ': the last layer gives ' + shape + ', not ' + outputs + ' logits');
     var N = P.MNIST_SIZE;
     prepareBlank(layers, new Float64Array(N * N).fill(f32(f32(0 - mean) / std)));  // a blank pixel, normalised
 
@@ -553,6 +554,7 @@
       arch: spec.arch,
       temperature: temperature,
       unsureBelow: spec.unsure_below,
+      notDigitAbove: spec.not_digit_above,
       metrics: spec.metrics || {},
       run: run,
     };
