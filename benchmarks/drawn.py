@@ -203,7 +203,8 @@ def pad_input(canvas: np.ndarray) -> str:
 
 
 def in_process(drawings: list[Drawing], to_input=None) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
-    """Accuracy per model through digitnet.predict.predict_all; also per style; and seconds.
+    """Accuracy per model through digitnet.predict.predict_all (a drawing flagged "not a digit" counts as
+    misread); also per style; and seconds.
 
     ``to_input`` turns a canvas into what is sent (default: the canvas itself, as the Sketchpad sends it).
     """
@@ -217,7 +218,8 @@ def in_process(drawings: list[Drawing], to_input=None) -> tuple[dict[str, float]
         count[d.style] += 1
         for m in models:
             p = result.get(m)
-            ok = p is not None and not isinstance(p, str) and p.digit == d.label
+            # A digit flagged "not a digit" (digitnet.detector) is misread, as far as the visitor can tell.
+            ok = p is not None and not isinstance(p, str) and p.digit == d.label and not p.not_digit
             correct[m] += ok
             by_style[d.style][m] += ok
     seconds = time.perf_counter() - start

@@ -18,12 +18,11 @@ Writes ``benchmarks/results/seed_curves.json`` (the app reads it: ``digitnet.ui.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
+
+from benchmarks import record
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "seed_curves.json"
@@ -52,14 +51,6 @@ def curve_run(model: str, recipe: dict, data: str | None) -> dict:
             "timings": trainer.timings, "loss": loss, "val": val}
 
 
-def commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated (default: lenet,mlp,cnnnet)")
@@ -72,10 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     from digitnet.training import SEED_RECIPE
 
     seed_recipe = {**SEED_RECIPE, "epochs": args.epochs, "val_points": SEED_VAL_POINTS}
-    report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit(),
-              "command": "python -m benchmarks.seed_curves " + " ".join(argv if argv is not None else os.sys.argv[1:]),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average_start": os.getloadavg(),
-              "seed_recipe": seed_recipe, "models": {}}
+    header = record.start(argv)
+    report = {"load_average_start": os.getloadavg(), "seed_recipe": seed_recipe, "models": {}}
     for name in args.models.split(","):
         print(f"{name}: the seed's recipe, {args.epochs:g} epochs (load {os.getloadavg()[0]:.2f})...", flush=True)
         seed = curve_run(name, seed_recipe, args.data)
@@ -86,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: seed {seed['seconds']:.1f} s for {args.epochs:g} epochs (test {seed['test_acc']:.2%}), fast "
               f"{fast['seconds']:.1f} s (test {fast['test_acc']:.2%})", flush=True)
         report["load_average_end"] = os.getloadavg()
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))  # after each model: a long run keeps what it made
+        record.write(args.json, header, report)  # after each model: a long run keeps what it made
     print(f"wrote {args.json}")
     return 0
 
