@@ -202,9 +202,10 @@ def pad_input(canvas: np.ndarray) -> str:
     return preprocess.pad_payload(canvas[..., 3])
 
 
-def in_process(drawings: list[Drawing], to_input=None) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
+def in_process(drawings: list[Drawing], to_input=None,
+               flagged_is_miss: bool = True) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
     """Accuracy per model through digitnet.predict.predict_all (a drawing flagged "not a digit" counts as
-    misread); also per style; and seconds.
+    misread, unless ``flagged_is_miss`` is False: the models' own reading); also per style; and seconds.
 
     ``to_input`` turns a canvas into what is sent (default: the canvas itself, as the Sketchpad sends it).
     """
@@ -219,7 +220,7 @@ def in_process(drawings: list[Drawing], to_input=None) -> tuple[dict[str, float]
         for m in models:
             p = result.get(m)
             # A digit flagged "not a digit" (digitnet.detector) is misread, as far as the visitor can tell.
-            ok = p is not None and not isinstance(p, str) and p.digit == d.label and not p.not_digit
+            ok = p is not None and not isinstance(p, str) and p.digit == d.label and not (flagged_is_miss and p.not_digit)
             correct[m] += ok
             by_style[d.style][m] += ok
     seconds = time.perf_counter() - start

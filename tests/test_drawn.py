@@ -44,7 +44,7 @@ def test_the_validation_version_draws_validation_digits_not_test_ones(mnist):
 
 def test_drawn_digit_accuracy_meets_the_bounds(drawings, monkeypatch):
     monkeypatch.delenv("DIGITNET_CHECKPOINTS", raising=False)  # the shipped checkpoints
-    accuracy, by_style, _ = in_process(drawings)
+    accuracy, by_style, _ = in_process(drawings, flagged_is_miss=False)  # the models' own reading
     for model, bound in BOUNDS.items():
         assert accuracy[model] >= bound, f"{model}: {100 * accuracy[model]:.1f}% on {SAMPLE} drawings (by style {by_style})"
     naive = batch_accuracy([naive_input(d.canvas) for d in drawings], [d.label for d in drawings])
@@ -52,11 +52,21 @@ def test_drawn_digit_accuracy_meets_the_bounds(drawings, monkeypatch):
         assert naive[model] < accuracy[model] - 0.3
 
 
+def test_the_not_a_digit_detector_costs_drawn_digits_at_most_two_in_150(drawings, monkeypatch):
+    """Counting a digit flagged "not a digit" as misread (what the visitor sees), the pad's drawings lose at
+    most 2 of 150 (1,000 validation drawings: 0.6-0.7 points, benchmarks/RESULTS-notdigit.md)."""
+    monkeypatch.delenv("DIGITNET_CHECKPOINTS", raising=False)
+    own, _, _ = in_process(drawings, pad_input, flagged_is_miss=False)
+    seen, _, _ = in_process(drawings, pad_input)
+    for model in BOUNDS:
+        assert own[model] - 2 / SAMPLE - 1e-9 <= seen[model] <= own[model], model
+
+
 def test_the_drawing_pads_payload_is_read_as_well_as_the_canvas(drawings, monkeypatch):
     # The pad sends the drawing as a 112x112 alpha PNG (small and fast to send); that must not cost accuracy.
     monkeypatch.delenv("DIGITNET_CHECKPOINTS", raising=False)
-    canvas, _, _ = in_process(drawings)
-    pad, by_style, _ = in_process(drawings, pad_input)
+    canvas, _, _ = in_process(drawings, flagged_is_miss=False)
+    pad, by_style, _ = in_process(drawings, pad_input, flagged_is_miss=False)
     for model, bound in BOUNDS.items():
         assert pad[model] >= bound, f"{model}: {100 * pad[model]:.1f}% through the pad payload (by style {by_style})"
         # 2 drawings of 150 either way: single ambiguous drawings flip (see benchmarks/RESULTS-pad.md)
