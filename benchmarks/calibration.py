@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from benchmarks import record
 from benchmarks.drawn import CANVAS, STYLES, available_models, make_drawings, render, split_digits
+from digitnet.nondigits import STROKE_LETTERS
 from digitnet.calibrate import calibrated_probs, expected_calibration_error, model_logits
 from digitnet.data import load_mnist, normalize, test_split
 from digitnet.predict import CACHE, UNSURE_BELOW
@@ -53,24 +54,15 @@ BRUSH_RADII = (3, 5, 8, 12)  # px on the 800 px canvas, thin pen to marker (benc
 MIN_SIZE, MAX_SIZE = 0.25, 0.75  # the drawing's longer side relative to the canvas
 LETTER_JITTER = 0.03  # of the letter's height: hands do not draw straight lines
 MAX_TILT = 10.0  # degrees
-# Capital letters as strokes in a unit box (x right, y down); mostly ones that look like no digit,
-# plus a few that do a little (B ~ 8, T ~ 7, Z ~ 2) to be honest about the hard cases.
+# Capital letters as strokes in a unit box (x right, y down): those of digitnet.nondigits (the same strokes),
+# and a few that look a little like digits (B ~ 8, T ~ 7, Y ~ 4, Z ~ 2), to be honest about the hard cases.
 LETTERS: dict[str, list[list[tuple[float, float]]]] = {
-    "A": [[(0, 1), (0.5, 0), (1, 1)], [(0.22, 0.6), (0.78, 0.6)]],
-    "B": [[(0, 0), (0, 1)], [(0, 0), (0.6, 0), (0.8, 0.1), (0.8, 0.4), (0.6, 0.5), (0, 0.5)],
+    **{k: STROKE_LETTERS[k] for k in 'AEFHKMNRWX'},
+    'B': [[(0, 0), (0, 1)], [(0, 0), (0.6, 0), (0.8, 0.1), (0.8, 0.4), (0.6, 0.5), (0, 0.5)],
           [(0, 0.5), (0.7, 0.5), (0.9, 0.62), (0.9, 0.88), (0.7, 1), (0, 1)]],
-    "E": [[(1, 0), (0, 0), (0, 1), (1, 1)], [(0, 0.5), (0.75, 0.5)]],
-    "F": [[(1, 0), (0, 0), (0, 1)], [(0, 0.5), (0.75, 0.5)]],
-    "H": [[(0, 0), (0, 1)], [(1, 0), (1, 1)], [(0, 0.5), (1, 0.5)]],
-    "K": [[(0, 0), (0, 1)], [(1, 0), (0, 0.55)], [(0.3, 0.4), (1, 1)]],
-    "M": [[(0, 1), (0, 0), (0.5, 0.6), (1, 0), (1, 1)]],
-    "N": [[(0, 1), (0, 0), (1, 1), (1, 0)]],
-    "R": [[(0, 1), (0, 0), (0.7, 0), (0.9, 0.12), (0.9, 0.38), (0.7, 0.5), (0, 0.5)], [(0.35, 0.5), (1, 1)]],
-    "T": [[(0, 0), (1, 0)], [(0.5, 0), (0.5, 1)]],
-    "W": [[(0, 0), (0.25, 1), (0.5, 0.35), (0.75, 1), (1, 0)]],
-    "X": [[(0, 0), (1, 1)], [(1, 0), (0, 1)]],
-    "Y": [[(0, 0), (0.5, 0.5), (1, 0)], [(0.5, 0.5), (0.5, 1)]],
-    "Z": [[(0, 0), (1, 0), (0, 1), (1, 1)]],
+    'T': [[(0, 0), (1, 0)], [(0.5, 0), (0.5, 1)]],
+    'Y': [[(0, 0), (0.5, 0.5), (1, 0)], [(0.5, 0.5), (0.5, 1)]],
+    'Z': [[(0, 0), (1, 0), (0, 1), (1, 1)]],
 }
 
 
