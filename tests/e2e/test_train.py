@@ -199,7 +199,9 @@ def test_the_test_digit_grid_changes_while_the_model_learns(browser, app_server,
     """The run is held at its first batch until the page is watching; then the 16 digits' answers change."""
     context, page = open_train_tab(browser, app_server.url)
     try:
-        click_train(page, epochs=2)
+        # Batch 16: 250 steps, a validation point every ~21 (an idle machine runs a batch-128 run on the slice in
+        # about a second, between two looks of the page).
+        click_train(page, epochs=2, batch_size=LONG_BATCH)
         assert gate.entered.wait(RUN_TIMEOUT_S)
         expect(page.locator(STATUS_STRONG).first).to_have_text(re.compile(r"· running$"))
         assert chart_data(page).get("probeAnswers", "") == ""  # no answer before the first validation point
