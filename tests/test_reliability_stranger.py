@@ -393,8 +393,8 @@ def test_the_photo_is_read_from_its_upload_only_and_turned_upright(served_app, m
 
     ctx = served_app.ctx
     ws = Workspace("photographer", ctx.scheduler, ctx.visitors.shipped)
-    with pytest.raises(draw_tab.gr.Error) as refused:
-        draw_tab.recognise(ctx, ws, "/etc/passwd", "lenet")
+    with pytest.raises(draw_tab.gr.Error) as refused:  # the photo's handler puts it on the pad (issue 19)
+        draw_tab.photo_to_pad(ctx, ws, "/etc/passwd")
     assert refused.value.message == UPLOAD_REFUSED
     # A phone photo stored sideways with its EXIF rotation (6: turn 90 degrees clockwise) reads upright.
     digit = Image.fromarray(255 - mnist.test_images[0].numpy()).resize((280, 280), Image.BICUBIC)
@@ -407,5 +407,6 @@ def test_the_photo_is_read_from_its_upload_only_and_turned_upright(served_app, m
     upright.rotate(90, expand=True).save(folder / "phone.jpg", quality=95, exif=exif)
     upright.save(folder / "scan.jpg", quality=95)
     assert np.abs(to_mnist_array(folder / "phone.jpg") - to_mnist_array(folder / "scan.jpg")).max() < 0.1
-    label, *_ = draw_tab.recognise(ctx, ws, str(folder / "phone.jpg"), "lenet")
+    payload, _ = draw_tab.photo_to_pad(ctx, ws, str(folder / "phone.jpg"))
+    label, *_ = draw_tab.recognise_pad(ctx, ws, payload, "lenet")
     assert max(label, key=label.get) == str(TRUTH)
