@@ -200,7 +200,9 @@ def test_the_live_view_streams_only_new_points_to_the_runs_owner(served_app, idl
     is done; the probe digits' answers change during the run; stale answers are cleared."""
     ctx = served_app.ctx
     ws = ctx.visitors.get("watcher")
-    run = ws.train(model="lenet", epochs=2)
+    # Batch 16: 250 steps, about two seconds on an idle machine, so that several looks of the stream see it
+    # run (at batch 128 the whole run fitted between two of them).
+    run = ws.train(model="lenet", epochs=2, batch_size=16)
     assert gate.entered.wait(WAIT)  # running, held at its first batch: the stream cannot miss it
 
     async def collect():
@@ -220,7 +222,7 @@ def test_the_live_view_streams_only_new_points_to_the_runs_owner(served_app, idl
     status = run_status(ws)
     assert [p[0] for p in shown["loss"]] == [x for x, _ in status["running_loss"]]  # the page plots what /status says
     assert [p[2] for p in shown["val"]] == [h["val_acc"] for h in status["history"]]
-    assert len(shown["val"]) == 12 and len(shown["loss"]) >= 30  # 2 epochs of 16 steps: a report per step
+    assert len(shown["val"]) == 12 and len(shown["loss"]) >= 40  # 2 epochs of 125 steps: a report every 4
     assert max(len(v["add"]["loss"]) for v in values[1:]) < len(shown["loss"])  # never the whole curve again
     labels = shown["probe"]["labels"]
     assert len(shown["probe"]["images"]) == len(labels) == 16
