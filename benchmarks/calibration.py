@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from benchmarks import record
 from benchmarks.drawn import CANVAS, STYLES, available_models, make_drawings, render, split_digits
-from digitnet.nondigits import STROKE_LETTERS
+from digitnet.nondigits import STROKE_LETTERS, random_walks
 from digitnet.calibrate import calibrated_probs, expected_calibration_error, model_logits
 from digitnet.data import load_mnist, normalize, test_split
 from digitnet.predict import CACHE, UNSURE_BELOW
@@ -92,14 +92,7 @@ def _place(strokes: list[np.ndarray], rng: np.random.Generator, canvas: int = CA
 
 def scribble(rng: np.random.Generator, canvas: int = CANVAS) -> np.ndarray:
     """A random-walk tangle of 1-3 smooth strokes: what a bored visitor draws."""
-    strokes = []
-    for _ in range(int(rng.integers(1, 4))):
-        n = int(rng.integers(15, 60))
-        heading = rng.uniform(0, 2 * math.pi)
-        turn = np.cumsum(rng.normal(0, 0.5, n))  # the direction wanders smoothly
-        steps = np.stack([np.cos(heading + turn), np.sin(heading + turn)], 1) * 0.05
-        walk = np.cumsum(steps, 0) + rng.uniform(0, 1, 2)
-        strokes.append(walk)
+    strokes = random_walks(rng, (15, 60), 0.5)
     allpts = np.concatenate(strokes)
     lo, hi = allpts.min(0), allpts.max(0)
     strokes = [(s - lo) / max(float((hi - lo).max()), 1e-6) for s in strokes]  # into the unit box

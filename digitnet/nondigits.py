@@ -175,16 +175,21 @@ def shape(rng: np.random.Generator) -> np.ndarray:
     return strokes_canvas(_place(_jittered(SHAPES[name](), rng), rng), _brush(rng))
 
 
-def scribble(rng: np.random.Generator) -> np.ndarray:
-    """A random-walk tangle of 1-3 long, smooth strokes: what a bored visitor draws."""
+def random_walks(rng: np.random.Generator, steps: tuple[int, int], turn: float) -> list[np.ndarray]:
+    """1-3 smooth random walks of ``steps`` (low, high) points, direction wandering by ``turn`` a step."""
     strokes = []
     for _ in range(int(rng.integers(1, 4))):
-        n = int(rng.integers(40, 120))
+        n = int(rng.integers(*steps))
         heading = rng.uniform(0, 2 * math.pi)
-        turn = np.cumsum(rng.normal(0, 0.6, n))  # the direction wanders smoothly
-        steps = np.stack([np.cos(heading + turn), np.sin(heading + turn)], 1) * 0.05
-        strokes.append(np.cumsum(steps, 0) + rng.uniform(0, 1, 2))
-    return strokes_canvas(_place(strokes, rng), _brush(rng))
+        wander = np.cumsum(rng.normal(0, turn, n))  # the direction wanders smoothly
+        step = np.stack([np.cos(heading + wander), np.sin(heading + wander)], 1) * 0.05
+        strokes.append(np.cumsum(step, 0) + rng.uniform(0, 1, 2))
+    return strokes
+
+
+def scribble(rng: np.random.Generator) -> np.ndarray:
+    """A random-walk tangle of 1-3 long, smooth strokes: what a bored visitor draws."""
+    return strokes_canvas(_place(random_walks(rng, (40, 120), 0.6), rng), _brush(rng))
 
 
 def font_files(family: str) -> list[Path]:

@@ -21,12 +21,11 @@ from digitnet.ui.answer import KEPT_SUFFIX
 
 from .browser import (ANSWER_TIMEOUT_MS, BLANK_MESSAGE, DIGIT_STROKES, PAD_CANVAS, PAD_CLEAR, PAGE_TIMEOUT_MS,
                       PREDICTION, SEVEN, answer, canvas_points, label, mouse_draw, screenshot)
+from .test_pad import LAPTOP, PHONE, open_pad
 from .test_train import RUN_TIMEOUT_S, expect_state
 
 pytestmark = pytest.mark.browser
 
-LAPTOP = {"width": 1000, "height": 900}
-PHONE = dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, device_scale_factor=2)
 PAGE_VS_TORCH = 1e-4  # the page's probabilities against PyTorch's on the same 28x28 (issue 19)
 TRAIN_EPOCHS = 1
 STATUS_STRONG = "#train-status strong"
@@ -34,11 +33,7 @@ STATUS_STRONG = "#train-status strong"
 
 def open_page(context, url: str):
     """The app's Draw tab, loaded, its shipped weights in the page, the answer blank."""
-    page = context.new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    page.goto(url)
-    page.locator(PAD_CANVAS).wait_for(state="visible")
-    expect(answer(page)).to_have_text(BLANK_MESSAGE)
+    page = open_pad(context, url)
     # Every model's shipped spec is in the page (fetched once at load): the source line names them.
     page.wait_for_function("() => ['mlp', 'cnnnet', 'lenet'].every(m => window.DigitNetAnswer.ready(m))")
     return page
