@@ -371,7 +371,8 @@ class DrawTab:
 
 # Client-side only (no request): a changed drawing clears the stale "Why this answer?" and
 # pre-fills "That was a ..." with the page's answer; the model radio picks the page's answer.
-ON_DRAWING_JS = """() => {
+ON_DRAWING_JS = """async () => {
+  if (window.DigitNetPad) await window.DigitNetPad.settled();  // a random digit or photo: read first
   const a = window.DigitNetAnswer && window.DigitNetAnswer.latest();
   return [%r, null, null, null, a ? String(a.digit) : null];
 }"""
