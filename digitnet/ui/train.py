@@ -118,6 +118,12 @@ def settings_text(s: RunState) -> str:
     return text
 
 
+# The run table's columns and their shares of its width, so that the whole table fits a phone's 390 px
+# (the settings wrap; "#" is the run's number, "test" its test accuracy).
+RUNS_COLUMNS = ["#", "model", "settings", "state", "test", "time"]
+RUNS_COLUMN_WIDTHS = ["8%", "19%", "26%", "17%", "15%", "15%"]
+
+
 def runs_frame(ws: Workspace) -> pd.DataFrame:
     """The visitor's run history: one row per run, newest first."""
     rows = []
@@ -125,7 +131,7 @@ def runs_frame(ws: Workspace) -> pd.DataFrame:
         s = run.snapshot()
         time_text = "" if s.train_seconds is None else f"{s.train_seconds:.0f} s"
         rows.append((s.number, DISPLAY_NAMES[s.model], settings_text(s), s.state, percent(s.test_acc), time_text))
-    return pd.DataFrame(rows, columns=["run", "model", "settings", "state", "test acc", "time"])
+    return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
 def overlay_choices(ws: Workspace) -> list[tuple[str, str]]:
@@ -219,7 +225,7 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.L
         done = (gr.skip(),) * 3
     elif s is not None and s.state == "done" and s.result is not None and s.result.confusion:
         shown = zip(misclassified_images(s.result, ctx.data_root, MISCLASSIFIED_SHOWN), s.result.misclassified)
-        gallery = [(enlarge(img, GALLERY_SCALE), f"{m['true']} read as {m['pred']} · {m['prob']:.0%}")
+        gallery = [(enlarge(img, GALLERY_SCALE), f"{m['true']} → {m['pred']} · {m['prob']:.0%}")
                    for (img, _), m in shown]
         done = (results_markdown(s), confusion_image(s.result.confusion), gallery)
     else:
@@ -433,12 +439,12 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
                 # No label over the picture: its own title names it (a label covered the title).
                 confusion = gr.Image(show_label=False, interactive=False, buttons=["download"], format="png",
                                      elem_id="confusion")
-                # Three columns and short captions ("4 read as 9 · 87%") fit a phone's width.
-                gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified", columns=3, height=480,
+                # Three columns and short captions ("4 → 9 · 87%") fit a phone's width.
+                gallery = gr.Gallery(label="Most confident mistakes: true digit → read as · how sure", elem_id="misclassified", columns=3, height=480,
                                      object_fit="contain")
     with gr.Accordion("Your runs: compare their curves", open=True):
         runs_df = gr.Dataframe(runs_frame_empty(), label="Your runs (newest first)", interactive=False, wrap=True,
-                               elem_id="runs-table", max_height=300)
+                               elem_id="runs-table", max_height=300, column_widths=RUNS_COLUMN_WIDTHS)
         overlay_pick = gr.CheckboxGroup([], value=[], label="Overlay these runs", elem_id="overlay-pick")
         overlay = curves.curves_component("overlay-curves", seed=curves.load_seed_curves(),
                                           value=curves.overlay_value([]))
@@ -484,4 +490,4 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
 
 def runs_frame_empty() -> pd.DataFrame:
     """The run table's columns, no rows."""
-    return pd.DataFrame(columns=["run", "model", "settings", "state", "test acc", "time"])
+    return pd.DataFrame(columns=RUNS_COLUMNS)
