@@ -125,6 +125,7 @@ class RunState:
     finetune: dict | None = None  # a finished fine-tune: personal digits, accuracy before/after, ...
     test_acc: float | None = None
     train_seconds: float | None = None
+    own: tuple | None = None  # (28x28 drawing, its digit) whose probability each validation point gives
 
     @property
     def ended(self) -> bool:
@@ -141,7 +142,7 @@ class Run:
     """One run of one visitor: its request, and its live state behind a lock (copies handed out)."""
 
     def __init__(self, owner: str, number: int, kind: str, model: str, config: dict, epochs: float,
-                 work: Callable[["Run"], TrainingRun] | None = None) -> None:
+                 work: Callable[["Run"], TrainingRun] | None = None, own: tuple | None = None) -> None:
         self.owner = owner
         self.work = work  # builds the Trainer/FineTuner when the worker reaches this run
         self.weights: dict | None = None  # the checkpoint dict of a finished run
@@ -152,7 +153,7 @@ class Run:
         self._ended = threading.Event()
         self._stop = threading.Event()
         self._runner: TrainingRun | None = None
-        self._state = RunState(number=number, kind=kind, model=model, config=config, epochs=epochs)
+        self._state = RunState(number=number, kind=kind, model=model, config=config, epochs=epochs, own=own)
         self.deadline: float | None = None  # seconds of running after which the run is stopped (Scheduler)
         self.overran = False  # stopped for running past the deadline
 
@@ -321,15 +322,18 @@ class Scheduler:
         if not self.allow:
             raise TrainingDisabled("Training is turned off on this deployment (DIGITNET_ALLOW_TRAINING=0).")
 
-    def submit_training(self, owner: str, number: int, **params) -> Run:
-        """Queue a training run for ``owner``; TrainingDisabled, QueueFull or ValueError refuse it."""
+    def submit_training(self, owner: str, number: int, own: tuple | None = None, **params) -> Run:
+        """Queue a training run for ``owner``; TrainingDisabled, QueueFull or ValueError refuse it. ``own``:
+        the visitor's drawing and its digit (``TrainingRun.own``), followed at every validation point."""
         self._check_open()
         cfg = self.training_config(**params)
 
         def work(run: Run) -> TrainingRun:
-            return Trainer(cfg, callback=run.on_event, data_root=self.data_root, save=False)
+            trainer = Trainer(cfg, callback=run.on_event, data_root=self.data_root, save=False)
+            trainer.own = own
+            return trainer
 
-        run = Run(owner, number, "training", cfg.model, asdict(cfg), cfg.epochs, work)
+        run = Run(owner, number, "training", cfg.model, asdict(cfg), cfg.epochs, work, own=own)
         self._check_cost(run)
         return self._enqueue(run)
 

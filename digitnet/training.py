@@ -376,6 +376,7 @@ class EpochMetrics:
     val_images: int = 0  # validation images it used: a fixed subset, all of them at the run's last point
     epoch_end: bool = True  # the point closes an epoch (or the run's last, partial one)
     probe: list[int] | None = None  # the model's answers for the PROBE_INDICES test digits
+    own: float | None = None  # the model's probability for the visitor's own drawing's digit (TrainingRun.own)
     elapsed: float = 0.0  # seconds since the run started (data loading included), as BatchProgress.elapsed
 
 
@@ -645,6 +646,9 @@ class TrainingRun:
                                      0.0)
         self._stop = threading.Event()
         self._probe_x: torch.Tensor | None = None  # the PROBE_INDICES digits, normalised, on the device
+        # The visitor's own last drawing, as the model sees it (28x28, ink 1 on 0), and the digit it
+        # shows: each validation point also gives the model's probability for that digit.
+        self.own: tuple[np.ndarray, int] | None = None
 
     # ---- what a subclass provides --------------------------------------------------------------
 
@@ -686,6 +690,18 @@ class TrainingRun:
         model.eval()
         with torch.inference_mode():
             return model(self._probe_x).argmax(1).tolist()
+
+    def own_probability(self) -> float | None:
+        """The model's probability (softmax) for the digit of the visitor's drawing ``own``; None without one."""
+        if self.own is None:
+            return None
+        image, digit = self.own
+        x = mdata.normalize(torch.as_tensor(image, dtype=torch.float32).reshape(1, 1, 28, 28) * 255, self.mean,
+                            self.std).to(self.device)
+        model = getattr(self, "eval_model", None) or self.model
+        model.eval()
+        with torch.inference_mode():
+            return float(torch.softmax(model(x).float(), dim=1)[0, digit])
 
     def finish(self, result: TrainResult) -> None:
         """After the last epoch of a run that was not stopped: test results and temperature into ``result``."""
@@ -739,7 +755,7 @@ class TrainingRun:
             v0 = time.perf_counter()
             final = done_steps == total_steps
             val_loss, val_acc, val_images = self.validate(full=final)
-            probe = self.probe()
+            probe, own = self.probe(), self.own_probability()
             self.timings["validate_seconds"] += time.perf_counter() - v0
             if not final:
                 self.train_mode()  # evaluation put the model in eval mode
@@ -749,7 +765,7 @@ class TrainingRun:
             metrics = EpochMetrics(
                 epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
                 seconds=now - last_point[0], lr=self.optimizer.param_groups[0]["lr"], val_images=val_images,
-                epoch_end=epoch_end or final, probe=probe, elapsed=now - t0,
+                epoch_end=epoch_end or final, probe=probe, own=own, elapsed=now - t0,
             )
             last_point[0] = now
             history.append(metrics)

@@ -4,6 +4,7 @@ import copy
 import math
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -329,6 +330,25 @@ def test_a_long_run_validates_at_every_epoch_end():
     result = Trainer(small_config(epochs=13, train_limit=200, batch_size=100), save=False).run()
     assert [m.epoch for m in result.history] == list(range(1, 14))
     assert all(m.epoch_end for m in result.history)
+
+
+def test_the_visitors_own_drawing_is_followed_at_every_validation_point():
+    """TrainingRun.own: the model's probability for the drawing's digit at each point, as the model computes it."""
+    test = mdata.load_mnist()
+    index = int((test.test_labels == 7).nonzero()[0])  # the first 7 of the test set
+    image = test.test_images[index].numpy().astype(np.float32) / 255
+    trainer = Trainer(small_config(model="lenet", epochs=1), save=False)
+    trainer.own = (image, 7)
+    result = trainer.run()
+    own = [m.own for m in result.history]
+    assert len(own) == len(result.history) >= 2 and all(0 <= p <= 1 for p in own)
+    assert own[-1] > own[0] and own[-1] > 0.5  # a random start is unsure; one epoch on 3,000 images reads the 7
+    trainer.model.eval()
+    with torch.inference_mode():
+        p7 = torch.softmax(trainer.model(mdata.normalize(test.test_images[index:index + 1])), dim=1)[0, 7]
+    assert abs(float(p7) - own[-1]) < 1e-5
+    plain = Trainer(small_config(model="mlp", epochs=1), save=False).run()
+    assert all(m.own is None for m in plain.history)  # no drawing, nothing followed
 
 
 def test_the_probe_digits_answers_change_as_the_model_learns_and_are_the_models_own():

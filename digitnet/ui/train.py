@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import shutil
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -165,14 +166,17 @@ def default_overlay(ws: Workspace, selected: list[str] | None) -> list[str]:
 def with_form_parameters(fn: Callable) -> Callable:
     """Give ``fn(ctx, ws, *values, **params)`` the form's settings as its visible parameters (names,
     TrainConfig's defaults and types): Gradio counts them to pass the form's values, and ``gr.api``
-    documents them as ``/train``'s keywords."""
+    documents them as ``/train``'s keywords. Parameters ``fn`` names between ``ws`` and ``*values`` come first."""
+    lead = [p for p in list(inspect.signature(fn).parameters.values())[2:] if p.kind == p.POSITIONAL_OR_KEYWORD]
     fn.__signature__ = inspect.Signature([
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context),
         inspect.Parameter("ws", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Workspace),
+        *lead,
         *(inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation(s),
                             default=inspect.Parameter.empty if s.required else s.default) for s in FORM),
     ], return_annotation=fn.__annotations__.get("return", inspect.Signature.empty))
-    fn.__annotations__ = {"ctx": Context, "ws": Workspace, **{s.name: annotation(s) for s in FORM},
+    fn.__annotations__ = {"ctx": Context, "ws": Workspace, **{p.name: p.annotation for p in lead},
+                          **{s.name: annotation(s) for s in FORM},
                           **{k: v for k, v in fn.__annotations__.items() if k == "return"}}
     return fn
 
@@ -201,6 +205,37 @@ def train_click(ctx: Context, ws: Workspace, *values, **params) -> str:
     if position is None:
         return f"Your {run.snapshot().title()} is training."
     return f"Queued as your {run.snapshot().title()} (number {position} in the queue)."
+
+
+# The Train button hands over the visitor's last drawing as the page read it (answer.js), to follow during the run.
+OWN_DRAWING_JS = """(own, ...form) => {
+  const a = window.DigitNetAnswer, x = a && a.seen(), answer = a && a.latest();
+  return [x && answer && answer.digit !== null ? JSON.stringify({x, digit: answer.digit}) : '', ...form];
+}"""
+OWN_DRAWING_MAX_CHARS = 64_000  # 784 numbers as JSON take ~16,000
+
+
+def own_drawing(value: str | None) -> tuple[np.ndarray, int] | None:
+    """The page's drawing, ``{"x": 784 numbers in 0..1, "digit": 0-9}`` as JSON, as (28x28, digit); None for
+    anything else (no drawing, a blank one, a malformed or oversized value): the run then just has no strip."""
+    if not isinstance(value, str) or not value or len(value) > OWN_DRAWING_MAX_CHARS:
+        return None
+    try:
+        d = json.loads(value)
+        x, digit = np.asarray(d["x"], dtype=np.float32), d["digit"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if x.shape != (784,) or not np.isfinite(x).all() or x.min() < 0 or x.max() > 1 or x.max() == 0:
+        return None
+    if not isinstance(digit, int) or isinstance(digit, bool) or not 0 <= digit <= 9:
+        return None
+    return x.reshape(28, 28), digit
+
+
+@with_form_parameters
+def train_click_drawing(ctx: Context, ws: Workspace, own: str | None, *values) -> str:
+    """The Train button with the visitor's last drawing, which the run's view follows beside the test digits."""
+    return train_click(ctx, ws, *values, own=own_drawing(own))
 
 
 def stop_click(ctx: Context, ws: Workspace) -> str:
@@ -474,7 +509,9 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
                              show_progress="hidden", **private)
     watching = bind(watch)
     watch_inputs = [overlay_pick, draw.model, controls["model"]]
-    train_btn.click(bind(train_click), form, form_msg, concurrency_limit=None, **private).then(
+    own_box = gr.Textbox(visible=False, elem_id="own-drawing")  # filled by OWN_DRAWING_JS at the click
+    train_btn.click(bind(train_click_drawing), [own_box, *form], form_msg, js=OWN_DRAWING_JS, concurrency_limit=None,
+                    **private).then(
         watching, watch_inputs, live, **stream)
     draw.finetune_event.then(watching, watch_inputs, live, **stream)
     stop_btn.click(bind(stop_click), None, form_msg, concurrency_limit=None, **private)

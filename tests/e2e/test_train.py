@@ -369,6 +369,32 @@ def test_a_phone_shows_a_finished_run_whole(browser, app_server):
         context.close()
 
 
+def test_a_run_follows_the_visitors_last_drawing(browser, app_server):
+    """Beside the test digits: the 7 the visitor drew, with the model's probability for a 7 at every point."""
+    from .browser import ANSWER_TIMEOUT_MS, PAD_CANVAS, SEVEN, answer, mouse_draw
+    from .test_pad import open_pad
+
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = open_pad(context, app_server.url)
+        mouse_draw(page, SEVEN, PAD_CANVAS)
+        expect(answer(page)).to_have_attribute("data-label", "7", timeout=ANSWER_TIMEOUT_MS)
+        page.get_by_role("tab", name="Train").click()
+        start(page, epochs=1, batch_size=LONG_BATCH)  # 125 steps: 12 validation points
+        watch(page, lambda s: s[0] not in ("queued", "running"))
+        wait_for_points(page, lambda: len(chart_data(page).get("ownProbs", "").split()), 12)
+        probs = [int(p) for p in chart_data(page)["ownProbs"].split()]
+        assert len(probs) == 12 and all(0 <= p <= 100 for p in probs) and probs[-1] > probs[0], probs
+        caption = page.locator("#train-curves .curves-own figcaption").inner_text()
+        assert caption.startswith("your 7: ") and caption.endswith(f" → {probs[-1]}%"), caption
+        expect(page.locator("#train-curves .curves-own img")).to_have_attribute("alt", "your drawing of a 7")
+        page.locator("#train-curves .curves-own").scroll_into_view_if_needed()
+        screenshot(page, "train-own")
+    finally:
+        app_server.wait_idle()
+        context.close()
+
+
 def settle(page, requests: list, quiet_ms: int = 2_000, limit_s: float = 60) -> None:
     """Wait until the page has loaded what it loads on opening (its scripts, fonts, ...): until ``requests``
     stops growing for ``quiet_ms``. A page that never goes quiet is left after ``limit_s`` (and then fails)."""
