@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from . import data as mdata
 from .checkpoint import DEFAULT_TEMPERATURE, CheckpointError, checkpoint_dir, checkpoint_path, load_model, save_checkpoint
 from .models import MODELS, check_model_name
-from .training import resolve_device
+from .system import resolve_device
 
 # The search range of T. Outside it something is wrong with the data rather than the model:
 # T = 0.05 multiplies the logits by 20, T = 20 flattens a 10-logit gap to 0.5.

@@ -7,7 +7,7 @@ float32 array in [0, 1] that ``digitnet.preprocess.to_mnist_array`` made of a dr
 writes it to an ``.npz`` the person downloads; ``load_my_digits`` reads one back and
 refuses anything else with a message that says what is wrong.
 
-``FineTuner`` is a ``digitnet.training.TrainingRun`` like the ``Trainer`` (the same loop,
+``FineTuner`` is a ``digitnet.loop.TrainingRun`` like the ``Trainer`` (the same loop,
 progress events, result and checkpoint), so the app's training queue runs it like a
 training run. It starts from the model's current checkpoint and takes a few hundred quick steps
 whose batches mix the person's digits (augmented: a handful of drawings become many)

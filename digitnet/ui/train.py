@@ -24,7 +24,8 @@ from ..checkpoint import SHIPPED_DIR, CheckpointError
 from ..preprocess import ImageError, uploaded_path
 from ..models import DISPLAY_NAMES
 from ..scheduler import QueueFull, Run, RunState, TrainingDisabled
-from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
+from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, visitor_settings
+from .gallery import misclassified_images
 from ..workspace import AlreadyTraining, Workspace, run_status
 from . import curves
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
