@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from . import data as mdata
 from .config import Config, setting
-from .models import DISPLAY_NAMES, MODELS
+from .models import DEFAULT_MODEL, DISPLAY_NAMES, FAST_RECIPES, MODELS
 
 MODEL_CHOICES = tuple((DISPLAY_NAMES[name], name) for name in MODELS)
 OPTIMIZER_CHOICES = (("SGD + momentum", "sgd"), ("Adam", "adam"), ("AdamW", "adamw"))
@@ -15,23 +15,8 @@ SCHEDULE_CHOICES = (("constant", "none"), ("StepLR (the seed article's)", "step"
 DEVICE_CHOICES = (("auto", "auto"), ("CPU", "cpu"), ("CUDA", "cuda"))
 
 
-# The fast recipe, per model: the shortest one-cycle run, at the batch and peak learning rate that make
-# it cheapest on 2 cores, that reaches 99% test accuracy (the MLP: 98%) on every seed 0-9 at the
-# command line's two threads. Among the candidates cheap enough for the speed target, the one with
-# the best MEAN VALIDATION accuracy over those seeds is chosen; test is the check, never the criterion.
-# The candidates, their figures and why each was kept or dropped: benchmarks/RESULTS-speed.md; the
-# runs: benchmarks/results/seeds-*.json (python -m benchmarks.seeds).
-# - LeNet: 1.5 epochs (one pass and half of another) with FreezeOut: its first conv block stops
-#   training halfway, its second at three quarters (later than thirds: a margin above 99% for a
-#   little more time).
-# - CNNNet: one epoch; FreezeOut does not pay for it.
-# - MLP: 2 epochs at batch 384 (a sample costs less there than at 256).
-# A TrainConfig whose epochs, batch_size, lr, freeze or freeze_from is None takes its model's value here.
-FAST_RECIPES = {
-    "mlp": {"epochs": 2, "batch_size": 384, "lr": 0.02, "freeze": False},
-    "cnnnet": {"epochs": 1, "batch_size": 128, "lr": 0.01, "freeze": False},
-    "lenet": {"epochs": 1.5, "batch_size": 128, "lr": 0.015, "freeze": True, "freeze_from": 0.5},
-}
+# FAST_RECIPES: each model's fast recipe, from its registry entry (models.py says how each was chosen).
+# A TrainConfig whose epochs, batch_size, lr, freeze or freeze_from is None takes its model's value there.
 
 
 @dataclass
@@ -39,7 +24,7 @@ class TrainConfig(Config):
     """Everything that defines a training run. The defaults are the fast recipe (``FAST_RECIPES``: each model's
     length, batch, learning rate and FreezeOut)."""
 
-    model: str = setting("lenet", "model to train", choices=MODEL_CHOICES, visitor=True, required=True)
+    model: str = setting(DEFAULT_MODEL, "model to train", choices=MODEL_CHOICES, visitor=True, required=True)
     # A part of an epoch is allowed: 1.5 = one pass over the training images and half of another.
     epochs: float | None = setting(None, "number of epochs, 1.5 = one pass and half of another (default: the "
                                    "model's fast recipe, FAST_RECIPES)", lo=0.5, hi="max_epochs", visitor=True,
@@ -113,7 +98,7 @@ class TrainConfig(Config):
                               cli=False)
 
     def __post_init__(self) -> None:
-        recipe = FAST_RECIPES.get(str(self.model).strip().lower(), FAST_RECIPES["lenet"])  # a bad model: validate says
+        recipe = FAST_RECIPES.get(str(self.model).strip().lower(), {})  # a bad model: validate says so
         self._from_recipe = {name for name in recipe if getattr(self, name) is None}
         for name in self._from_recipe:
             setattr(self, name, recipe[name])
