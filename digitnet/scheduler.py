@@ -26,7 +26,7 @@ from typing import Callable
 
 from . import data as mdata
 from .finetune import FineTuneConfig, FineTuner, MyDigits
-from .models import DISPLAY_NAMES
+from .models import DISPLAY_NAMES, FAST_RECIPES, SECONDS_PER_IMAGE, STEP_SECONDS
 from .settings import DEFAULT_MAX_EPOCHS, DEFAULT_MAX_QUEUE, DEFAULT_MAX_RUN_SECONDS
 from .training import (BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainingRun, TrainResult, run_steps,
                        usable_cores, visitor_settings)
@@ -45,18 +45,11 @@ SHARED_EVAL_OVERRIDES = ("test_limit",)
 # The parameters a visitor may set (the Train tab's controls and /train's keywords): TrainConfig's
 # visitor settings. Everything else (data slices, threads, device) is the deployment's choice.
 TRAIN_PARAMS = tuple(s.name for s in visitor_settings(TrainConfig))
-# Seconds per training image (one pass) on two cores, used to guess a waiting run's length
-# before any run of that model has finished here; each finished run replaces the guess with
-# what this machine really did. From benchmarks/RESULTS-speed.md: an epoch of 55,000 images
-# takes ~1 s (MLP), ~5 s (CNNNet) and ~3.7 s (LeNet).
-SECONDS_PER_IMAGE = {"mlp": 1.0 / 55_000, "cnnnet": 5.0 / 55_000, "lenet": 3.7 / 55_000}
-# ...at the batch of the model's fast recipe. A step also costs a fixed time whatever its batch (~100
-# operator calls, slicing the batch): LeNet's is ~2 ms at batch 8 on 2 threads (RESULTS-speed.md,
-# "Cost of a LeNet sample by batch"), the MLP's ~1.2 ms (its sample costs at 256, 384 and 512), and a
-# batch-1 LeNet run was seen at 2.5-3 ms a step. So a step of batch B costs STEP_SECONDS + B x the rest
-# of SECONDS_PER_IMAGE: batch 1 is ~40x dearer an image than the recipe's 128, not the same.
-STEP_SECONDS = {"mlp": 1.5e-3, "cnnnet": 3.0e-3, "lenet": 2.5e-3}
-RECIPE_BATCH = {"mlp": 384, "cnnnet": 128, "lenet": 128}  # training.FAST_RECIPES' batch sizes
+# The speed prior (each model's registry entry, models.py): seconds per training image (one pass) on
+# two cores at its fast recipe's batch, and the fixed cost of a step, to guess a waiting run's length
+# before any run of that model has finished here; each finished run replaces the guess with what this
+# machine really did. A step of batch B costs STEP_SECONDS + B x the rest of SECONDS_PER_IMAGE: batch 1
+# is ~40x dearer an image than the recipe's 128, not the same.
 RUN_OVERHEAD_SECONDS = 3.0  # loading MNIST, the test evaluation: paid once per run
 # A run still going at this many times DIGITNET_MAX_RUN_SECONDS is stopped (the estimate that let it
 # in may be off when many visitors draw at once; past this it is not the estimate's noise).
@@ -420,7 +413,7 @@ class Scheduler:
         """A training step of ``batch`` images of ``model`` on this machine: a fixed cost plus a cost an image,
         both from the constants above scaled by what finished runs here measured."""
         fixed = STEP_SECONDS[model]
-        per_image = max(SECONDS_PER_IMAGE[model] - fixed / RECIPE_BATCH[model], 0.0)
+        per_image = max(SECONDS_PER_IMAGE[model] - fixed / FAST_RECIPES[model]["batch_size"], 0.0)
         return self._speed[model] * (fixed + batch * per_image)
 
     def expected_seconds(self, run: Run) -> float:

@@ -10,7 +10,7 @@ import torch
 
 from digitnet import data as mdata
 from digitnet.checkpoint import load_model
-from digitnet import training
+from digitnet import loop, system, training
 from digitnet.training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult, usable_cores
 
 SMALL = dict(train_limit=3000, val_size=500, test_limit=1000, batch_size=100, log_every=5)
@@ -197,14 +197,14 @@ def test_seed_recipe_preset_is_the_articles():
 def test_usable_cores_follows_the_containers_quota_not_the_hosts_core_count(tmp_path, monkeypatch, files, expected):
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    monkeypatch.setattr(training, "CGROUP_CPU_QUOTA_FILES", (
+    monkeypatch.setattr(system, "CGROUP_CPU_QUOTA_FILES", (
         (str(tmp_path / "cpu.max"), None), (str(tmp_path / "quota"), str(tmp_path / "period"))))
-    monkeypatch.setattr(training.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(system.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     assert usable_cores() == expected
 
 
 def test_training_uses_every_usable_core_by_default(monkeypatch):
-    monkeypatch.setattr(training, "usable_cores", lambda: 3)  # a count torch would not pick by itself here
+    monkeypatch.setattr(loop, "usable_cores", lambda: 3)  # a count torch would not pick by itself here
     seen = []
     cfg = TrainConfig(model="mlp", epochs=1, batch_size=64, train_limit=256, val_size=64, test_limit=64)
     assert cfg.threads == 0

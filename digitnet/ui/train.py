@@ -23,9 +23,10 @@ from matplotlib.figure import Figure
 
 from ..checkpoint import SHIPPED_DIR, CheckpointError
 from ..preprocess import ImageError, uploaded_path
-from ..models import DISPLAY_NAMES
+from ..models import DEFAULT_MODEL, DISPLAY_NAMES
 from ..scheduler import QueueFull, Run, RunState, TrainingDisabled
-from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
+from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, visitor_settings
+from .gallery import misclassified_images
 from ..workspace import AlreadyTraining, Workspace, run_status
 from . import curves
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
@@ -272,7 +273,7 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.L
             overlay_value(ws, ticked))
 
 
-async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: str, train_model: str = "lenet"):
+async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: str, train_model: str = DEFAULT_MODEL):
     """Stream the visitor's latest run to their tab until it ends (server-side checks, no polling by the tab).
 
     Each update carries the run's new points only; the run table and the overlay are redrawn when the
@@ -455,7 +456,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
             with gr.Row():
                 fast_btn = gr.Button("Fast recipe", size="sm", interactive=allow)
                 seed_btn = gr.Button("The seed article's recipe", size="sm", interactive=allow)
-            recipe_md = gr.Markdown(recipe_note(ctx, "lenet", False), elem_id="recipe-note")
+            recipe_md = gr.Markdown(recipe_note(ctx, DEFAULT_MODEL, False), elem_id="recipe-note")
             with gr.Row():
                 train_btn = gr.Button("Train", variant="primary", interactive=allow)
                 stop_btn = gr.Button("Stop", variant="stop", interactive=allow)
@@ -487,7 +488,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
         gr.Markdown("Download the weights your drawings use for the model selected on the left (the same "
                     "checkpoint format as the shipped ones), or load a checkpoint file saved earlier.")
         with gr.Row():
-            download_btn = gr.DownloadButton("Download these weights", value=shipped_download("lenet"),
+            download_btn = gr.DownloadButton("Download these weights", value=shipped_download(DEFAULT_MODEL),
                                              elem_id="download-weights")
             upload_btn = gr.UploadButton("Load weights from a file", file_types=[".pt"], type="filepath")
         weights_msg = gr.Markdown()
