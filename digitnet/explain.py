@@ -40,7 +40,7 @@ import torch.nn as nn
 
 from .models import check_model_name
 from .predict import CACHE, single_thread
-from .preprocess import MNIST_SIZE, to_mnist_array, to_tensor
+from .preprocess import MNIST_SIZE, to_tensor
 
 IG_STEPS = 32  # path points; completeness holds to ~1% of the logit on these models at 32
 UPSCALE = 8  # 28x28 shown as 224x224, nearest neighbour: every input pixel stays a visible square
@@ -255,9 +255,3 @@ def explain(seen: np.ndarray, model: str, cache: Any = None, target: int | None 
         units=units,
         seconds=time.perf_counter() - t0,
     )
-
-
-def explain_drawing(image: Any, model: str, cache: Any = None) -> Explanation | None:
-    """Preprocess a Sketchpad value / array / image and explain it; None for a blank canvas."""
-    seen = to_mnist_array(image)
-    return None if seen is None else explain(seen, model, cache)
