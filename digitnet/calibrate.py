@@ -166,15 +166,6 @@ def validation_split(dataset: mdata.MNISTTensors, config: dict | None) -> mdata.
     return val
 
 
-def fit_model_temperature(model: nn.Module, ckpt: dict, data_root: str | os.PathLike | None = None,
-                          device: torch.device | str = "cpu") -> float:
-    """Fit the temperature of a checkpoint's model on its own validation split; ValueError if it has none."""
-    val = validation_split(mdata.load_mnist(data_root), ckpt.get("config"))
-    if len(val) == 0:
-        raise ValueError("the checkpoint was trained with val_size 0: there is no validation split to calibrate on")
-    return fit_split_temperature(model, val, device, float(ckpt["mean"]), float(ckpt["std"]))
-
-
 @dataclass
 class CalibrationReport:
     """What calibrating one checkpoint found (all ECEs on the MNIST test set, 0..1)."""

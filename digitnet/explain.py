@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+from torchvision.utils import make_grid
 
 from .models import check_model_name
 from .predict import CACHE, single_thread
-from .preprocess import MNIST_SIZE, to_mnist_array, to_tensor
+from .preprocess import MNIST_SIZE, to_tensor
 
 IG_STEPS = 32  # path points; completeness holds to ~1% of the logit on these models at 32
 UPSCALE = 8  # 28x28 shown as 224x224, nearest neighbour: every input pixel stays a visible square
@@ -122,21 +123,23 @@ def grid_image(maps: np.ndarray, cols: int | None = None, cmap: str = MAP_CMAP, 
     maps = np.asarray(maps, np.float32)
     n, h, w = maps.shape
     cols = cols or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
     factor = max(1, round(cell / max(h, w)))
-    ch, cw = h * factor, w * factor
-    out = np.full((rows * ch + (rows + 1) * GRID_PAD, cols * cw + (cols + 1) * GRID_PAD, 3), GRID_BACKGROUND, np.uint8)
     absmax = float(np.abs(maps).max()) or 1.0
-    for i, m in enumerate(maps):
+    cells = []
+    for m in maps:
         if symmetric:
             limit = absmax if shared_scale else (float(np.abs(m).max()) or 1.0)
             vmin, vmax = -limit, limit
         else:
             vmin, vmax = (float(maps.min()), float(maps.max())) if shared_scale else (None, None)
-        r, c = divmod(i, cols)
-        y, x = GRID_PAD + r * (ch + GRID_PAD), GRID_PAD + c * (cw + GRID_PAD)
-        out[y : y + ch, x : x + cw] = upscale(colorize(m, cmap, vmin, vmax), factor)
-    return out
+        cells.append(torch.from_numpy(upscale(colorize(m, cmap, vmin, vmax), factor)).permute(2, 0, 1))
+    # Blank cells to the end of the grid's rows: make_grid narrows a grid of fewer maps than columns, and
+    # returns a lone map without its border.
+    blank = torch.full_like(cells[0], GRID_BACKGROUND)
+    lone = n == 1 and cols == 1
+    cells += [blank] * (-n % cols + lone)
+    grid = make_grid(torch.stack(cells), nrow=cols + lone, padding=GRID_PAD, pad_value=GRID_BACKGROUND)
+    return grid[:, :, : cols * (cells[0].shape[2] + GRID_PAD) + GRID_PAD].permute(1, 2, 0).numpy()
 
 
 # ----------------------------------------------------------------------------- private model copies
@@ -255,9 +258,3 @@ def explain(seen: np.ndarray, model: str, cache: Any = None, target: int | None 
         units=units,
         seconds=time.perf_counter() - t0,
     )
-
-
-def explain_drawing(image: Any, model: str, cache: Any = None) -> Explanation | None:
-    """Preprocess a Sketchpad value / array / image and explain it; None for a blank canvas."""
-    seen = to_mnist_array(image)
-    return None if seen is None else explain(seen, model, cache)

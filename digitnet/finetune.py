@@ -1,7 +1,7 @@
 """Teach a model your handwriting: "my digits" (collect, save, load) and the ``FineTuner``.
 
-"My digits" is plain data, kept per browser session by the app (a ``gr.State``) and on
-the server nowhere else: a list of ``(image, label)`` pairs, ``image`` the (28, 28)
+"My digits" is plain data, kept in each visitor's ``workspace.Workspace`` (``my_digits``) and
+nowhere else: a list of ``(image, label)`` pairs, ``image`` the (28, 28)
 float32 array in [0, 1] that ``digitnet.preprocess.to_mnist_array`` made of a drawing
 (what the model saw), ``label`` the digit the person says it is. ``save_my_digits``
 writes it to an ``.npz`` the person downloads; ``load_my_digits`` reads one back and
@@ -98,7 +98,7 @@ def add_digit(digits: MyDigits | None, image: Any, label: Any) -> MyDigits:
     """Return a new "my digits" list with (image, label) appended; MyDigitsError if invalid or full.
 
     ``image`` is ``Prediction.seen`` / ``to_mnist_array(sketch)``. A new list, not an
-    in-place append, so a ``gr.State`` value shared by reference is never mutated.
+    in-place append, so a list another thread still reads is never mutated.
     """
     digits = list(digits or [])
     if len(digits) >= MAX_MY_DIGITS:

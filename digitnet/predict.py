@@ -138,10 +138,6 @@ class ModelCache:
             raise ModelUnavailable(entry.error)
         return entry.model, entry.ckpt
 
-    def reload(self, name: str) -> None:
-        """Re-read ``name``'s checkpoint file now (after training); in-flight predictions keep the old model."""
-        self._entry(name, force=True)
-
     def status(self) -> dict[str, str]:
         """Per model: "ok (test acc 99.3%)", or the error message of an unavailable model."""
         out = {}

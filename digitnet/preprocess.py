@@ -621,14 +621,6 @@ def _ink_to_mnist(src: np.ndarray, background: float, full: float) -> np.ndarray
     return _fit_and_center(ink)
 
 
-def preprocess(image: Any, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor | None:
-    """Any accepted input -> (1, 1, 28, 28) float tensor normalised with mean/std, or None when blank."""
-    seen = to_mnist_array(image)
-    if seen is None:
-        return None
-    return to_tensor(seen, mean, std)
-
-
 def to_tensor(seen: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor:
     """(28, 28) array in [0, 1] -> (1, 1, 28, 28) float tensor normalised with mean/std."""
     return ((torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)) - mean) / std)[None, None]

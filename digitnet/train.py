@@ -1,6 +1,6 @@
 """Command line: ``python -m digitnet.train --model lenet --epochs 3``.
 
-Trains with the same ``Trainer`` as the app, shows a progress bar with ETA,
+Trains with the same ``Trainer`` as the app, shows a tqdm progress bar with the run's ETA,
 prints one summary line per epoch, writes ``<checkpoints>/<model>.pt`` and,
 on request, a metrics JSON and a PNG of the curves.
 """
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from .checkpoint import CheckpointError
 from .data import DataNotFoundError
@@ -48,31 +51,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class ConsoleReporter:
-    """Progress bar with ETA on stderr, one summary line per validation point on stdout."""
+    """A tqdm progress bar per epoch on stderr (with the whole run's ETA), one summary line per validation
+    point on stdout. Where stderr is no terminal (a log, CI) a bar is written when it starts and ends only."""
 
     def __init__(self, name: str, quiet: bool = False, stream=None) -> None:
         self.name = name
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.bar: tqdm | None = None
 
     def __call__(self, event: object) -> None:
         if isinstance(event, BatchProgress) and not self.quiet:
-            width = 30
-            done = int(width * event.batch / event.batches)
-            line = (f"{self.name} epoch {event.epoch}/{event.epochs:g} [{'#' * done}{'.' * (width - done)}] "
-                    f"{event.batch}/{event.batches} loss {event.train_loss:.4f} "
-                    f"{event.samples_per_second:,.0f} img/s ETA {event.eta_seconds:5.1f}s")
-            if self.tty:
-                print("\r" + line, end="", file=self.stream, flush=True)
-            elif event.batch == event.batches:
-                print(line, file=self.stream, flush=True)
+            if self.bar is None:
+                self.bar = tqdm(total=event.batches, desc=f"{self.name} epoch {event.epoch}/{event.epochs:g}",
+                                unit="batch", file=self.stream, leave=not self.tty, dynamic_ncols=True,
+                                mininterval=0.1 if self.tty else math.inf)
+            self.bar.set_postfix_str(f"loss {event.train_loss:.4f} {event.samples_per_second:,.0f} img/s "
+                                     f"ETA {event.eta_seconds:.1f}s", refresh=False)
+            self.bar.update(event.batch - self.bar.n)
+            if event.batch == event.batches:
+                self.bar.close()
+                self.bar = None
         elif isinstance(event, EpochMetrics):
-            if self.tty and not self.quiet:
-                print("\r" + " " * 110 + "\r", end="", file=self.stream)
-            print(f"epoch {event.epoch:3g}  train loss {event.train_loss:.4f} acc {event.train_acc * 100:6.2f}%  "
-                  f"val loss {event.val_loss:.4f} acc {event.val_acc * 100:6.2f}%  {event.seconds:6.1f}s  "
-                  f"lr {event.lr:.2e}", flush=True)
+            line = (f"epoch {event.epoch:3g}  train loss {event.train_loss:.4f} acc {event.train_acc * 100:6.2f}%  "
+                    f"val loss {event.val_loss:.4f} acc {event.val_acc * 100:6.2f}%  {event.seconds:6.1f}s  "
+                    f"lr {event.lr:.2e}")
+            if self.bar is not None and self.tty:
+                tqdm.write(line, file=sys.stdout)  # clears the bar, prints, draws the bar again below
+            else:
+                print(line)
+            sys.stdout.flush()
+        elif isinstance(event, TrainResult) and self.bar is not None:  # a stopped run: no last batch
+            self.bar.close()
+            self.bar = None
 
 
 def save_plot(result: TrainResult, path: str | Path, title: str = "") -> Path:

@@ -8,7 +8,6 @@ device). The names most callers want are importable from here too.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from . import data as mdata
 from .calibrate import fit_split_temperature, fit_temperature, model_logits
 from .checkpoint import load_checkpoint
 from .config import Config, Setting, setting, visitor_settings
-from .ema import WeightEMA
+from .ema import copy_average, weight_average
 from .evaluation import add_test_results, confusion_matrix, evaluate
 from .events import PROBE_INDICES, BatchProgress, EpochMetrics, TrainResult
 from .loop import Segment, TrainingRun, run_steps, supervised_step, train_one_epoch
@@ -32,7 +31,7 @@ from .recipes import (DEVICE_CHOICES, FAST_RECIPES, MODEL_CHOICES, OPTIMIZER_CHO
 from .system import resolve_device, usable_cores
 
 __all__ = [  # re-exported: what the app, the tests, the benchmarks and the command line import from here
-    "Config", "Setting", "setting", "visitor_settings", "WeightEMA", "add_test_results", "confusion_matrix",
+    "Config", "Setting", "setting", "visitor_settings", "add_test_results", "confusion_matrix",
     "evaluate", "PROBE_INDICES", "BatchProgress", "EpochMetrics", "TrainResult", "Segment", "TrainingRun",
     "run_steps", "supervised_step", "train_one_epoch", "DEVICE_CHOICES", "FAST_RECIPES", "MODEL_CHOICES",
     "OPTIMIZER_CHOICES", "OPTIMIZERS", "SCHEDULE_CHOICES", "SCHEDULES", "SEED_RECIPE", "TrainConfig",
@@ -98,7 +97,7 @@ class Trainer(TrainingRun):
         self.optimizer = make_optimizer(model, cfg)
         steps = math.ceil(len(self.train_split) / cfg.batch_size)
         self.scheduler, self.per_batch = make_scheduler(self.optimizer, cfg, steps)
-        self.ema = WeightEMA(model, cfg.ema) if cfg.ema else None
+        self.ema = weight_average(model, cfg.ema) if cfg.ema else None
         # FreezeOut: block k of K stops training once f + (1 - f)(k - 1)/K of the run's steps are done
         # (f = freeze_from; by default 1/(K+1), which puts block k at k/(K+1))
         blocks = FEATURE_BLOCKS[cfg.model] if cfg.freeze else ()
@@ -108,7 +107,7 @@ class Trainer(TrainingRun):
                             for k, block in enumerate(blocks, 1)}
         self.steps_done = 0
         # What validation sees: the average, when on (the benchmark's per-epoch test pass reads it too).
-        self.eval_model = copy.deepcopy(model) if self.ema else model
+        self.eval_model = self.ema.module if self.ema is not None else model
         return steps
 
     def batches(self) -> Iterable:
@@ -123,7 +122,7 @@ class Trainer(TrainingRun):
         x, y = (t.to(self.device, non_blocking=True) for t in batch)
         loss, logits = supervised_step(self.model, self.optimizer, x, y, self.config.label_smoothing)
         if self.ema is not None:
-            self.ema.update()
+            self.ema.update_parameters(self.model)
         if self.per_batch:
             self.scheduler.step()
         return loss, logits, y
@@ -136,8 +135,6 @@ class Trainer(TrainingRun):
         return max(self.config.val_points, math.ceil(total_steps / steps))
 
     def validate(self, full: bool = True) -> tuple[float, float, int]:
-        if self.ema is not None:
-            self.ema.copy_to(self.eval_model)
         split = self.val if full else mdata.Split(self.val.images[:self.config.val_subset],
                                                   self.val.labels[:self.config.val_subset])
         if not len(split):
@@ -155,7 +152,7 @@ class Trainer(TrainingRun):
     def finish(self, result: TrainResult) -> None:
         self.model.requires_grad_(True)  # what FreezeOut froze: the delivered model is a plain one
         if self.ema is not None:  # the averaged weights are the result
-            self.ema.copy_to(self.model)
+            copy_average(self.ema, self.model)
         add_test_results(result, self.model, self.test, self.device)
         if len(self.val):  # calibrate on the held-out validation images, never the test set
             logits = getattr(self, "_val_logits", None)  # the last validation point's: the same weights

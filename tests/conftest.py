@@ -30,7 +30,7 @@ from digitnet import data as mdata
 SMALL_TRAIN = dict(train_limit=2000, val_size=500, test_limit=500)
 RUN_TIMEOUT = 120  # seconds a test waits for a training run on the small slice (a few, idle)
 POLL = 0.05  # seconds between /status polls
-CANVAS = 800  # the Sketchpad's canvas size (app.CANVAS_SIZE)
+CANVAS = 800  # the size of the canvas a drawing is rendered on (the Sketchpad's default)
 BLANK_SKETCH = {"background": None, "layers": [], "composite": None}  # an untouched Sketchpad
 
 

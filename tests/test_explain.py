@@ -154,14 +154,6 @@ def test_target_and_input_checks(digits):
         ex.explain(digits[4], "lenet", target=10)
 
 
-def test_explain_drawing_blank_and_sketch():
-    assert ex.explain_drawing({"background": None, "layers": [], "composite": None}, "lenet") is None
-    canvas = np.zeros((200, 200, 4), np.uint8)
-    canvas[30:170, 95:105, 3] = 255  # a vertical bar: a "1", black ink on a transparent canvas
-    e = ex.explain_drawing(canvas, "lenet")
-    assert e is not None and e.digit == 1
-
-
 def test_images_colour_and_scale():
     seen = np.zeros((28, 28), np.float32)
     seen[10:18, 10:18] = 1.0

@@ -49,7 +49,7 @@ def test_round_trip(tmp_path):
 def test_add_digit_never_mutates_and_refuses_bad_entries():
     first = add_digit(None, a_digit(), 1)
     second = add_digit(first, a_digit(), 2)
-    assert len(first) == 1 and len(second) == 2  # a new list each time (gr.State values are shared)
+    assert len(first) == 1 and len(second) == 2  # a new list each time (a list another thread reads is never mutated)
     with pytest.raises(MyDigitsError, match="0 to 9"):
         add_digit([], a_digit(), 10)
     with pytest.raises(MyDigitsError, match="0 to 9"):

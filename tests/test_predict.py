@@ -167,7 +167,6 @@ def test_reload_picks_up_a_new_checkpoint(tmp_path, monkeypatch):
     with torch.inference_mode():
         old_out = first(x)
     _, trained = _save(tmp_path, "lenet", 1, 0.75)
-    cache.reload("lenet")
     second, ckpt = cache.get("lenet")
     assert second is not first and ckpt["metrics"]["test_acc"] == 0.75
     assert cache.status()["lenet"] == "ok (test acc 75.0%)"
@@ -231,7 +230,6 @@ def test_predictions_while_reloading_from_other_threads(tmp_path, monkeypatch):
         t.start()
     for seed in range(5):
         _save(tmp_path, "lenet", seed, 0.5)
-        cache.reload("lenet")
     for t in threads:
         t.join()
     assert errors == []

@@ -103,7 +103,6 @@ def test_stroke_width_estimate():
 ], ids=["none", "rgba", "rgb-black", "white", "grey", "sketch-untouched", "sketch-none-layer", "1x1-blank", "1x1-ink"])
 def test_blank_gives_none(value):
     assert to_mnist_array(value) is None
-    assert preprocess.preprocess(value) is None
 
 
 def test_faint_noise_is_not_ink():
@@ -216,11 +215,11 @@ def test_a_stray_speck_off_the_digit_does_not_shrink_it_away(reference):
     assert close(to_mnist_array(rgba(ink)), reference)
 
 
-def test_preprocess_returns_normalised_tensor(reference):
-    x = preprocess.preprocess(rgba(draw()))
+def test_to_tensor_normalises_what_the_model_sees(reference):
+    x = preprocess.to_tensor(to_mnist_array(rgba(draw())))
     assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32
     assert torch.allclose(x, (torch.from_numpy(reference) - MNIST_MEAN) / MNIST_STD)
-    y = preprocess.preprocess(rgba(draw()), mean=0.5, std=0.5)
+    y = preprocess.to_tensor(to_mnist_array(rgba(draw())), mean=0.5, std=0.5)
     assert float(y.min()) == pytest.approx(-1.0) and float(y.max()) <= 1.0
 
 

@@ -10,7 +10,7 @@ import torch
 
 from digitnet import data as mdata
 from digitnet.checkpoint import load_model
-from digitnet import loop, system, training
+from digitnet import ema, loop, system, training
 from digitnet.training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult, usable_cores
 
 SMALL = dict(train_limit=3000, val_size=500, test_limit=1000, batch_size=100, log_every=5)
@@ -261,22 +261,23 @@ def test_weight_ema_follows_its_formula_and_skips_integer_buffers():
     with torch.no_grad():
         for t in model.parameters():
             t.fill_(0.0)
-    ema = training.WeightEMA(model, decay=0.9)
+    average = ema.weight_average(model, decay=0.9)
     history = [0.0]
     for step, value in enumerate([1.0, 2.0, 4.0, 4.0], start=0):
         with torch.no_grad():
             for t in model.parameters():
                 t.fill_(value)
         d = min(0.9, (1 + step) / (10 + step))  # the warm-up: 0.1, 0.18, 0.25, 0.31
-        assert ema.current_decay() == pytest.approx(d)
+        assert ema.warmed_up_decay(0.9, step) == pytest.approx(d)
         history.append(d * history[-1] + (1 - d) * value)
-        ema.update()
+        average.update_parameters(model)
     target = copy.deepcopy(model)
     target[1].num_batches_tracked.fill_(7)
-    ema.copy_to(target)
+    ema.copy_average(average, target)
     assert torch.allclose(target[0].weight, torch.full((2, 2), history[-1]))
     assert torch.allclose(target[1].running_var, torch.ones(2))  # averaged, and it never changed
     assert target[1].num_batches_tracked.item() == 7  # an integer counter is not averaged
+    assert average.module[1].num_batches_tracked.item() == 0
 
 
 def test_a_run_with_ema_trains_the_same_and_delivers_the_average():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,11 +313,20 @@ def load_digits(ctx: Context, ws: Workspace, file):
     return digits_view(merged)
 
 
-@dataclass
 class Downloads:
-    """A temp folder for files handed to Gradio (which copies them into its cache at once)."""
+    """A temp folder for files handed to Gradio (which copies them into its cache at once), made on first use."""
 
-    folder: Path
+    def __init__(self) -> None:
+        self._folder: Path | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        """The folder (created the first time it is asked for, not when the module is imported)."""
+        with self._lock:
+            if self._folder is None:
+                self._folder = Path(tempfile.mkdtemp(prefix="digitnet-downloads-"))
+            return self._folder
 
     def new_file(self, name: str) -> Path:
         """A fresh path ``<new folder>/<name>``; folders older than DOWNLOAD_KEEP_SECONDS go first."""
@@ -327,7 +337,7 @@ class Downloads:
         return Path(tempfile.mkdtemp(dir=self.folder)) / name
 
 
-DOWNLOADS = Downloads(Path(tempfile.mkdtemp(prefix="digitnet-downloads-")))
+DOWNLOADS = Downloads()
 
 
 def save_digits(ctx: Context, ws: Workspace):

@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Callable
 
 import gradio as gr
@@ -432,15 +432,7 @@ def control(s: Setting, max_epochs: int, interactive: bool) -> gr.components.Com
     return gr.Number(value, precision=0 if s.kind is int else None, **common)
 
 
-@dataclass
-class TrainTab:
-    """The Train tab's live view (what a run's stream updates)."""
-
-    view: list
-    overlay_pick: gr.CheckboxGroup
-
-
-def build(ctx: Context, draw: DrawTab) -> TrainTab:
+def build(ctx: Context, draw: DrawTab) -> None:
     """Create the Train tab's components inside the caller's ``gr.Tab`` and wire its events and API."""
     bind = lambda fn: visitor_handler(fn, ctx)  # noqa: E731
     allow, cap = ctx.allow_training, ctx.max_epochs
@@ -523,7 +515,6 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
     gr.api(bind(train), api_name="train", concurrency_limit=None)
     gr.api(bind(status), api_name="status", concurrency_limit=None)
     gr.api(bind(stop), api_name="stop", concurrency_limit=None)
-    return TrainTab(view=live, overlay_pick=overlay_pick)
 
 
 def runs_frame_empty() -> pd.DataFrame:

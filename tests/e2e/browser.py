@@ -27,7 +27,7 @@ DOC_PNG_MAX_BYTES = 300_000
 PAGE_TIMEOUT_MS = 180_000
 ANSWER_TIMEOUT_MS = 180_000
 
-BLANK_MESSAGE = "Draw a digit"  # app.BLANK_MESSAGE
+BLANK_MESSAGE = "Draw a digit"  # digitnet.ui.common.BLANK_MESSAGE
 SKETCH = "#digit-sketch"  # the Sketchpad's elem_id
 CANVAS = f"{SKETCH} canvas"
 BRUSH_BUTTON = f'{SKETCH} button[aria-label="Brush"]'
