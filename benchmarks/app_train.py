@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if seconds:
             summary[model] = {"median_seconds": statistics.median(seconds), "min": min(seconds), "max": max(seconds)}
             print(f"{model}: median {summary[model]['median_seconds']:.1f} s ({min(seconds):.1f}-{max(seconds):.1f})")
-    record.write(args.json, header, {"runs": runs, "summary": summary, "recipes": FAST_RECIPES})
+    record.write(args.json, header, {"runs": runs, "summary": summary, "recipes": dict(FAST_RECIPES)})
     return 0 if all(r["state"] == "done" for r in runs) else 1
 
 

@@ -267,7 +267,11 @@ def launch_app_process(work: Path, timeout: float, **build_kwargs) -> tuple[subp
     from gradio_client import Client
 
     port = free_port()
-    env = {**os.environ, "DIGITNET_CHECKPOINTS": str(work / "checkpoints"), "DIGITNET_ALLOW_TRAINING": "1"}
+    # Its own Gradio cache: Gradio names cached outputs by their content (the shipped conv1 filters are
+    # the same picture in every app), and an app that shuts down deletes every file it made, so another
+    # app process on this machine (a test run) deleted our Explain images under us: 403 on fetching them.
+    env = {**os.environ, "DIGITNET_CHECKPOINTS": str(work / "checkpoints"), "DIGITNET_ALLOW_TRAINING": "1",
+           "GRADIO_TEMP_DIR": str(work / "gradio-cache")}
     server = subprocess.Popen([sys.executable, "-c", APP_PROCESS, json.dumps(build_kwargs), str(port)], cwd=ROOT,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/"

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from . import data as mdata
 from .checkpoint import DEFAULT_TEMPERATURE, CheckpointError, checkpoint_dir, checkpoint_path, load_model, save_checkpoint
-from .models import MODELS, check_model_name
-from .training import resolve_device
+from .models import MODELS, NUM_CLASSES, check_model_name
+from .system import resolve_device
 
 # The search range of T. Outside it something is wrong with the data rather than the model:
 # T = 0.05 multiplies the logits by 20, T = 20 flattens a 10-logit gap to 0.5.
@@ -41,7 +41,6 @@ GRID_POINTS = 61
 LOG_T_TOLERANCE = 1e-6
 ECE_BINS = 15  # the usual choice in the calibration literature (Guo et al.)
 EVAL_BATCH = 500  # images per forward pass when collecting logits: 2,000 cost a training run ~100 MB more peak memory
-NUM_CLASSES = 10
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 

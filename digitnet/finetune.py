@@ -7,7 +7,7 @@ float32 array in [0, 1] that ``digitnet.preprocess.to_mnist_array`` made of a dr
 writes it to an ``.npz`` the person downloads; ``load_my_digits`` reads one back and
 refuses anything else with a message that says what is wrong.
 
-``FineTuner`` is a ``digitnet.training.TrainingRun`` like the ``Trainer`` (the same loop,
+``FineTuner`` is a ``digitnet.loop.TrainingRun`` like the ``Trainer`` (the same loop,
 progress events, result and checkpoint), so the app's training queue runs it like a
 training run. It starts from the model's current checkpoint and takes a few hundred quick steps
 whose batches mix the person's digits (augmented: a handful of drawings become many)
@@ -46,12 +46,12 @@ import torch.nn.functional as F
 from . import data as mdata
 from .calibrate import fit_split_temperature, validation_split
 from .checkpoint import load_checkpoint, model_from_checkpoint
+from .models import DEFAULT_MODEL, NUM_CLASSES
 from .predict import checkpoint_for
 from .training import (DEVICE_CHOICES, MODEL_CHOICES, Config, TrainingRun, TrainResult, add_test_results, evaluate,
                        setting, supervised_step)
 
 MNIST_SIZE = 28
-NUM_CLASSES = 10
 MAX_MY_DIGITS = 1000  # a person draws tens, not thousands; bounds upload size and fine-tune cost
 # An honest file of MAX_MY_DIGITS float32 images is ~3.2 MB uncompressed; anything that
 # unpacks to far more is not a my-digits file (or is a zip bomb) and is refused unread.
@@ -211,7 +211,7 @@ def load_my_digits(path: str | os.PathLike) -> MyDigits:
 class FineTuneConfig(Config):
     """A fine-tune run. The defaults take 4-15 seconds on two CPU cores (``benchmarks/finetune.py``)."""
 
-    model: str = setting("lenet", "model to fine-tune", choices=MODEL_CHOICES)
+    model: str = setting(DEFAULT_MODEL, "model to fine-tune", choices=MODEL_CHOICES)
     # The recipe below came out of a comparison on two synthetic styles x three models x three
     # draws of 20 digits (benchmarks/RESULTS-explain.md): the style's accuracy rises by 5 to 10
     # points on average in every case, MNIST test drops by at most 0.13 points. The first one

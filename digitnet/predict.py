@@ -26,10 +26,9 @@ import torch.nn as nn
 
 from .detector import DETECTOR, Detector
 from .checkpoint import DEFAULT_TEMPERATURE, SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
-from .models import MODELS, check_model_name
+from .models import DEFAULT_MODEL, MODELS, check_model_name
 from .preprocess import to_mnist_array, to_tensor
 
-DEFAULT_MODEL = "lenet"
 # A drawing whose calibrated top probability is below this is "not sure": the UI shows the two
 # likeliest digits instead of one. Chosen on data by benchmarks/calibration.py's rule: the highest
 # threshold that flags at most 5% of the correctly read drawn VALIDATION digits (mean of the three

@@ -26,7 +26,7 @@ from typing import Callable
 
 from . import data as mdata
 from .finetune import FineTuneConfig, FineTuner, MyDigits
-from .models import DISPLAY_NAMES
+from .models import DISPLAY_NAMES, FAST_RECIPES, SECONDS_PER_IMAGE, STEP_SECONDS
 from .settings import DEFAULT_MAX_EPOCHS, DEFAULT_MAX_QUEUE, DEFAULT_MAX_RUN_SECONDS
 from .training import (BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainingRun, TrainResult, run_steps,
                        usable_cores, visitor_settings)
@@ -45,18 +45,11 @@ SHARED_EVAL_OVERRIDES = ("test_limit",)
 # The parameters a visitor may set (the Train tab's controls and /train's keywords): TrainConfig's
 # visitor settings. Everything else (data slices, threads, device) is the deployment's choice.
 TRAIN_PARAMS = tuple(s.name for s in visitor_settings(TrainConfig))
-# Seconds per training image (one pass) on two cores, used to guess a waiting run's length
-# before any run of that model has finished here; each finished run replaces the guess with
-# what this machine really did. From benchmarks/RESULTS-speed.md: an epoch of 55,000 images
-# takes ~1 s (MLP), ~5 s (CNNNet) and ~3.7 s (LeNet).
-SECONDS_PER_IMAGE = {"mlp": 1.0 / 55_000, "cnnnet": 5.0 / 55_000, "lenet": 3.7 / 55_000}
-# ...at the batch of the model's fast recipe. A step also costs a fixed time whatever its batch (~100
-# operator calls, slicing the batch): LeNet's is ~2 ms at batch 8 on 2 threads (RESULTS-speed.md,
-# "Cost of a LeNet sample by batch"), the MLP's ~1.2 ms (its sample costs at 256, 384 and 512), and a
-# batch-1 LeNet run was seen at 2.5-3 ms a step. So a step of batch B costs STEP_SECONDS + B x the rest
-# of SECONDS_PER_IMAGE: batch 1 is ~40x dearer an image than the recipe's 128, not the same.
-STEP_SECONDS = {"mlp": 1.5e-3, "cnnnet": 3.0e-3, "lenet": 2.5e-3}
-RECIPE_BATCH = {"mlp": 384, "cnnnet": 128, "lenet": 128}  # training.FAST_RECIPES' batch sizes
+# The speed prior (each model's registry entry, models.py): seconds per training image (one pass) on
+# two cores at its fast recipe's batch, and the fixed cost of a step, to guess a waiting run's length
+# before any run of that model has finished here; each finished run replaces the guess with what this
+# machine really did. A step of batch B costs STEP_SECONDS + B x the rest of SECONDS_PER_IMAGE: batch 1
+# is ~40x dearer an image than the recipe's 128, not the same.
 RUN_OVERHEAD_SECONDS = 3.0  # loading MNIST, the test evaluation: paid once per run
 # A run still going at this many times DIGITNET_MAX_RUN_SECONDS is stopped (the estimate that let it
 # in may be off when many visitors draw at once; past this it is not the estimate's noise).
@@ -125,6 +118,7 @@ class RunState:
     finetune: dict | None = None  # a finished fine-tune: personal digits, accuracy before/after, ...
     test_acc: float | None = None
     train_seconds: float | None = None
+    own: tuple | None = None  # (28x28 drawing, its digit) whose probability each validation point gives
 
     @property
     def ended(self) -> bool:
@@ -141,7 +135,7 @@ class Run:
     """One run of one visitor: its request, and its live state behind a lock (copies handed out)."""
 
     def __init__(self, owner: str, number: int, kind: str, model: str, config: dict, epochs: float,
-                 work: Callable[["Run"], TrainingRun] | None = None) -> None:
+                 work: Callable[["Run"], TrainingRun] | None = None, own: tuple | None = None) -> None:
         self.owner = owner
         self.work = work  # builds the Trainer/FineTuner when the worker reaches this run
         self.weights: dict | None = None  # the checkpoint dict of a finished run
@@ -152,7 +146,7 @@ class Run:
         self._ended = threading.Event()
         self._stop = threading.Event()
         self._runner: TrainingRun | None = None
-        self._state = RunState(number=number, kind=kind, model=model, config=config, epochs=epochs)
+        self._state = RunState(number=number, kind=kind, model=model, config=config, epochs=epochs, own=own)
         self.deadline: float | None = None  # seconds of running after which the run is stopped (Scheduler)
         self.overran = False  # stopped for running past the deadline
 
@@ -321,15 +315,18 @@ class Scheduler:
         if not self.allow:
             raise TrainingDisabled("Training is turned off on this deployment (DIGITNET_ALLOW_TRAINING=0).")
 
-    def submit_training(self, owner: str, number: int, **params) -> Run:
-        """Queue a training run for ``owner``; TrainingDisabled, QueueFull or ValueError refuse it."""
+    def submit_training(self, owner: str, number: int, own: tuple | None = None, **params) -> Run:
+        """Queue a training run for ``owner``; TrainingDisabled, QueueFull or ValueError refuse it. ``own``:
+        the visitor's drawing and its digit (``TrainingRun.own``), followed at every validation point."""
         self._check_open()
         cfg = self.training_config(**params)
 
         def work(run: Run) -> TrainingRun:
-            return Trainer(cfg, callback=run.on_event, data_root=self.data_root, save=False)
+            trainer = Trainer(cfg, callback=run.on_event, data_root=self.data_root, save=False)
+            trainer.own = own
+            return trainer
 
-        run = Run(owner, number, "training", cfg.model, asdict(cfg), cfg.epochs, work)
+        run = Run(owner, number, "training", cfg.model, asdict(cfg), cfg.epochs, work, own=own)
         self._check_cost(run)
         return self._enqueue(run)
 
@@ -416,7 +413,7 @@ class Scheduler:
         """A training step of ``batch`` images of ``model`` on this machine: a fixed cost plus a cost an image,
         both from the constants above scaled by what finished runs here measured."""
         fixed = STEP_SECONDS[model]
-        per_image = max(SECONDS_PER_IMAGE[model] - fixed / RECIPE_BATCH[model], 0.0)
+        per_image = max(SECONDS_PER_IMAGE[model] - fixed / FAST_RECIPES[model]["batch_size"], 0.0)
         return self._speed[model] * (fixed + batch * per_image)
 
     def expected_seconds(self, run: Run) -> float:

@@ -37,13 +37,14 @@ from __future__ import annotations
 import base64
 import math
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
 from .detector import build_detector
-from .models import MODELS, check_model_name
+from .models import MODELS, PageLayer, RegistryField, check_model_name
 from .predict import UNSURE_BELOW
 
 SPEC_FORMAT = "digitnet-page-model"
@@ -53,38 +54,12 @@ FLOAT_BITS = 32  # bits=32: plain little-endian float32, exact
 MIN_BITS, MAX_BITS = 8, 24  # fixed point beyond 24 bits gains nothing over float32
 BN_EPS = 1e-5  # nn.BatchNorm1d/2d's default eps, which every model uses
 
-# Each model's layers in forward order: (name, kind, BatchNorm folded into it or None, conv padding,
-# pool after it, ReLU after it). digitnet.models is the reference; tests/test_webmodel.py checks
-# every layer's shape against the state_dict and tests/e2e/test_inpage_math.py every output.
-LAYERS: dict[str, tuple[tuple[str, str, str | None, int, bool, bool], ...]] = {
-    "mlp": (
-        ("fc1", "linear", "bn1", 0, False, True),  # 784 -> 300
-        ("fc2", "linear", "bn2", 0, False, True),  # 300 -> 100
-        ("out", "linear", None, 0, False, False),  # 100 -> 10 logits
-    ),
-    "cnnnet": (
-        ("conv1", "conv", "bn1", 0, True, True),  # (16, 12, 12)
-        ("conv2", "conv", "bn2", 0, True, True),  # (30, 4, 4)
-        ("fc1", "linear", None, 0, False, True),  # 480 -> 100
-        ("fc2", "linear", None, 0, False, False),  # 100 -> 10 logits
-    ),
-    "lenet": (
-        ("conv1", "conv", "bn1", 2, True, True),  # (6, 14, 14)
-        ("conv2", "conv", "bn2", 0, True, True),  # (16, 5, 5)
-        ("fc1", "linear", None, 0, False, True),  # 400 -> 120
-        ("fc2", "linear", None, 0, False, True),  # 120 -> 84
-        ("fc3", "linear", None, 0, False, False),  # 84 -> 10 logits
-    ),
-}
-
-
-# Where each hidden layer's output comes from in the PyTorch model: that module's output, then ReLU
-# (the models apply F.relu, which has no module): what ``DigitNet.model(spec).run(x).layers`` holds.
-PROBES: dict[str, dict[str, str]] = {
-    "mlp": {"fc1": "bn1", "fc2": "bn2"},
-    "cnnnet": {"conv1": "pool1", "conv2": "pool2", "fc1": "fc1"},
-    "lenet": {"conv1": "pool1", "conv2": "pool2", "fc1": "fc1", "fc2": "fc2"},
-}
+# Each model's layers in forward order, and where each hidden layer's output comes from in the PyTorch
+# model (what ``DigitNet.model(spec).run(x).layers`` holds): its registry entry's page_layers and
+# page_probes (models.py). tests/test_webmodel.py checks every layer's shape against the state_dict
+# and tests/e2e/test_inpage_math.py every output.
+LAYERS: Mapping[str, tuple[PageLayer, ...]] = RegistryField("page_layers")
+PROBES: Mapping[str, dict[str, str]] = RegistryField("page_probes")
 
 
 def torch_layer_outputs(model: torch.nn.Module, arch: str, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

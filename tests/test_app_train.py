@@ -186,12 +186,15 @@ def replay(values: list[dict]) -> dict:
                      "val": list(v["series"][0]["val"]) if v["series"] else [], "answers": [], "probe": v["probe"]}
             if v["probe"] and v["probe"]["answers"]:
                 shown["answers"].append(v["probe"]["answers"])
+            shown["own"] = list(v["probe"]["own"]["probs"]) if v["probe"] and v["probe"]["own"] else None
             continue
         assert v["add"]["loss_from"] == len(shown["loss"]) and v["add"]["val_from"] == len(shown["val"])  # only new
         shown["loss"] += v["add"]["loss"]
         shown["val"] += v["add"]["val"]
         if "answers" in v:
             shown["answers"].append(v["answers"])
+        if "own" in v:
+            shown["own"] = v["own"]
     return shown
 
 
@@ -202,7 +205,11 @@ def test_the_live_view_streams_only_new_points_to_the_runs_owner(served_app, idl
     ws = ctx.visitors.get("watcher")
     # Batch 16: 250 steps, about two seconds on an idle machine, so that several looks of the stream see it
     # run (at batch 128 the whole run fitted between two of them).
-    run = ws.train(model="lenet", epochs=2, batch_size=16)
+    seven = np.zeros((28, 28), np.float32)
+    seven[5:8, 6:22] = 1
+    for row in range(8, 24):  # the stem, leaning left
+        seven[row, 19 - (row - 8) // 2: 22 - (row - 8) // 2] = 1
+    run = ws.train(model="lenet", epochs=2, batch_size=16, own=(seven, 7))  # the visitor's last drawing
     assert gate.entered.wait(WAIT)  # running, held at its first batch: the stream cannot miss it
 
     async def collect():
@@ -227,12 +234,16 @@ def test_the_live_view_streams_only_new_points_to_the_runs_owner(served_app, idl
     labels = shown["probe"]["labels"]
     assert len(shown["probe"]["images"]) == len(labels) == 16
     assert len(shown["answers"]) >= 2 and shown["answers"][0] != shown["answers"][-1]  # the grid changed
+    # Beside the grid, the visitor's drawing: the model's probability for a 7 at every point, as /status has it.
+    assert shown["probe"]["own"]["digit"] == 7 and shown["probe"]["own"]["image"].startswith("data:image/png")
+    assert shown["own"] == [h["own"] for h in status["history"]] and len(shown["own"]) == 12
+    assert all(0 <= p <= 1 for p in shown["own"]) and shown["own"][-1] > shown["own"][0]
     final = updates[-1]
     (status_md, live, results, figure, gallery, runs, ticks, overlay, form_msg, teach, weights_md, weights_pick,
      download, page) = final
     assert "test accuracy" in results and figure is not None and len(gallery) > 0
-    assert all(re.fullmatch(r"\d read as \d · \d+%", caption) for _, caption in gallery)
-    assert list(runs["run"]) == [1] and list(runs["state"]) == ["done"]
+    assert all(re.fullmatch(r"\d → \d · \d+%", caption) for _, caption in gallery)
+    assert list(runs["#"]) == [1] and list(runs["state"]) == ["done"]
     assert ticks.value == ["1"] and len(overlay["series"]) == 1 and len(overlay["series"][0]["val"]) == 12
     assert form_msg == ""  # "Your run 1: LeNet is training." is out of date
     assert weights_md.startswith("**LeNet**: your run 1, ") and weights_pick.value == "1"
@@ -256,7 +267,7 @@ def test_overlay_compares_the_visitors_runs(served_app, idle_queue):
     assert train_tab.overlay_value(ws, [])["series"] == []
     assert train_tab.default_overlay(ws, ["1"]) == ["1", "2"]  # the latest run joins the visitor's ticks
     table = train_tab.runs_frame(ws)
-    assert list(table["run"]) == [2, 1] and all(table["test acc"].str.endswith("%"))
+    assert list(table["#"]) == [2, 1] and all(table["test"].str.endswith("%"))
     assert "2 ep · sgd lr 0.01 · step" in table["settings"][0]  # which run is which
 
 
@@ -317,3 +328,17 @@ def test_the_seed_article_preset_queues_the_seed_articles_recipe(served_app, idl
     ws.stop()
     fast = dict(zip((c.name for c in train_tab.PRESET), train_tab.fast_preset(ctx, "lenet")))
     assert fast["label_smoothing"] == 0.1  # part of the fast recipe
+
+
+def test_the_drawing_the_page_hands_to_a_run_is_checked():
+    """train.own_drawing: the page's 28x28 and its digit, or nothing (the run then follows no drawing)."""
+    x = np.zeros(784)
+    x[300:320] = 0.8
+    image, digit = train_tab.own_drawing(json.dumps({"x": x.tolist(), "digit": 3}))
+    assert digit == 3 and image.shape == (28, 28) and image.max() == np.float32(0.8)
+    bad = [None, "", "null", "not json", json.dumps({"x": x.tolist()}), json.dumps({"x": x[:100].tolist(), "digit": 3}),
+           json.dumps({"x": (x * 300).tolist(), "digit": 3}), json.dumps({"x": np.zeros(784).tolist(), "digit": 3}),
+           json.dumps({"x": x.tolist(), "digit": 10}), json.dumps({"x": x.tolist(), "digit": "3"}),
+           json.dumps({"x": x.tolist(), "digit": True}), json.dumps({"x": ["a"] * 784, "digit": 3}),
+           json.dumps({"x": x.tolist(), "digit": 3, "pad": "." * 70_000})]
+    assert [train_tab.own_drawing(v) for v in bad] == [None] * len(bad)

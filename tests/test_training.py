@@ -4,12 +4,13 @@ import copy
 import math
 import threading
 
+import numpy as np
 import pytest
 import torch
 
 from digitnet import data as mdata
 from digitnet.checkpoint import load_model
-from digitnet import training
+from digitnet import loop, system, training
 from digitnet.training import BatchProgress, EpochMetrics, TrainConfig, Trainer, TrainResult, usable_cores
 
 SMALL = dict(train_limit=3000, val_size=500, test_limit=1000, batch_size=100, log_every=5)
@@ -196,14 +197,14 @@ def test_seed_recipe_preset_is_the_articles():
 def test_usable_cores_follows_the_containers_quota_not_the_hosts_core_count(tmp_path, monkeypatch, files, expected):
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    monkeypatch.setattr(training, "CGROUP_CPU_QUOTA_FILES", (
+    monkeypatch.setattr(system, "CGROUP_CPU_QUOTA_FILES", (
         (str(tmp_path / "cpu.max"), None), (str(tmp_path / "quota"), str(tmp_path / "period"))))
-    monkeypatch.setattr(training.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(system.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     assert usable_cores() == expected
 
 
 def test_training_uses_every_usable_core_by_default(monkeypatch):
-    monkeypatch.setattr(training, "usable_cores", lambda: 3)  # a count torch would not pick by itself here
+    monkeypatch.setattr(loop, "usable_cores", lambda: 3)  # a count torch would not pick by itself here
     seen = []
     cfg = TrainConfig(model="mlp", epochs=1, batch_size=64, train_limit=256, val_size=64, test_limit=64)
     assert cfg.threads == 0
@@ -329,6 +330,25 @@ def test_a_long_run_validates_at_every_epoch_end():
     result = Trainer(small_config(epochs=13, train_limit=200, batch_size=100), save=False).run()
     assert [m.epoch for m in result.history] == list(range(1, 14))
     assert all(m.epoch_end for m in result.history)
+
+
+def test_the_visitors_own_drawing_is_followed_at_every_validation_point():
+    """TrainingRun.own: the model's probability for the drawing's digit at each point, as the model computes it."""
+    test = mdata.load_mnist()
+    index = int((test.test_labels == 7).nonzero()[0])  # the first 7 of the test set
+    image = test.test_images[index].numpy().astype(np.float32) / 255
+    trainer = Trainer(small_config(model="lenet", epochs=1), save=False)
+    trainer.own = (image, 7)
+    result = trainer.run()
+    own = [m.own for m in result.history]
+    assert len(own) == len(result.history) >= 2 and all(0 <= p <= 1 for p in own)
+    assert own[-1] > own[0] and own[-1] > 0.5  # a random start is unsure; one epoch on 3,000 images reads the 7
+    trainer.model.eval()
+    with torch.inference_mode():
+        p7 = torch.softmax(trainer.model(mdata.normalize(test.test_images[index:index + 1])), dim=1)[0, 7]
+    assert abs(float(p7) - own[-1]) < 1e-5
+    plain = Trainer(small_config(model="mlp", epochs=1), save=False).run()
+    assert all(m.own is None for m in plain.history)  # no drawing, nothing followed
 
 
 def test_the_probe_digits_answers_change_as_the_model_learns_and_are_the_models_own():

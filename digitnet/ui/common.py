@@ -18,13 +18,13 @@ import gradio as gr
 import numpy as np
 
 from ..explain import upscale
+from ..models import DEFAULT_MODEL  # noqa: F401  (the tabs import it from here)
 from .. import training
 from ..scheduler import Scheduler
 from ..visitors import Visitors
 from ..workspace import Workspace
 
 MODEL_CHOICES = list(training.MODEL_CHOICES)  # (shown, API value)
-DEFAULT_MODEL = "lenet"
 BLANK_MESSAGE = "Draw a digit"  # what a blank pad shows instead of a guess
 NO_DRAWING_MESSAGE = "Draw a digit (or upload a photo) first."
 STATE_ICONS = {"idle": "💤", "queued": "🕒", "running": "⏳", "done": "✅", "stopped": "⏹️", "error": "❌"}

@@ -26,6 +26,7 @@ import math
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 from PIL import Image
 
 from .. import data as mdata
@@ -89,6 +90,9 @@ CSS_TEMPLATE = """
 & .curves-probe-grid figcaption { font-weight: 700; font-size: 14px; }
 & .curves-probe-grid .right figcaption { color: #16a34a; }
 & .curves-probe-grid .wrong figcaption { color: #dc2626; }
+& .curves-own { margin: 6px 0 0 0; display: flex; gap: 8px; align-items: center; }
+& .curves-own img { width: 48px; border: 2px solid #6366f1; border-radius: 6px; image-rendering: pixelated; }
+& .curves-own figcaption { font-weight: 600; }
 """
 
 
@@ -140,6 +144,26 @@ def load_seed_curves(path: str = str(SEED_CURVES_JSON)) -> dict:
     return out
 
 
+def png_url(image: np.ndarray) -> str:
+    """A 28x28 (ink 1 on 0) as a PNG data URL, dark ink on white like the page's digits."""
+    buf = io.BytesIO()
+    Image.fromarray((255 - np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def own_probs(s: RunState) -> list:
+    """The model's probability for the visitor's drawing's digit at each validation point so far."""
+    return [_num(h.get("own")) for h in s.history]
+
+
+def own_value(s: RunState) -> dict | None:
+    """The visitor's own drawing beside the test digits: its picture, its digit and the probabilities so far."""
+    if not s.own:
+        return None
+    image, digit = s.own
+    return {"image": png_url(image), "digit": digit, "probs": own_probs(s)}
+
+
 @functools.lru_cache(maxsize=4)
 def probe_images(data_root: str | None = None) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """The ``PROBE_INDICES`` test digits as PNG data URLs, and their labels (empty without MNIST)."""
@@ -147,11 +171,7 @@ def probe_images(data_root: str | None = None) -> tuple[tuple[str, ...], tuple[i
         mnist = mdata.load_mnist(data_root)
     except Exception:  # no MNIST here (training off): no grid  # noqa: BLE001
         return (), ()
-    urls = []
-    for i in PROBE_INDICES:
-        buf = io.BytesIO()
-        Image.fromarray(255 - mnist.test_images[i].numpy()).save(buf, format="PNG")  # dark ink on white
-        urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+    urls = [png_url(mnist.test_images[i].numpy() / 255) for i in PROBE_INDICES]
     return tuple(urls), tuple(int(mnist.test_labels[i]) for i in PROBE_INDICES)
 
 
@@ -226,6 +246,7 @@ class LiveFeed:
         self.run_key = None
         self.loss_sent = self.val_sent = 0
         self.answers = None
+        self.own = None
 
     def update(self, run_key, s: RunState | None, position: int | None = None,
                starts_in: float | None = None) -> dict:
@@ -239,7 +260,8 @@ class LiveFeed:
             self.run_key = run_key
             images, labels = probe_images(self.data_root) if s.kind != "upload" else ((), ())
             value = reset_value([run_series(s)], [s.model], progress=progress, caption=captions(s),
-                                probe={"images": list(images), "labels": list(labels), "answers": answers})
+                                probe={"images": list(images), "labels": list(labels), "answers": answers,
+                                       "own": own_value(s)})
         else:
             loss, val = loss_points(s), val_points(s)
             value = {"seq": next(_SEQ), "add": {"loss": loss[self.loss_sent:], "loss_from": self.loss_sent,
@@ -247,7 +269,10 @@ class LiveFeed:
                      "progress": progress, "caption": captions(s)}
             if answers is not None and answers != self.answers:
                 value["answers"] = answers
+            if s.own and own_probs(s) != self.own:
+                value["own"] = own_probs(s)
         self.loss_sent, self.val_sent, self.answers = len(s.loss_points), len(s.history), answers
+        self.own = own_probs(s) if s.own else None
         return value
 
 

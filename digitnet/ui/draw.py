@@ -62,6 +62,17 @@ CSS = """
   .gradio-container { padding-top: 4px !important; }
   #intro h1 { font-size: 1.25rem; }
   #intro p { font-size: 0.9rem; line-height: 1.25; }
+  /* The Train tab's results on a phone: the mistakes' three columns fit the screen, with their short
+     captions whole, and the runs table (its column widths in train.py) uses the page's font, small,
+     broken between words. */
+  #misclassified .grid-container { grid-template-columns: repeat(3, minmax(0, 1fr)) !important; }
+  #misclassified .caption-label { font-size: 12px; max-width: 100%; }
+  #runs-table th, #runs-table th *, #runs-table .virtual-row, #runs-table .virtual-row * {
+    font-family: var(--font) !important; font-size: 12px !important;
+    white-space: normal !important; word-break: normal !important; overflow-wrap: anywhere !important; }
+  #runs-table th, #runs-table th * { overflow-wrap: normal !important; padding-left: 2px !important;
+    padding-right: 2px !important; }
+  #runs-table .cell-menu-button { display: none !important; }  /* its sort menu: room for the headings */
 }
 """
 
@@ -371,7 +382,8 @@ class DrawTab:
 
 # Client-side only (no request): a changed drawing clears the stale "Why this answer?" and
 # pre-fills "That was a ..." with the page's answer; the model radio picks the page's answer.
-ON_DRAWING_JS = """() => {
+ON_DRAWING_JS = """async () => {
+  if (window.DigitNetPad) await window.DigitNetPad.settled();  // a random digit or photo: read first
   const a = window.DigitNetAnswer && window.DigitNetAnswer.latest();
   return [%r, null, null, null, a ? String(a.digit) : null];
 }"""

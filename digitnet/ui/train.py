@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import shutil
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -22,9 +23,10 @@ from matplotlib.figure import Figure
 
 from ..checkpoint import SHIPPED_DIR, CheckpointError
 from ..preprocess import ImageError, uploaded_path
-from ..models import DISPLAY_NAMES
+from ..models import DEFAULT_MODEL, DISPLAY_NAMES
 from ..scheduler import QueueFull, Run, RunState, TrainingDisabled
-from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
+from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, visitor_settings
+from .gallery import misclassified_images
 from ..workspace import AlreadyTraining, Workspace, run_status
 from . import curves
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
@@ -118,6 +120,12 @@ def settings_text(s: RunState) -> str:
     return text
 
 
+# The run table's columns and their shares of its width, so that the whole table fits a phone's 390 px
+# (the settings wrap; "#" is the run's number, "test" its test accuracy).
+RUNS_COLUMNS = ["#", "model", "settings", "state", "test", "time"]
+RUNS_COLUMN_WIDTHS = ["8%", "19%", "26%", "17%", "15%", "15%"]
+
+
 def runs_frame(ws: Workspace) -> pd.DataFrame:
     """The visitor's run history: one row per run, newest first."""
     rows = []
@@ -125,7 +133,7 @@ def runs_frame(ws: Workspace) -> pd.DataFrame:
         s = run.snapshot()
         time_text = "" if s.train_seconds is None else f"{s.train_seconds:.0f} s"
         rows.append((s.number, DISPLAY_NAMES[s.model], settings_text(s), s.state, percent(s.test_acc), time_text))
-    return pd.DataFrame(rows, columns=["run", "model", "settings", "state", "test acc", "time"])
+    return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
 def overlay_choices(ws: Workspace) -> list[tuple[str, str]]:
@@ -159,14 +167,17 @@ def default_overlay(ws: Workspace, selected: list[str] | None) -> list[str]:
 def with_form_parameters(fn: Callable) -> Callable:
     """Give ``fn(ctx, ws, *values, **params)`` the form's settings as its visible parameters (names,
     TrainConfig's defaults and types): Gradio counts them to pass the form's values, and ``gr.api``
-    documents them as ``/train``'s keywords."""
+    documents them as ``/train``'s keywords. Parameters ``fn`` names between ``ws`` and ``*values`` come first."""
+    lead = [p for p in list(inspect.signature(fn).parameters.values())[2:] if p.kind == p.POSITIONAL_OR_KEYWORD]
     fn.__signature__ = inspect.Signature([
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context),
         inspect.Parameter("ws", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Workspace),
+        *lead,
         *(inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation(s),
                             default=inspect.Parameter.empty if s.required else s.default) for s in FORM),
     ], return_annotation=fn.__annotations__.get("return", inspect.Signature.empty))
-    fn.__annotations__ = {"ctx": Context, "ws": Workspace, **{s.name: annotation(s) for s in FORM},
+    fn.__annotations__ = {"ctx": Context, "ws": Workspace, **{p.name: p.annotation for p in lead},
+                          **{s.name: annotation(s) for s in FORM},
                           **{k: v for k, v in fn.__annotations__.items() if k == "return"}}
     return fn
 
@@ -197,6 +208,37 @@ def train_click(ctx: Context, ws: Workspace, *values, **params) -> str:
     return f"Queued as your {run.snapshot().title()} (number {position} in the queue)."
 
 
+# The Train button hands over the visitor's last drawing as the page read it (answer.js), to follow during the run.
+OWN_DRAWING_JS = """(own, ...form) => {
+  const a = window.DigitNetAnswer, x = a && a.seen(), answer = a && a.latest();
+  return [x && answer && answer.digit !== null ? JSON.stringify({x, digit: answer.digit}) : '', ...form];
+}"""
+OWN_DRAWING_MAX_CHARS = 64_000  # 784 numbers as JSON take ~16,000
+
+
+def own_drawing(value: str | None) -> tuple[np.ndarray, int] | None:
+    """The page's drawing, ``{"x": 784 numbers in 0..1, "digit": 0-9}`` as JSON, as (28x28, digit); None for
+    anything else (no drawing, a blank one, a malformed or oversized value): the run then just has no strip."""
+    if not isinstance(value, str) or not value or len(value) > OWN_DRAWING_MAX_CHARS:
+        return None
+    try:
+        d = json.loads(value)
+        x, digit = np.asarray(d["x"], dtype=np.float32), d["digit"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if x.shape != (784,) or not np.isfinite(x).all() or x.min() < 0 or x.max() > 1 or x.max() == 0:
+        return None
+    if not isinstance(digit, int) or isinstance(digit, bool) or not 0 <= digit <= 9:
+        return None
+    return x.reshape(28, 28), digit
+
+
+@with_form_parameters
+def train_click_drawing(ctx: Context, ws: Workspace, own: str | None, *values) -> str:
+    """The Train button with the visitor's last drawing, which the run's view follows beside the test digits."""
+    return train_click(ctx, ws, *values, own=own_drawing(own))
+
+
 def stop_click(ctx: Context, ws: Workspace) -> str:
     """The Stop button: take the visitor's run out of the queue, or stop it before its next batch."""
     s = ws.stop()
@@ -219,7 +261,7 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.L
         done = (gr.skip(),) * 3
     elif s is not None and s.state == "done" and s.result is not None and s.result.confusion:
         shown = zip(misclassified_images(s.result, ctx.data_root, MISCLASSIFIED_SHOWN), s.result.misclassified)
-        gallery = [(enlarge(img, GALLERY_SCALE), f"{m['true']} read as {m['pred']} · {m['prob']:.0%}")
+        gallery = [(enlarge(img, GALLERY_SCALE), f"{m['true']} → {m['pred']} · {m['prob']:.0%}")
                    for (img, _), m in shown]
         done = (results_markdown(s), confusion_image(s.result.confusion), gallery)
     else:
@@ -231,7 +273,7 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.L
             overlay_value(ws, ticked))
 
 
-async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: str, train_model: str = "lenet"):
+async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: str, train_model: str = DEFAULT_MODEL):
     """Stream the visitor's latest run to their tab until it ends (server-side checks, no polling by the tab).
 
     Each update carries the run's new points only; the run table and the overlay are redrawn when the
@@ -414,7 +456,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
             with gr.Row():
                 fast_btn = gr.Button("Fast recipe", size="sm", interactive=allow)
                 seed_btn = gr.Button("The seed article's recipe", size="sm", interactive=allow)
-            recipe_md = gr.Markdown(recipe_note(ctx, "lenet", False), elem_id="recipe-note")
+            recipe_md = gr.Markdown(recipe_note(ctx, DEFAULT_MODEL, False), elem_id="recipe-note")
             with gr.Row():
                 train_btn = gr.Button("Train", variant="primary", interactive=allow)
                 stop_btn = gr.Button("Stop", variant="stop", interactive=allow)
@@ -433,12 +475,12 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
                 # No label over the picture: its own title names it (a label covered the title).
                 confusion = gr.Image(show_label=False, interactive=False, buttons=["download"], format="png",
                                      elem_id="confusion")
-                # Three columns and short captions ("4 read as 9 · 87%") fit a phone's width.
-                gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified", columns=3, height=480,
+                # Three columns and short captions ("4 → 9 · 87%") fit a phone's width.
+                gallery = gr.Gallery(label="Most confident mistakes: true digit → read as · how sure", elem_id="misclassified", columns=3, height=480,
                                      object_fit="contain")
     with gr.Accordion("Your runs: compare their curves", open=True):
         runs_df = gr.Dataframe(runs_frame_empty(), label="Your runs (newest first)", interactive=False, wrap=True,
-                               elem_id="runs-table", max_height=300)
+                               elem_id="runs-table", max_height=300, column_widths=RUNS_COLUMN_WIDTHS)
         overlay_pick = gr.CheckboxGroup([], value=[], label="Overlay these runs", elem_id="overlay-pick")
         overlay = curves.curves_component("overlay-curves", seed=curves.load_seed_curves(),
                                           value=curves.overlay_value([]))
@@ -446,7 +488,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
         gr.Markdown("Download the weights your drawings use for the model selected on the left (the same "
                     "checkpoint format as the shipped ones), or load a checkpoint file saved earlier.")
         with gr.Row():
-            download_btn = gr.DownloadButton("Download these weights", value=shipped_download("lenet"),
+            download_btn = gr.DownloadButton("Download these weights", value=shipped_download(DEFAULT_MODEL),
                                              elem_id="download-weights")
             upload_btn = gr.UploadButton("Load weights from a file", file_types=[".pt"], type="filepath")
         weights_msg = gr.Markdown()
@@ -468,7 +510,9 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
                              show_progress="hidden", **private)
     watching = bind(watch)
     watch_inputs = [overlay_pick, draw.model, controls["model"]]
-    train_btn.click(bind(train_click), form, form_msg, concurrency_limit=None, **private).then(
+    own_box = gr.Textbox(visible=False, elem_id="own-drawing")  # filled by OWN_DRAWING_JS at the click
+    train_btn.click(bind(train_click_drawing), [own_box, *form], form_msg, js=OWN_DRAWING_JS, concurrency_limit=None,
+                    **private).then(
         watching, watch_inputs, live, **stream)
     draw.finetune_event.then(watching, watch_inputs, live, **stream)
     stop_btn.click(bind(stop_click), None, form_msg, concurrency_limit=None, **private)
@@ -484,4 +528,4 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
 
 def runs_frame_empty() -> pd.DataFrame:
     """The run table's columns, no rows."""
-    return pd.DataFrame(columns=["run", "model", "settings", "state", "test acc", "time"])
+    return pd.DataFrame(columns=RUNS_COLUMNS)

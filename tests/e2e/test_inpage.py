@@ -213,6 +213,10 @@ def test_what_a_newcomer_sees_stays_in_step_with_the_pad(browser, app_server, mn
                 break
             page.wait_for_timeout(100)
         assert corr > 0.9, f"the page never read MNIST test digit #{index} (correlation {corr:.2f})"
+        # ...and "That was a ..." moves to the page's answer for that digit, not the 1 drawn before.
+        digit = page.evaluate("() => window.DigitNetAnswer.latest().digit")
+        if digit != 1:
+            expect(page.locator(f"#truth input[value='{digit}']")).to_be_checked(timeout=ANSWER_TIMEOUT_MS)
         # "Shipped weights for all three" is not the dropdown's "shipped" again.
         expect(page.locator("#all-shipped")).to_have_text("Shipped weights for all three")
     finally:

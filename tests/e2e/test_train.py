@@ -36,9 +36,9 @@ OVERLAY = "#overlay-curves .curves"
 TICK_LABEL = re.compile(r"^-?\d+(\.\d{1,2})?$")  # at most 2 decimals
 
 
-def open_train_tab(browser, url: str):
+def open_train_tab(browser, url: str, **context_options):
     """A new visitor (own browser context, own session) on the Train tab: (context, page)."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(**(context_options or {"viewport": VIEWPORT}))
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     page.goto(url)
@@ -333,6 +333,65 @@ def test_the_fast_recipe_follows_the_model_until_the_visitor_changes_it(browser,
         expect(batch).to_have_value("128")
         expect(lr).to_have_value("0.015")
     finally:
+        context.close()
+
+
+def test_a_phone_shows_a_finished_run_whole(browser, app_server):
+    """390x844: the run table, the mistakes and their captions fit the screen, nothing cut off."""
+    from .test_pad import PHONE
+
+    context, page = open_train_tab(browser, app_server.url, **PHONE)
+    try:
+        start(page, epochs=1)
+        watch(page, lambda s: s[0] not in ("queued", "running"))
+        assert re.search(r"^1\s+LeNet\s+1 ep .*\s+done\s+\d+\.\d\d%\s+\d+ s$", run_rows(page, 1)[0])
+        expect(page.locator("#misclassified .caption-label").first).to_be_visible()
+        cut = page.evaluate("""() => {
+          const width = window.innerWidth, out = [];
+          const box = (e) => e.getBoundingClientRect();
+          const table = document.querySelector('#runs-table table'), frame = document.querySelector('#runs-table');
+          for (const row of document.querySelectorAll('#runs-table .virtual-row'))
+            if (box(row).right > box(frame).right + 1) out.push(['runs row', box(row).right, box(frame).right]);
+          if (box(table).right > box(frame).right + 1) out.push(['runs table', box(table).right, box(frame).right]);
+          // The visible cells (Gradio's table also keeps a hidden one to size its columns).
+          for (const e of document.querySelectorAll('#runs-table .virtual-row span.text, #runs-table th span.header, #misclassified .caption-label'))
+            if (e.scrollWidth > e.clientWidth + 1) out.push(['text cut', e.textContent, e.scrollWidth, e.clientWidth]);
+          for (const e of document.querySelectorAll('#misclassified .gallery-item, #runs-table, #train-curves'))
+            if (box(e).left < 0 || box(e).right > width) out.push(['off screen', e.className, box(e).left, box(e).right]);
+          return out;
+        }""")
+        assert cut == [], cut
+        assert re.fullmatch(r"\d → \d · \d+%", page.locator("#misclassified .caption-label").first.inner_text())
+        page.locator("#runs-table").scroll_into_view_if_needed()
+        screenshot(page, "train-phone")
+    finally:
+        app_server.wait_idle()
+        context.close()
+
+
+def test_a_run_follows_the_visitors_last_drawing(browser, app_server):
+    """Beside the test digits: the 7 the visitor drew, with the model's probability for a 7 at every point."""
+    from .browser import ANSWER_TIMEOUT_MS, PAD_CANVAS, SEVEN, answer, mouse_draw
+    from .test_pad import open_pad
+
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = open_pad(context, app_server.url)
+        mouse_draw(page, SEVEN, PAD_CANVAS)
+        expect(answer(page)).to_have_attribute("data-label", "7", timeout=ANSWER_TIMEOUT_MS)
+        page.get_by_role("tab", name="Train").click()
+        start(page, epochs=1, batch_size=LONG_BATCH)  # 125 steps: 12 validation points
+        watch(page, lambda s: s[0] not in ("queued", "running"))
+        wait_for_points(page, lambda: len(chart_data(page).get("ownProbs", "").split()), 12)
+        probs = [int(p) for p in chart_data(page)["ownProbs"].split()]
+        assert len(probs) == 12 and all(0 <= p <= 100 for p in probs) and probs[-1] > probs[0], probs
+        caption = page.locator("#train-curves .curves-own figcaption").inner_text()
+        assert caption.startswith("your 7: ") and caption.endswith(f" → {probs[-1]}%"), caption
+        expect(page.locator("#train-curves .curves-own img")).to_have_attribute("alt", "your drawing of a 7")
+        page.locator("#train-curves .curves-own").scroll_into_view_if_needed()
+        screenshot(page, "train-own")
+    finally:
+        app_server.wait_idle()
         context.close()
 
 

@@ -240,6 +240,27 @@ function drawProbe() {
   root.dataset.probeAnswers = pr.answers ? pr.answers.join('') : '';
   root.dataset.probeRight = String(right);
   probeBox.append(title, grid);
+  drawOwn(pr.own);
+}
+
+// The visitor's own last drawing (from the Draw tab), with the model's probability for its digit as it
+// learns: "your 7: 12% → 64% → 98%".
+function drawOwn(own) {
+  const probs = own ? own.probs.filter((p) => p !== null) : [];
+  root.dataset.ownProbs = probs.map((p) => Math.round(100 * p)).join(' ');
+  if (!own) return;
+  const box = document.createElement('figure');
+  box.className = 'curves-own';
+  const img = document.createElement('img');
+  img.src = own.image;
+  img.alt = 'your drawing of a ' + own.digit;
+  const cap = document.createElement('figcaption');
+  // At most five, evenly spaced from the first to the latest, so the climb shows.
+  const shown = probs.length > 5 ? [0, 1, 2, 3, 4].map((i) => probs[Math.round(i * (probs.length - 1) / 4)]) : probs;
+  const words = shown.map((p) => Math.round(100 * p) + '%');
+  cap.textContent = 'your ' + own.digit + ': ' + (words.length ? words.join(' → ') : 'waiting for the first validation point');
+  box.append(img, cap);
+  probeBox.appendChild(box);
 }
 
 function render() {
@@ -275,6 +296,7 @@ function apply(v) {
     }
     if ('progress' in v) state.progress = v.progress;
     if (v.answers && state.probe) state.probe.answers = v.answers;
+    if (v.own && state.probe && state.probe.own) state.probe.own.probs = v.own;
     if (v.caption) state.caption = v.caption;
   }
   render();

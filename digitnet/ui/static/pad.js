@@ -15,6 +15,8 @@
 (function () {
   'use strict';
 
+  const loading = new Set();  // server-set pictures still being decoded, on every pad
+
   function mount(element, props, trigger, watch) {
     const SIDE = props.payload_side;
     const BRUSH = props.brush_fraction;  // brush radius / pad side
@@ -224,18 +226,32 @@
         return;
       }
       const image = new Image();
-      image.onload = () => {
-        if (sent !== v) return;  // another value came meanwhile
-        picture = image;
-        paint(screen, canvas.width);
-        refresh();
-        emit('server');
-      };
+      // Gradio fires the pad's "change" at once, before the picture is decoded and read:
+      // settled() lets its listeners wait for the page's answer to this picture.
+      const decoded = new Promise((resolve) => {
+        image.onload = () => {
+          if (sent === v) {  // else another value came meanwhile
+            picture = image;
+            paint(screen, canvas.width);
+            refresh();
+            emit('server');
+          }
+          resolve();
+        };
+        image.onerror = resolve;
+      });
+      loading.add(decoded);
+      decoded.then(() => loading.delete(decoded));
       image.src = v;
     });
 
     refresh();
   }
 
-  window.DigitNetPad = { mount };
+  // Resolves once every picture the server set has been decoded and its ink sent to the listeners.
+  async function settled() {
+    while (loading.size) await Promise.all([...loading]);
+  }
+
+  window.DigitNetPad = { mount, settled };
 })();
