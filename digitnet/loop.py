@@ -34,12 +34,21 @@ def run_steps(epochs: float, steps_per_epoch: int) -> int:
 
 
 
+def training_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0,
+                  softmax_before_loss: bool = False) -> torch.Tensor:
+    """Cross-entropy of the logits; with ``softmax_before_loss``, the seed article's mistake: cross-entropy of
+    the *probabilities* (``CrossEntropyLoss`` applies log-softmax again, so the loss can never fall below
+    ~1.46 and its gradients shrink as the model grows sure)."""
+    return F.cross_entropy(torch.softmax(logits, dim=1) if softmax_before_loss else logits, y,
+                           label_smoothing=label_smoothing)
+
+
 def supervised_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                     label_smoothing: float = 0.0, extra_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on a batch: cross-entropy (plus ``extra_loss(logits)``); return (loss, logits), detached."""
+                    softmax_before_loss: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch: ``training_loss`` (plus ``extra_loss(logits)``); return (loss, logits), detached."""
     logits = model(x)
-    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    loss = training_loss(logits, y, label_smoothing, softmax_before_loss)
     if extra_loss is not None:
         loss = loss + extra_loss(logits)
     optimizer.zero_grad(set_to_none=True)

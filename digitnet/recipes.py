@@ -65,6 +65,12 @@ class TrainConfig(Config):
                              visitor=True, advanced=True)
     gamma: float = setting(0.5, "StepLR: decay factor (the seed: 0.5)", label="StepLR gamma", lo=0, lo_open=True,
                            hi=1, visitor=True, advanced=True)
+    # The seed article's two mistakes that still run, as switches (off: they cost accuracy and time,
+    # benchmarks/seed_mistakes.py measures how much); the Train tab folds them under their own heading.
+    softmax_before_loss: bool = setting(False, "the seed's mistake: softmax before CrossEntropyLoss (which applies "
+                                        "log-softmax again)", label="softmax before the loss", visitor=True)
+    hflip: bool = setting(False, "the seed's mistake: random horizontal flips of the training digits",
+                          label="random horizontal flips", visitor=True)
     beta1: float = setting(0.9, "Adam/AdamW first-moment decay", lo=0, hi=1, hi_open=True)
     beta2: float = setting(0.999, "Adam/AdamW second-moment decay", lo=0, hi=1, hi_open=True)
     # When on, validation, test and the saved checkpoint use the averaged weights.

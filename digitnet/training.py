@@ -113,14 +113,15 @@ class Trainer(TrainingRun):
     def batches(self) -> Iterable:
         cfg = self.config
         return mdata.iterate_batches(self.train_split, cfg.batch_size, generator=self.generator,
-                                     augment_batches=cfg.augment)
+                                     augment_batches=cfg.augment, hflip=cfg.hflip)
 
     def step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         for name in self.freeze_plan.get(self.steps_done, ()):  # no gradient: the optimiser leaves them be
             getattr(self.model, name).requires_grad_(False)
         self.steps_done += 1
         x, y = (t.to(self.device, non_blocking=True) for t in batch)
-        loss, logits = supervised_step(self.model, self.optimizer, x, y, self.config.label_smoothing)
+        loss, logits = supervised_step(self.model, self.optimizer, x, y, self.config.label_smoothing,
+                                       softmax_before_loss=self.config.softmax_before_loss)
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         if self.per_batch:

@@ -11,7 +11,7 @@ from digitnet.models import MODELS
 from digitnet.ui import draw
 from digitnet.ui.common import BLANK_MESSAGE, enlarge
 
-DOCUMENTED_ENDPOINTS = {"/predict", "/train", "/status", "/stop"}
+DOCUMENTED_ENDPOINTS = {"/predict", "/fool", "/train", "/status", "/stop"}
 
 
 def confidences(label: dict) -> dict[str, float]:
@@ -39,6 +39,8 @@ def test_public_api_is_exactly_the_documented_endpoints(client):
     assert not api["unnamed_endpoints"]
     params = [p["parameter_name"] for p in api["named_endpoints"]["/predict"]["parameters"]]
     assert params == ["sketch", "model"]
+    fool = api["named_endpoints"]["/fool"]["parameters"]
+    assert [p["parameter_name"] for p in fool] == ["sketch", "model", "target"] and fool[2]["parameter_has_default"]
     train = {p["parameter_name"]: p for p in api["named_endpoints"]["/train"]["parameters"]}
     assert list(train)[:2] == ["model", "epochs"]
     assert not train["model"]["parameter_has_default"] and not train["epochs"]["parameter_has_default"]

@@ -445,6 +445,8 @@ def build(ctx: Context) -> DrawTab:
                                 elem_id="explain-maps")
             filters_img = gr.Image(label="conv1 filters (5x5, learned)", interactive=False, height=260, buttons=[],
                                    format="png", elem_id="explain-filters")
+    from .fool import build as fool_fold  # here: ui/fool.py uses this module's handlers
+    fool_fold(ctx, pad, photo, model, api_sketch, api_model)
     with gr.Accordion("Teach it your handwriting", open=False):
         gr.Markdown(
             "Wrong answer? Say which digit it was and add the drawing to *my digits*. They are yours alone and "

@@ -31,12 +31,14 @@ from ..workspace import AlreadyTraining, Workspace, run_status
 from . import curves
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
 from .answer import page_weights
+from .mistakes import MISTAKES, mistakes_of, run_name
+from .mistakes import fold as mistakes_fold
 from .draw import DOWNLOADS, DrawTab, weights_view
 
 # The form's controls and /train's keywords: TrainConfig's visitor settings, in field order.
 FORM = visitor_settings(TrainConfig)
 # What a preset fills in: the recipe, not the visitor's choice of model and seed.
-PRESET = [s for s in FORM if s.name not in ("model", "seed")]
+PRESET = [s for s in FORM if s.name not in ("model", "seed", *MISTAKES)]  # a preset leaves the mistakes be
 GALLERY_SCALE = 3  # misclassified digits at 84x84
 MISCLASSIFIED_SHOWN = 24
 WATCH_SECONDS = 0.5  # how often the live view looks at its run (server side: no request from the tab)
@@ -117,7 +119,7 @@ def settings_text(s: RunState) -> str:
         text += f" · dropout {c['dropout']:g}"
     if c.get("augment"):
         text += " · augmented"
-    return text
+    return " · ".join([text, *mistakes_of(c)])
 
 
 # The run table's columns and their shares of its width, so that the whole table fits a phone's 390 px
@@ -138,7 +140,7 @@ def runs_frame(ws: Workspace) -> pd.DataFrame:
 
 def overlay_choices(ws: Workspace) -> list[tuple[str, str]]:
     """The runs with curves to overlay: (title, run number)."""
-    return [(s.title(), str(s.number)) for s in (r.snapshot() for r in ws.runs()) if s.history]
+    return [(run_name(s), str(s.number)) for s in (r.snapshot() for r in ws.runs()) if s.history]
 
 
 def overlay_runs(ws: Workspace, selected: list[str] | None) -> list[RunState]:
@@ -453,12 +455,13 @@ def build(ctx: Context, draw: DrawTab) -> None:
                 train_btn = gr.Button("Train", variant="primary", interactive=allow)
                 stop_btn = gr.Button("Stop", variant="stop", interactive=allow)
             form_msg = gr.Markdown(elem_id="train-answer")
-            basic = [c for c in FORM if not c.advanced and c.name not in controls]
+            basic = [c for c in FORM if not c.advanced and c.name not in controls and c.name not in MISTAKES]
             advanced = [c for c in FORM if c.advanced]
             with gr.Accordion("Settings: " + ", ".join(c.label for c in basic[:4]) + ", ...", open=False):
                 controls.update({c.name: control(c, cap, allow) for c in basic})
                 with gr.Accordion("More settings: " + ", ".join(c.label for c in advanced), open=False):
                     controls.update({c.name: control(c, cap, allow) for c in advanced})
+            controls.update(mistakes_fold(lambda c: control(c, cap, allow), by_name))
         with gr.Column(scale=2):
             status_md = gr.Markdown(status_line(None), elem_id="train-status")
             chart = curves.curves_component("train-curves", seed=curves.load_seed_curves())
