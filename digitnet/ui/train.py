@@ -17,7 +17,6 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..checkpoint import SHIPPED_DIR, CheckpointError
@@ -60,8 +59,8 @@ def status_line(s: RunState | None) -> str:
     return f"{STATE_ICONS.get(s.state, '')} **{s.title()} · {s.state}** · {s.message}"
 
 
-def confusion_image(confusion: list[list[int]]) -> np.ndarray:
-    """A 10x10 heatmap of counts (rows = true digit, columns = prediction) as an RGBA image.
+def confusion_figure(confusion: list[list[int]]) -> Figure:
+    """A 10x10 heatmap of counts (rows = true digit, columns = prediction), for the page's ``gr.Plot``.
 
     Drawn with matplotlib's object API (no pyplot state, so safe in any thread).
     """
@@ -82,9 +81,7 @@ def confusion_image(confusion: list[list[int]]) -> np.ndarray:
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test set)")
     fig.colorbar(im, ax=ax, label="log(1 + count)")
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba()).copy()
+    return fig
 
 
 def results_markdown(s: RunState | None) -> str:
@@ -222,7 +219,7 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.L
         shown = zip(misclassified_images(s.result, ctx.data_root, MISCLASSIFIED_SHOWN), s.result.misclassified)
         gallery = [(enlarge(img, GALLERY_SCALE), f"{m['true']} read as {m['pred']} · {m['prob']:.0%}")
                    for (img, _), m in shown]
-        done = (results_markdown(s), confusion_image(s.result.confusion), gallery)
+        done = (results_markdown(s), confusion_figure(s.result.confusion), gallery)
     else:
         done = (results_markdown(s), None, [])
     if not tables:
@@ -424,8 +421,7 @@ def build(ctx: Context, draw: DrawTab) -> None:
             results_md = gr.Markdown(results_markdown(None))
             with gr.Accordion("Confusion matrix and mistakes (test set)", open=True):
                 # No label over the picture: its own title names it (a label covered the title).
-                confusion = gr.Image(show_label=False, interactive=False, buttons=["download"], format="png",
-                                     elem_id="confusion")
+                confusion = gr.Plot(show_label=False, format="png", elem_id="confusion")
                 # Three columns and short captions ("4 read as 9 · 87%") fit a phone's width.
                 gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified", columns=3, height=480,
                                      object_fit="contain")
