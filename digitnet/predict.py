@@ -24,8 +24,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .calibrate import checkpoint_probs
 from .detector import DETECTOR, Detector
-from .checkpoint import DEFAULT_TEMPERATURE, SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
+from .checkpoint import SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
 from .models import DEFAULT_MODEL, MODELS, check_model_name
 from .preprocess import to_mnist_array, to_tensor
 
@@ -115,9 +116,7 @@ class ModelCache:
             return _Entry(signature, error=f"{name}: {exc}")
         if ckpt["arch"] != name:
             return _Entry(signature, error=f"{name}: checkpoint {path} holds a {ckpt['arch']!r} model, not {name!r}")
-        for p in model.parameters():
-            p.requires_grad_(False)
-        return _Entry(signature, model=model.eval(), ckpt=ckpt)
+        return _Entry(signature, model=model.eval().requires_grad_(False), ckpt=ckpt)
 
     def _entry(self, name: str, force: bool = False) -> _Entry:
         name = check_model_name(name)
@@ -175,9 +174,8 @@ def _run(name: str, seen: np.ndarray, cache: ModelCache) -> Prediction:
     """One model on one preprocessed 28x28 image."""
     model, ckpt = cache.get(name)
     x = to_tensor(seen, ckpt["mean"], ckpt["std"])  # (1, 1, 28, 28)
-    temperature = float(ckpt.get("temperature", DEFAULT_TEMPERATURE))
     with torch.inference_mode(), single_thread():
-        probs = torch.softmax(model(x).float() / temperature, dim=1)[0]  # (10,)
+        probs = checkpoint_probs(model(x), ckpt)[0]  # (10,)
     return prediction_from_probs(probs, seen, name)
 
 

@@ -262,9 +262,7 @@ class Workspace:
             run = self.run(number)
             model = self._models.get(number)
             if model is None:
-                model = model_from_checkpoint(run.weights, f"run {number}")
-                for p in model.parameters():
-                    p.requires_grad_(False)
+                model = model_from_checkpoint(run.weights, f"run {number}").requires_grad_(False)
                 self._models[number] = model
                 self._recount()
             return model, run.weights
@@ -343,8 +341,7 @@ class Workspace:
             run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {name}.", None,
                      test_acc=acc if ok_acc else None, history=history,
                      epochs=epochs, epoch=math.ceil(epochs), done=epochs)
-            for p in built.parameters():
-                p.requires_grad_(False)
+            built.requires_grad_(False)
             self._models[run.number] = built
             self._runs.append(run)
             self._choice[run.model] = run.number

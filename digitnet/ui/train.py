@@ -334,7 +334,7 @@ def seed_preset(ctx: Context, model: str) -> tuple:
 
 def follow_model(ctx: Context, model: str, *values) -> tuple:
     """The visitor picked another model: a form still showing some model's fast recipe shows the new
-    model's (FAST_RECIPES: CNNNet one epoch, LeNet 1.5, the MLP two); any other form stays."""
+    model's (its registry entry's recipe, FAST_RECIPES); any other form stays."""
     shown = tuple(values)
     if any(shown == fast_preset(ctx, m) for m in FAST_RECIPES):
         return fast_preset(ctx, model)
