@@ -197,20 +197,20 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, baseline: torch.Tens
     return ((x - baseline) * grads.mean(0, keepdim=True))[0, 0].numpy().astype(np.float32)
 
 
-def explain(seen: np.ndarray, model: str, cache: Any = None, target: int | None = None) -> Explanation:
+def explain(seen: np.ndarray, model: str, weights: Any = None, target: int | None = None) -> Explanation:
     """Explain one model's answer for a preprocessed drawing ((28, 28) in [0, 1], ``Prediction.seen``).
 
-    ``target`` explains another class than the predicted one. ``cache`` defaults to
-    ``digitnet.predict.CACHE``; ModelUnavailable / ValueError as ``CACHE.get`` raises them.
+    ``target`` explains another class than the predicted one. ``weights`` (a
+    ``predict.WeightSource``) defaults to ``digitnet.predict.CACHE``; ModelUnavailable / ValueError as its ``get`` raises them.
     """
     t0 = time.perf_counter()
     name = check_model_name(model)
-    cache = CACHE if cache is None else cache  # or any object with get(name) -> (model, checkpoint)
+    weights = CACHE if weights is None else weights
 
     seen = np.asarray(seen, np.float32)
     if seen.shape != (MNIST_SIZE, MNIST_SIZE):
         raise ValueError(f"explain() takes the preprocessed 28x28 drawing, got shape {seen.shape}")
-    shared, ckpt = cache.get(name)
+    shared, ckpt = weights.get(name)
     private = _private(name, shared)
     net = private.model
     mean, std = float(ckpt["mean"]), float(ckpt["std"])

@@ -3,7 +3,7 @@
 A visitor is one Gradio session (a browser tab, or one ``gradio_client.Client``). Nothing
 here is shared between visitors, and nothing is written to disk: the shipped checkpoints
 are read by ``digitnet.predict.CACHE`` and never change inside the app. A ``Workspace``
-is also what ``digitnet.predict.predict(image, model, cache=workspace)`` reads models
+is also what ``digitnet.predict.predict(image, model, weights=workspace)`` reads models
 from: for each model, the visitor's chosen weights, else the shipped ones.
 
 ``digitnet.visitors.Visitors`` maps session ids to workspaces and frees them (when a visitor
