@@ -120,6 +120,11 @@ def calibrated_probs(logits: torch.Tensor, temperature: float = DEFAULT_TEMPERAT
     return torch.softmax(logits.float() / temperature, dim=-1)
 
 
+def checkpoint_probs(logits: torch.Tensor, ckpt: dict) -> torch.Tensor:
+    """``calibrated_probs`` at the checkpoint's temperature (1.0 for a file that has none)."""
+    return calibrated_probs(logits, float(ckpt.get("temperature", DEFAULT_TEMPERATURE)))
+
+
 @torch.inference_mode()
 def model_logits(model: nn.Module, split: mdata.Split, mean: float = mdata.MNIST_MEAN, std: float = mdata.MNIST_STD,
                  device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH) -> torch.Tensor:

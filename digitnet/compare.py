@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from .checkpoint import SHIPPED_DIR
-from .models import DISPLAY_NAMES, MODELS
+from .models import DISPLAY_NAMES, MODELS, count_parameters
 from .predict import CACHE, checkpoint_for, single_thread
 from .preprocess import to_tensor
 
@@ -101,9 +101,7 @@ def measure_training_step(model: torch.nn.Module, runs: int = TRAIN_STEP_RUNS,
     process-wide one, is off: a training run in another thread keeps its random sequence.
     Dropout costs little next to the convolutions and matrix products.
     """
-    trainee = copy.deepcopy(model).train()
-    for p in trainee.parameters():
-        p.requires_grad_(True)
+    trainee = copy.deepcopy(model).train().requires_grad_(True)
     for m in trainee.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
@@ -138,7 +136,7 @@ def _checkpoint_mtime(name: str) -> float | None:
         return None
 
 
-def compare_models(cache: Any = None, drawn_path: str | os.PathLike | None = None,
+def compare_models(weights: Any = None, drawn_path: str | os.PathLike | None = None,
                    runs: int = LATENCY_RUNS, train_steps: int = TRAIN_STEP_RUNS) -> list[dict]:
     """One dict per model (mlp, cnnnet, lenet), raw values; None where a figure is missing.
 
@@ -147,7 +145,7 @@ def compare_models(cache: Any = None, drawn_path: str | os.PathLike | None = Non
     finetuned_on (personal digits of the last fine-tune, else None), error (unavailable model).
     ``runs`` and ``train_steps`` are how many predictions and training steps are timed per model.
     """
-    cache = CACHE if cache is None else cache
+    weights = CACHE if weights is None else weights  # a predict.WeightSource
     drawn, drawn_mtime = load_drawn_accuracy(drawn_path)
     rows = []
     for name in MODELS:
@@ -155,13 +153,13 @@ def compare_models(cache: Any = None, drawn_path: str | os.PathLike | None = Non
                                "drawn_acc": drawn.get(name), "drawn_stale": False, "latency_ms": None,
                                "train_step_ms": None, "finetuned_on": None, "error": None}
         try:
-            model, ckpt = cache.get(name)
+            model, ckpt = weights.get(name)
         except Exception as exc:  # ModelUnavailable: a broken or missing file shows as such, the others still compare
             row["error"] = str(exc)
             rows.append(row)
             continue
         metrics = ckpt.get("metrics") or {}
-        row["parameters"] = sum(p.numel() for p in model.parameters())  # the cache freezes them: count all
+        row["parameters"] = count_parameters(model)
         acc = metrics.get("test_acc")
         row["test_acc"] = float(acc) if isinstance(acc, (int, float)) else None
         finetune = metrics.get("finetune")

@@ -128,9 +128,7 @@ def load_detector(path: str | Path = DETECTOR_FILE) -> tuple[nn.Module, dict]:
         raise CheckpointError(f"{Path(path).name}: its weights do not fit the detector") from exc
     if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
         raise CheckpointError(f"{Path(path).name} has weights that are not finite numbers")
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval(), {**ckpt, "not_digit_above": above}
+    return model.eval().requires_grad_(False), {**ckpt, "not_digit_above": above}
 
 
 class Detector:

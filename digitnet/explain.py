@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 from torchvision.utils import make_grid
 
+from .calibrate import checkpoint_probs
 from .models import check_model_name
 from .predict import CACHE, single_thread
 from .preprocess import MNIST_SIZE, to_tensor
@@ -150,9 +151,8 @@ class _Private:
 
     def __init__(self, source: nn.Module) -> None:
         self.source = source  # kept so a new model (after training) is told from the old one
-        self.model = copy.deepcopy(source).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)  # gradients flow to the input only; nothing accumulates on weights
+        # gradients flow to the input only; nothing accumulates on weights
+        self.model = copy.deepcopy(source).eval().requires_grad_(False)
         self.lock = threading.Lock()
 
 
@@ -197,20 +197,20 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, baseline: torch.Tens
     return ((x - baseline) * grads.mean(0, keepdim=True))[0, 0].numpy().astype(np.float32)
 
 
-def explain(seen: np.ndarray, model: str, cache: Any = None, target: int | None = None) -> Explanation:
+def explain(seen: np.ndarray, model: str, weights: Any = None, target: int | None = None) -> Explanation:
     """Explain one model's answer for a preprocessed drawing ((28, 28) in [0, 1], ``Prediction.seen``).
 
-    ``target`` explains another class than the predicted one. ``cache`` defaults to
-    ``digitnet.predict.CACHE``; ModelUnavailable / ValueError as ``CACHE.get`` raises them.
+    ``target`` explains another class than the predicted one. ``weights`` (a
+    ``predict.WeightSource``) defaults to ``digitnet.predict.CACHE``; ModelUnavailable / ValueError as its ``get`` raises them.
     """
     t0 = time.perf_counter()
     name = check_model_name(model)
-    cache = CACHE if cache is None else cache  # or any object with get(name) -> (model, checkpoint)
+    weights = CACHE if weights is None else weights
 
     seen = np.asarray(seen, np.float32)
     if seen.shape != (MNIST_SIZE, MNIST_SIZE):
         raise ValueError(f"explain() takes the preprocessed 28x28 drawing, got shape {seen.shape}")
-    shared, ckpt = cache.get(name)
+    shared, ckpt = weights.get(name)
     private = _private(name, shared)
     net = private.model
     mean, std = float(ckpt["mean"]), float(ckpt["std"])
@@ -227,7 +227,7 @@ def explain(seen: np.ndarray, model: str, cache: Any = None, target: int | None 
                 logits = net(x)  # (1, 10)
         finally:
             hook.remove()
-        probs = torch.softmax(logits.float() / float(ckpt.get("temperature", 1.0)), 1)[0]  # calibrated, as predict()
+        probs = checkpoint_probs(logits, ckpt)[0]  # calibrated, as predict()
         digit = int(probs.argmax()) if target is None else int(target)
         if not 0 <= digit < logits.shape[1]:
             raise ValueError(f"target must be a class from 0 to {logits.shape[1] - 1}, got {target!r}")

@@ -308,9 +308,7 @@ class FineTuner(TrainingRun):
         if self.base["arch"] != cfg.model:
             raise ValueError(f"{self.source} holds a {self.base['arch']} model, not {cfg.model}")
         self.mean, self.std = float(self.base["mean"]), float(self.base["std"])
-        self.teacher = model_from_checkpoint(self.base, self.source).to(device).eval()
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
+        self.teacher = model_from_checkpoint(self.base, self.source).to(device).eval().requires_grad_(False)
         self.model = copy.deepcopy(self.teacher)
         for p in self.model.parameters():
             p.requires_grad_(True)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .checkpoint import DEFAULT_TEMPERATURE
 from .explain import upscale
 from .models import NUM_CLASSES, check_model_name
-from .predict import CACHE, single_thread
+from .predict import CACHE, WeightSource, single_thread
 from .preprocess import MNIST_SIZE, to_mnist_array
 
 MAX_LINF = 0.3  # the largest change tried: 30% of full ink on any one pixel (the usual MNIST bound)
@@ -132,14 +132,14 @@ def _check_target(target: Any) -> int | None:
     return digit
 
 
-def fool(seen: np.ndarray, model: str, cache: Any = None, target: Any = None) -> FoolResult:
+def fool(seen: np.ndarray, model: str, weights: WeightSource | None = None, target: Any = None) -> FoolResult:
     """The smallest change (L∞, up to MAX_LINF) to ``seen`` found by PGD that makes ``model`` read ``target``
     (None: whichever other digit needs the least). When even MAX_LINF is not enough, the result at
     MAX_LINF with ``fooled`` False. ValueError (FoolError) for a bad target or model name; a target equal
     to the digit read now is refused too."""
     name = check_model_name(model)
     aim = _check_target(target)
-    net, ckpt = (cache or CACHE).get(name)
+    net, ckpt = (weights or CACHE).get(name)
     mean, std = float(ckpt["mean"]), float(ckpt["std"])
     temperature = float(ckpt.get("temperature", DEFAULT_TEMPERATURE))
     x0 = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32))
@@ -191,9 +191,9 @@ def _first_hit(images: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
     return images[best].detach(), int(targets[best])
 
 
-def fool_drawing(image: Any, model: str, cache: Any = None, target: Any = None) -> FoolResult | None:
+def fool_drawing(image: Any, model: str, weights: WeightSource | None = None, target: Any = None) -> FoolResult | None:
     """``fool`` on a drawing, photo or array as ``predict`` takes it; None for a blank one."""
     check_model_name(model)
     _check_target(target)
     seen = to_mnist_array(image)
-    return None if seen is None else fool(seen, model, cache=cache, target=target)
+    return None if seen is None else fool(seen, model, weights=weights, target=target)

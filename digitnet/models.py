@@ -306,5 +306,5 @@ def build_model(name: str, dropout: float = 0.0) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of parameters, frozen ones included (a loaded model's are frozen; Compare shows this count)."""
+    return sum(p.numel() for p in model.parameters())

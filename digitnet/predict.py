@@ -18,14 +18,15 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from .calibrate import checkpoint_probs
 from .detector import DETECTOR, Detector
-from .checkpoint import DEFAULT_TEMPERATURE, SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
+from .checkpoint import SHIPPED_DIR, CheckpointError, checkpoint_path, load_model
 from .models import DEFAULT_MODEL, MODELS, check_model_name
 from .preprocess import to_mnist_array, to_tensor
 
@@ -93,6 +94,14 @@ class _Entry:
     error: str | None = None
 
 
+class WeightSource(Protocol):
+    """Where a model's weights come from: the shipped ones (``ModelCache``) or a visitor's (``workspace.Workspace``)."""
+
+    def get(self, name: str) -> tuple[nn.Module, dict]:
+        """(model in eval mode, checkpoint dict) for ``name``; ModelUnavailable when it cannot be loaded."""
+        ...
+
+
 class ModelCache:
     """Loads each model once, lazily, and swaps in a new checkpoint file atomically.
 
@@ -115,9 +124,7 @@ class ModelCache:
             return _Entry(signature, error=f"{name}: {exc}")
         if ckpt["arch"] != name:
             return _Entry(signature, error=f"{name}: checkpoint {path} holds a {ckpt['arch']!r} model, not {name!r}")
-        for p in model.parameters():
-            p.requires_grad_(False)
-        return _Entry(signature, model=model.eval(), ckpt=ckpt)
+        return _Entry(signature, model=model.eval().requires_grad_(False), ckpt=ckpt)
 
     def _entry(self, name: str, force: bool = False) -> _Entry:
         name = check_model_name(name)
@@ -171,13 +178,12 @@ def single_thread():
         torch.set_num_threads(previous)
 
 
-def _run(name: str, seen: np.ndarray, cache: ModelCache) -> Prediction:
+def _run(name: str, seen: np.ndarray, weights: WeightSource) -> Prediction:
     """One model on one preprocessed 28x28 image."""
-    model, ckpt = cache.get(name)
+    model, ckpt = weights.get(name)
     x = to_tensor(seen, ckpt["mean"], ckpt["std"])  # (1, 1, 28, 28)
-    temperature = float(ckpt.get("temperature", DEFAULT_TEMPERATURE))
     with torch.inference_mode(), single_thread():
-        probs = torch.softmax(model(x).float() / temperature, dim=1)[0]  # (10,)
+        probs = checkpoint_probs(model(x), ckpt)[0]  # (10,)
     return prediction_from_probs(probs, seen, name)
 
 
@@ -198,23 +204,24 @@ def _flag(predictions: list[Prediction], seen: np.ndarray, detector: Detector) -
         pred.not_digit, pred.not_digit_p = flagged, p
 
 
-def predict(image: Any, model: str = DEFAULT_MODEL, cache: ModelCache | None = None,
+def predict(image: Any, model: str = DEFAULT_MODEL, weights: WeightSource | None = None,
             detector: Detector = DETECTOR) -> Prediction | None:
     """Classify a drawing with one model; None for a blank canvas.
 
-    ValueError for an unknown model name, ModelUnavailable if its checkpoint is broken,
+    ``weights``: where the model comes from (default: the shipped ones, ``CACHE``). ValueError for an
+    unknown model name, ModelUnavailable if its checkpoint is broken,
     ``preprocess.ImageError`` for input that is not an image.
     """
     name = check_model_name(model)
     seen = to_mnist_array(image)
     if seen is None:
         return None
-    pred = _run(name, seen, cache or CACHE)
+    pred = _run(name, seen, weights or CACHE)
     _flag([pred], seen, detector)
     return pred
 
 
-def predict_all(image: Any, cache: ModelCache | None = None,
+def predict_all(image: Any, weights: WeightSource | None = None,
                 detector: Detector = DETECTOR) -> dict[str, Prediction | str] | None:
     """Classify with every model (the drawing is preprocessed once); None for a blank canvas.
 
@@ -226,7 +233,7 @@ def predict_all(image: Any, cache: ModelCache | None = None,
     out: dict[str, Prediction | str] = {}
     for name in MODELS:
         try:
-            out[name] = _run(name, seen, cache or CACHE)
+            out[name] = _run(name, seen, weights or CACHE)
         except ModelUnavailable as exc:
             out[name] = str(exc)
     _flag([p for p in out.values() if isinstance(p, Prediction)], seen, detector)

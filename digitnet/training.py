@@ -35,7 +35,7 @@ __all__ = [  # re-exported: what the app, the tests, the benchmarks and the comm
     "evaluate", "PROBE_INDICES", "BatchProgress", "EpochMetrics", "TrainResult", "Segment", "TrainingRun",
     "run_steps", "supervised_step", "train_one_epoch", "DEVICE_CHOICES", "FAST_RECIPES", "MODEL_CHOICES",
     "OPTIMIZER_CHOICES", "OPTIMIZERS", "SCHEDULE_CHOICES", "SCHEDULES", "SEED_RECIPE", "TrainConfig",
-    "resolve_device", "usable_cores", "make_optimizer", "make_scheduler", "Trainer",
+    "resolve_device", "usable_cores", "make_optimizer", "make_lr_schedule", "Trainer",
 ]
 
 
@@ -51,8 +51,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """Return (scheduler or None, True if it steps per batch)."""
+def make_lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Return (the learning-rate schedule or None, True if it steps per batch)."""
     total = run_steps(cfg.epochs, steps_per_epoch)
     if cfg.schedule == "onecycle" and total >= 3:  # OneCycleLR divides by zero on shorter runs
         sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -96,7 +96,7 @@ class Trainer(TrainingRun):
         self.model = model
         self.optimizer = make_optimizer(model, cfg)
         steps = math.ceil(len(self.train_split) / cfg.batch_size)
-        self.scheduler, self.per_batch = make_scheduler(self.optimizer, cfg, steps)
+        self.lr_schedule, self.per_batch = make_lr_schedule(self.optimizer, cfg, steps)
         self.ema = weight_average(model, cfg.ema) if cfg.ema else None
         # FreezeOut: block k of K stops training once f + (1 - f)(k - 1)/K of the run's steps are done
         # (f = freeze_from; by default 1/(K+1), which puts block k at k/(K+1))
@@ -125,12 +125,12 @@ class Trainer(TrainingRun):
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         if self.per_batch:
-            self.scheduler.step()
+            self.lr_schedule.step()
         return loss, logits, y
 
     def end_epoch(self) -> None:
-        if self.scheduler is not None and not self.per_batch:
-            self.scheduler.step()
+        if self.lr_schedule is not None and not self.per_batch:
+            self.lr_schedule.step()
 
     def validation_points(self, total_steps: int, steps: int) -> int:
         return max(self.config.val_points, math.ceil(total_steps / steps))

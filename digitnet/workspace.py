@@ -3,7 +3,7 @@
 A visitor is one Gradio session (a browser tab, or one ``gradio_client.Client``). Nothing
 here is shared between visitors, and nothing is written to disk: the shipped checkpoints
 are read by ``digitnet.predict.CACHE`` and never change inside the app. A ``Workspace``
-is also what ``digitnet.predict.predict(image, model, cache=workspace)`` reads models
+is also what ``digitnet.predict.predict(image, model, weights=workspace)`` reads models
 from: for each model, the visitor's chosen weights, else the shipped ones.
 
 ``digitnet.visitors.Visitors`` maps session ids to workspaces and frees them (when a visitor
@@ -262,9 +262,7 @@ class Workspace:
             run = self.run(number)
             model = self._models.get(number)
             if model is None:
-                model = model_from_checkpoint(run.weights, f"run {number}")
-                for p in model.parameters():
-                    p.requires_grad_(False)
+                model = model_from_checkpoint(run.weights, f"run {number}").requires_grad_(False)
                 self._models[number] = model
                 self._recount()
             return model, run.weights
@@ -343,8 +341,7 @@ class Workspace:
             run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {name}.", None,
                      test_acc=acc if ok_acc else None, history=history,
                      epochs=epochs, epoch=math.ceil(epochs), done=epochs)
-            for p in built.parameters():
-                p.requires_grad_(False)
+            built.requires_grad_(False)
             self._models[run.number] = built
             self._runs.append(run)
             self._choice[run.model] = run.number

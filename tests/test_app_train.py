@@ -308,8 +308,10 @@ def test_progress_captions_and_heatmap_from_a_run_state():
     for d in range(10):
         cm[d][d] = 95
     cm[4][9] = 5
-    heatmap = train_tab.confusion_image(cm)
-    assert heatmap.ndim == 3 and heatmap.shape[2] == 4 and heatmap.dtype == np.uint8
+    heatmap = train_tab.confusion_figure(cm)
+    ax = heatmap.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["5"] + ["95"] * 10  # every non-zero count, written in its cell
+    assert ax.get_xlabel() == "predicted" and ax.get_ylabel() == "true"
 
 
 def test_the_seed_article_preset_queues_the_seed_articles_recipe(served_app, idle_queue, gate):

@@ -88,7 +88,7 @@ def test_an_unavailable_model_keeps_its_row(no_training_step):
                 raise ModelUnavailable("checkpoint checkpoints/cnnnet.pt is truncated")
             return CACHE.get(name)
 
-    rows = compare.compare_models(cache=OneBroken(), drawn_path="/nonexistent.json", runs=1)
+    rows = compare.compare_models(weights=OneBroken(), drawn_path="/nonexistent.json", runs=1)
     assert [r["error"] is not None for r in rows] == [False, True, False]
     assert "truncated" in rows[1]["error"]
     assert rows[1]["train_step_ms"] is None and rows[2]["train_step_ms"] > 0

@@ -137,7 +137,7 @@ def test_a_trained_checkpoint_predicts_what_the_trained_model_did(name, tmp_path
     trained = trainer.model.cpu().eval()
     cache = ModelCache()
     for canvas, index, from_shipped in zip(canvases, [p[0] for p in PLACES], shipped):
-        from_file = predict(canvas, name, cache=cache).probs
+        from_file = predict(canvas, name, weights=cache).probs
         with torch.inference_mode():
             logits = trained(to_tensor(to_mnist_array(canvas), MNIST_MEAN, MNIST_STD))
             in_memory = torch.softmax(logits / result.temperature, dim=1)[0].tolist()
@@ -195,11 +195,11 @@ def test_a_corrupt_checkpoint_makes_only_that_model_unavailable(tmp_path, monkey
     with pytest.raises(ModelUnavailable, match="cnnnet.pt"):
         cache.get("cnnnet")
     images, labels = mnist_test
-    result = predict_all(on_canvas(images[2].numpy(), 300, 250, 250), cache=cache)
+    result = predict_all(on_canvas(images[2].numpy(), 300, 250, 250), weights=cache)
     assert isinstance(result["cnnnet"], str) and str(bad) in result["cnnnet"]
     assert result["lenet"].digit == int(labels[2]) and result["mlp"].digit == int(labels[2])
     with pytest.raises(ModelUnavailable, match=str(bad)):
-        predict(on_canvas(images[2].numpy(), 300, 250, 250), "cnnnet", cache=cache)
+        predict(on_canvas(images[2].numpy(), 300, 250, 250), "cnnnet", weights=cache)
 
 
 def test_a_checkpoint_of_the_wrong_model_is_refused(tmp_path, monkeypatch):
@@ -221,7 +221,7 @@ def test_predictions_while_reloading_from_other_threads(tmp_path, monkeypatch):
     def worker():
         try:
             for _ in range(15):
-                results.append(predict(drawing, "lenet", cache=cache))
+                results.append(predict(drawing, "lenet", weights=cache))
         except Exception as exc:  # any error fails the test below
             errors.append(exc)
 
@@ -286,7 +286,7 @@ def test_probabilities_use_the_checkpoints_temperature(tmp_path, monkeypatch, mn
     canvas = on_canvas(images[4].numpy(), 300, 200, 200)
     for temperature in (1.0, 3.0):
         save_checkpoint(tmp_path / "lenet.pt", shipped, "lenet", ckpt["mean"], ckpt["std"], temperature=temperature)
-        pred = predict(canvas, "lenet", cache=ModelCache())
+        pred = predict(canvas, "lenet", weights=ModelCache())
         with torch.inference_mode():
             logits = shipped(torch.from_numpy((pred.seen - ckpt["mean"]) / ckpt["std"])[None, None].float())[0]
         expected = torch.softmax(logits / temperature, 0)

@@ -47,20 +47,20 @@ def trained(ws, **params):
 def test_a_visitors_run_changes_their_drawings_only(visitors, drawing):
     files = shipped_digests()
     alice, bob = visitors.get("alice"), visitors.get("bob")
-    before = predict(drawing, "mlp", cache=bob).probs
+    before = predict(drawing, "mlp", weights=bob).probs
     run = trained(alice, lr=1e-5, optimizer="sgd", schedule="none")  # a deliberately bad model
-    mine = predict(drawing, "mlp", cache=alice).probs
+    mine = predict(drawing, "mlp", weights=alice).probs
     assert max(abs(a - b) for a, b in zip(mine, before)) > 0.05, "alice's drawings did not change"
-    assert predict(drawing, "mlp", cache=bob).probs == before  # bob: exactly as before, to the last bit
-    assert predict(drawing, "mlp", cache=CACHE).probs == before  # the shipped model is untouched
+    assert predict(drawing, "mlp", weights=bob).probs == before  # bob: exactly as before, to the last bit
+    assert predict(drawing, "mlp", weights=CACHE).probs == before  # the shipped model is untouched
     assert shipped_digests() == files  # and so are the shipped files
     w = alice.in_use("mlp")
     assert (w.run, w.title, w.test_acc) == (run.number, "run 1: MLP", run.snapshot().test_acc)
     assert alice.in_use("lenet").run is None and bob.in_use("mlp").run is None
     # One click back to the shipped weights, and back again to the run.
-    assert alice.use("mlp", None).run is None and predict(drawing, "mlp", cache=alice).probs == before
+    assert alice.use("mlp", None).run is None and predict(drawing, "mlp", weights=alice).probs == before
     assert alice.use("mlp", run.number).run == run.number
-    assert predict(drawing, "mlp", cache=alice).probs == mine
+    assert predict(drawing, "mlp", weights=alice).probs == mine
     with pytest.raises(ValueError, match="no LeNet weights"):
         alice.use("lenet", run.number)
 
@@ -93,7 +93,7 @@ def test_weights_download_and_load_back(visitors, drawing, tmp_path):
     assert ckpt["metrics"]["test_acc"] == pytest.approx(run.snapshot().test_acc)
     loaded = bob.load(path)
     assert loaded.snapshot().kind == "upload" and bob.in_use("mlp").run == loaded.number
-    assert predict(drawing, "mlp", cache=bob).probs == predict(drawing, "mlp", cache=alice).probs
+    assert predict(drawing, "mlp", weights=bob).probs == predict(drawing, "mlp", weights=alice).probs
     assert loaded.snapshot().test_acc == pytest.approx(run.snapshot().test_acc)
     assert loaded.snapshot().epochs == run.snapshot().epochs  # its length, from the file's history
     # a part-epoch run reads as such; a history whose epoch makes no sense falls back to its length
@@ -132,11 +132,11 @@ def test_finetune_starts_from_the_visitors_weights_and_stays_theirs(visitors, mn
     alice, bob = visitors.get("alice"), visitors.get("bob")
     alice.my_digits = [(mnist.test_images[i].numpy().astype(np.float32) / 255, int(mnist.test_labels[i]))
                        for i in range(8)]
-    before = predict(drawing, "lenet", cache=bob).probs
+    before = predict(drawing, "lenet", weights=bob).probs
     run = alice.finetune("lenet")
     assert run.wait_ended(WAIT) and run.snapshot().state == "done", run.snapshot().message
     assert run.snapshot().kind == "finetune" and alice.in_use("lenet").run == run.number
-    assert predict(drawing, "lenet", cache=bob).probs == before
+    assert predict(drawing, "lenet", weights=bob).probs == before
     with pytest.raises(ValueError, match="at least 5 of your digits"):
         bob.finetune("lenet")
 

@@ -256,7 +256,7 @@ def read(ws: Workspace, image) -> dict | None:
     if image is None:
         return None
     try:
-        return predict_all(image, cache=ws)
+        return predict_all(image, weights=ws)
     except ImageError as exc:
         raise gr.Error(str(exc)) from exc
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import gradio as gr
 import numpy as np
 
+from .. import settings
 from ..explain import upscale
 from ..models import DEFAULT_MODEL  # noqa: F401  (the tabs import it from here)
 from .. import training
@@ -38,7 +39,7 @@ class Context:
     visitors: Visitors
     data_root: Any = None
     allow_training: bool = True
-    max_epochs: int = 30
+    max_epochs: int = settings.DEFAULT_MAX_EPOCHS
 
 
 def visitor_handler(fn: Callable, ctx: Context) -> Callable:

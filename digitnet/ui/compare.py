@@ -11,7 +11,7 @@ from .common import Context, visitor_handler
 
 def compare_view(ctx: Context, ws: Workspace):
     """The three models side by side, measured now, with the visitor's weights where they chose some."""
-    return compare_table(cache=ws)
+    return compare_table(weights=ws)
 
 
 def build(ctx: Context, tab: gr.Tab) -> None:

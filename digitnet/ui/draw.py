@@ -6,7 +6,7 @@ the page the weights the visitor draws with (``page_weights``: a finished run, a
 uploaded file, a fine-tune) and runs what a click asks for: Explain, "Add to my digits",
 fine-tune, a photo or a random MNIST digit (both shown on the pad), and the API's
 ``/predict``. Each of those uses the visitor's own weights for a model when they have chosen
-some, else the shipped ones: ``predict(..., cache=workspace)``. ``recognise``/``show`` are
+some, else the shipped ones: ``predict(..., weights=workspace)``. ``recognise``/``show`` are
 the server's reading of a drawing with the outputs the tab had before the page computed it
 (``answer.py``; tests compare the page with them).
 """
@@ -205,7 +205,7 @@ def predict_api(ctx: Context, ws: Workspace, sketch, model: str):
     detector of ``digitnet.detector``; the calibrated top probability under ``UNSURE_BELOW``).
     """
     try:
-        pred = predict(api_image(sketch), model, cache=ws)
+        pred = predict(api_image(sketch), model, weights=ws)
     except (ValueError, ModelUnavailable) as exc:  # unknown model, unreadable image, broken checkpoint
         raise gr.Error(str(exc)) from exc
     return verdict_label(pred)
@@ -264,7 +264,7 @@ def explain_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
     if seen is None:
         return NO_DRAWING_MESSAGE, None, None, gr.Image(value=None, visible=True)
     try:
-        e = explain(seen, model, cache=ws)
+        e = explain(seen, model, weights=ws)
     except (ValueError, ModelUnavailable) as exc:
         raise gr.Error(str(exc)) from exc
     maps_label = "First layer: conv1 feature maps" if e.filters_image is not None else "First layer: fc1 weight patterns"

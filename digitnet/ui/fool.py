@@ -44,7 +44,7 @@ def fool_api(ctx: Context, ws: Workspace, sketch, model: str, target: int | None
     """Change the drawing a little so that ``model`` reads ``target`` (None: the easiest other digit):
     ``{"label", "target", "linf", "confidences"}``; a blank drawing, a bad target or model is a clear error."""
     try:
-        result = fool_drawing(api_image(sketch), model, cache=ws, target=target)
+        result = fool_drawing(api_image(sketch), model, weights=ws, target=target)
     except (ValueError, ImageError, ModelUnavailable) as exc:  # FoolError is a ValueError
         raise gr.Error(str(exc)) from exc
     if result is None:
@@ -74,7 +74,7 @@ def fool_view(ctx: Context, ws: Workspace, drawing, photo, model: str, target: s
     if seen is None:
         raise gr.Error(BLANK_REFUSAL)
     try:
-        r = fool(seen, model, cache=ws, target=None if target in (None, "", EASIEST) else target)
+        r = fool(seen, model, weights=ws, target=None if target in (None, "", EASIEST) else target)
     except (ValueError, ModelUnavailable) as exc:
         raise gr.Error(str(exc)) from exc
     label = {"label": str(r.label), "confidences": confidences(r.probs)}

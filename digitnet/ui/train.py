@@ -18,7 +18,6 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..checkpoint import SHIPPED_DIR, CheckpointError
@@ -63,8 +62,8 @@ def status_line(s: RunState | None) -> str:
     return f"{STATE_ICONS.get(s.state, '')} **{s.title()} · {s.state}** · {s.message}"
 
 
-def confusion_image(confusion: list[list[int]]) -> np.ndarray:
-    """A 10x10 heatmap of counts (rows = true digit, columns = prediction) as an RGBA image.
+def confusion_figure(confusion: list[list[int]]) -> Figure:
+    """A 10x10 heatmap of counts (rows = true digit, columns = prediction), for the page's ``gr.Plot``.
 
     Drawn with matplotlib's object API (no pyplot state, so safe in any thread).
     """
@@ -85,9 +84,7 @@ def confusion_image(confusion: list[list[int]]) -> np.ndarray:
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test set)")
     fig.colorbar(im, ax=ax, label="log(1 + count)")
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba()).copy()
+    return fig
 
 
 def results_markdown(s: RunState | None) -> str:
@@ -265,7 +262,7 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.L
         shown = zip(misclassified_images(s.result, ctx.data_root, MISCLASSIFIED_SHOWN), s.result.misclassified)
         gallery = [(enlarge(img, GALLERY_SCALE), f"{m['true']} → {m['pred']} · {m['prob']:.0%}")
                    for (img, _), m in shown]
-        done = (results_markdown(s), confusion_image(s.result.confusion), gallery)
+        done = (results_markdown(s), confusion_figure(s.result.confusion), gallery)
     else:
         done = (results_markdown(s), None, [])
     if not tables:
@@ -380,7 +377,7 @@ def seed_preset(ctx: Context, model: str) -> tuple:
 
 def follow_model(ctx: Context, model: str, *values) -> tuple:
     """The visitor picked another model: a form still showing some model's fast recipe shows the new
-    model's (FAST_RECIPES: CNNNet one epoch, LeNet 1.5, the MLP two); any other form stays."""
+    model's (its registry entry's recipe, FAST_RECIPES); any other form stays."""
     shown = tuple(values)
     if any(shown == fast_preset(ctx, m) for m in FAST_RECIPES):
         return fast_preset(ctx, model)
@@ -468,10 +465,10 @@ def build(ctx: Context, draw: DrawTab) -> None:
             results_md = gr.Markdown(results_markdown(None))
             with gr.Accordion("Confusion matrix and mistakes (test set)", open=True):
                 # No label over the picture: its own title names it (a label covered the title).
-                confusion = gr.Image(show_label=False, interactive=False, buttons=["download"], format="png",
-                                     elem_id="confusion")
+                confusion = gr.Plot(show_label=False, format="png", elem_id="confusion")
                 # Three columns and short captions ("4 → 9 · 87%") fit a phone's width.
-                gallery = gr.Gallery(label="Most confident mistakes: true digit → read as · how sure", elem_id="misclassified", columns=3, height=480,
+                gallery = gr.Gallery(label="Most confident mistakes: true digit → read as · how sure",
+                                     elem_id="misclassified", columns=3, height=480,
                                      object_fit="contain")
     with gr.Accordion("Your runs: compare their curves", open=True):
         runs_df = gr.Dataframe(runs_frame_empty(), label="Your runs (newest first)", interactive=False, wrap=True,
