@@ -41,6 +41,7 @@ from .answer import answer_panel, keeper, page_digits, page_weights, restore, sh
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
                      visitor_handler)
 from .pad import drawing_pad, pad_value
+from . import nearest as nearest_ui
 
 MY_DIGITS_SCALE = 3  # "my digits" gallery thumbnails at 84x84
 MY_DIGITS_SHOWN = 40  # the gallery shows the latest ones; the count covers all
@@ -411,6 +412,8 @@ def build(ctx: Context) -> DrawTab:
     api_sketch.data_model = SketchData  # Gradio validates it before any handler runs
     api_model = gr.Dropdown(MODEL_CHOICES, value=DEFAULT_MODEL, allow_custom_value=True, visible=False, label="model")
     api_label = gr.Label(visible=False, label="prediction")
+    nearest_ui.build(ctx, bind, pad, photo, model, api_sketch, api_model, concurrency_id="nearest",
+                     concurrency_limit=2)  # /nearest and "Your drawing looks most like these"
 
     with gr.Accordion("Why this answer?", open=False):
         with gr.Row():

@@ -1,0 +1,109 @@
+"""The Draw tab's "Your drawing looks most like these": the 8 MNIST training digits nearest to the drawing.
+
+``digitnet.nearest`` does the work (penultimate features, cosine, the training set's features
+cached per weights). This module holds the API event ``/nearest(sketch, model)`` and the page's
+view: a button (one request per click, not one per frame) and a gallery of the 8 images with
+their labels. Both read the visitor's own weights for a model when they have chosen some
+(``cache=ws``), like ``/predict``; the API's input goes through the same upload checks
+(``draw.api_image``) and every request through the same per-session guard (``guard.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Callable
+
+import gradio as gr
+import numpy as np
+
+from ..models import DISPLAY_NAMES
+from ..nearest import FeatureIndex, Neighbour, NothingDrawn, nearest, train_image
+from ..predict import ModelUnavailable
+from ..preprocess import ImageError
+from ..workspace import Workspace
+from .common import Context, enlarge
+
+THUMB_SCALE = 3  # the 28x28 training images at 84x84
+HEADING = "Your drawing looks most like these"
+BUTTON = "Which training digits does it look like?"
+PROMPT = ("The 8 MNIST training images whose features in the model's last hidden layer are closest to your "
+          "drawing's (cosine similarity): what the model thinks your digit is like. Draw, then click the button.")
+NO_DRAWING = "Draw a digit first: a blank pad looks like nothing."
+NO_MNIST = "The MNIST training set is not available on this server, so there is nothing to compare with"
+
+_INDEXES: dict[str, FeatureIndex] = {}
+_LOCK = threading.Lock()
+
+
+def feature_index(ctx: Context) -> FeatureIndex:
+    """The app's one feature index for its MNIST folder (built lazily, cached per weights)."""
+    key = str(ctx.data_root)
+    with _LOCK:
+        if key not in _INDEXES:
+            _INDEXES[key] = FeatureIndex(ctx.data_root)
+        return _INDEXES[key]
+
+
+def _neighbours(ctx: Context, ws: Workspace, image: Any, model: str) -> list[Neighbour]:
+    """``nearest`` with every failure as a gr.Error that says what to do."""
+    try:
+        return nearest(image, model, cache=ws, index=feature_index(ctx))
+    except NothingDrawn as exc:
+        raise gr.Error(NO_DRAWING) from exc
+    except (ValueError, ModelUnavailable, ImageError) as exc:  # unknown model, unreadable image, broken file
+        raise gr.Error(str(exc)) from exc
+    except (OSError, RuntimeError) as exc:  # no MNIST here (DataNotFoundError is a RuntimeError)
+        raise gr.Error(f"{NO_MNIST}: {exc}") from exc
+
+
+def nearest_api(ctx: Context, ws: Workspace, sketch, model: str) -> dict:
+    """The 8 MNIST training images nearest to a drawing in ``model``'s penultimate features (cosine):
+    ``{"neighbours": [{"label", "train_index", "similarity"}, ...]}``, most similar first."""
+    from .draw import api_image  # the same upload confinement as /predict (draw imports this module)
+
+    try:
+        image = api_image(sketch)
+    except ImageError as exc:  # a bare path, a file not uploaded with this request
+        raise gr.Error(str(exc)) from exc
+    return {"neighbours": [n.as_dict() for n in _neighbours(ctx, ws, image, model)]}
+
+
+def gallery_items(ctx: Context, neighbours: list[Neighbour]) -> list[tuple[np.ndarray, str]]:
+    """(enlarged training image, "a 7 · #123 · 0.97") for a gr.Gallery."""
+    return [(enlarge(train_image(n.train_index, ctx.data_root), THUMB_SCALE),
+             f"a {n.label} · #{n.train_index} · {n.similarity:.2f}") for n in neighbours]
+
+
+def nearest_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
+    """The button: a line of text and the gallery of the 8 nearest training digits (a message when blank)."""
+    from .draw import drawing_else_photo
+
+    image = drawing_else_photo(drawing, photo)
+    if image is None:
+        return NO_DRAWING, []
+    try:
+        neighbours = _neighbours(ctx, ws, image, model)
+    except gr.Error as exc:
+        return exc.message, []
+    labels = [n.label for n in neighbours]
+    common = max(set(labels), key=lambda d: (labels.count(d), -d))
+    text = (f"**{HEADING}** ({DISPLAY_NAMES[model]}): {labels.count(common)} of {len(labels)} are "
+            f"{common}s. Caption: label · training image number · cosine similarity.")
+    return text, gallery_items(ctx, neighbours)
+
+
+def build(ctx: Context, bind: Callable, pad, photo, model, api_sketch, api_model, **event_options) -> None:
+    """The "looks most like" fold and the /nearest API event, inside the caller's Blocks context."""
+    with gr.Accordion(HEADING, open=True, elem_id="nearest"):
+        with gr.Row():
+            button = gr.Button(BUTTON, variant="secondary", scale=0, min_width=240, elem_id="nearest-button")
+            text = gr.Markdown(PROMPT, elem_id="nearest-text")
+        gallery = gr.Gallery(label=HEADING, elem_id="nearest-gallery", columns=8, height="auto",
+                             object_fit="contain", interactive=False, show_label=False, allow_preview=False)
+    result = gr.JSON(visible=False, label="neighbours")
+    button.click(bind(nearest_view), [pad, photo, model], [text, gallery], api_visibility="private",
+                 **event_options)
+    pad.change(None, None, [text, gallery], js=f"() => [{json.dumps(PROMPT)}, []]")  # a new drawing: stale neighbours go
+    gr.on([], bind(nearest_api), [api_sketch, api_model], result, api_name="nearest", show_progress="hidden",
+          preprocess=False, **event_options)
