@@ -42,6 +42,7 @@ from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MES
                      visitor_handler)
 from .pad import drawing_pad, pad_value
 from . import nearest as nearest_ui
+from .layers import layers_panel
 
 MY_DIGITS_SCALE = 3  # "my digits" gallery thumbnails at 84x84
 MY_DIGITS_SHOWN = 40  # the gallery shows the latest ones; the count covers all
@@ -391,6 +392,7 @@ def build(ctx: Context) -> DrawTab:
         with gr.Column(scale=2, min_width=300):
             # The answer first: on a phone the columns stack, and the answer must be on screen with the pad.
             panel = answer_panel(shipped_spec_urls(newcomer), DEFAULT_MODEL)
+            layers_panel()  # every layer of the chosen model, fed by the answer in the page
             model = gr.Radio(MODEL_CHOICES, value=DEFAULT_MODEL, label="Model", elem_id="model-choice")
             with gr.Row():
                 # Which shipped file is broken, if one is.
