@@ -128,5 +128,6 @@ def test_the_api_handler_answers_json_and_refuses_blank_and_paths(mnist, visitor
     # The page's button: text and the 8 images, enlarged, captioned with their labels.
     text, gallery = nearest_ui.nearest_view(ctx, ws, pad_payload(seeded_seven()), None, "lenet")
     assert nearest_ui.HEADING in text and "are 7s" in text
-    assert len(gallery) == 8 and gallery[0][0].shape == (84, 84) and gallery[0][1].startswith("a ")
-    assert nearest_ui.nearest_view(ctx, ws, "", None, "lenet") == (nearest_ui.NO_DRAWING, [])
+    assert gallery.count("<img src=\"data:image/png;base64,") == 8
+    assert gallery.count('data-label="7"') >= 5
+    assert nearest_ui.nearest_view(ctx, ws, "", None, "lenet") == (nearest_ui.NO_DRAWING, "")

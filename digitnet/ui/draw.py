@@ -392,7 +392,6 @@ def build(ctx: Context) -> DrawTab:
         with gr.Column(scale=2, min_width=300):
             # The answer first: on a phone the columns stack, and the answer must be on screen with the pad.
             panel = answer_panel(shipped_spec_urls(newcomer), DEFAULT_MODEL)
-            layers_panel()  # every layer of the chosen model, fed by the answer in the page
             model = gr.Radio(MODEL_CHOICES, value=DEFAULT_MODEL, label="Model", elem_id="model-choice")
             with gr.Row():
                 # Which shipped file is broken, if one is.
@@ -404,6 +403,7 @@ def build(ctx: Context) -> DrawTab:
                                         elem_id="all-shipped")
             random_btn = gr.Button("Put a random MNIST digit on the pad", size="sm", elem_id="random-digit")
             pad_note = gr.Markdown(elem_id="pad-note")
+            layers_panel()  # every layer of the chosen model, fed by the answer in the page
     kept = keeper()
     with gr.Accordion("...or upload a photo or scan of a digit", open=False):
         photo = gr.Image(label="Photo or scan (dark ink on paper, or light on dark)", sources=["upload", "clipboard"],

@@ -21,7 +21,7 @@ from digitnet.nearest import FeatureIndex
 from digitnet.predict import CACHE
 from digitnet.ui import nearest as nearest_ui
 
-from .browser import ANSWER_TIMEOUT_MS, PAD_CANVAS, SEVEN, answer, mouse_draw, screenshot, touch_draw
+from .browser import ANSWER_TIMEOUT_MS, PAD_CANVAS, PAD_CLEAR, SEVEN, answer, mouse_draw, screenshot, touch_draw
 from .test_inpage import open_page
 from .test_pad import LAPTOP, PHONE
 
@@ -128,13 +128,15 @@ def test_the_page_shows_the_training_digits_a_seven_looks_like(browser, app_serv
         expect(text).to_contain_text(nearest_ui.HEADING, timeout=ANSWER_TIMEOUT_MS)
         images = page.locator("#nearest-gallery img")
         expect(images).to_have_count(8)
-        captions = page.locator("#nearest-gallery").inner_text()
-        labels = [int(c.split()[1]) for c in captions.splitlines() if c.startswith("a ")]
-        assert len(labels) == 8 and labels.count(7) >= 5, captions
+        figures = page.locator("#nearest-gallery figure")
+        labels = [int(v) for v in figures.evaluate_all("fs => fs.map(f => f.dataset.label)")]
+        shown = [int(c.split()[0]) for c in figures.locator("figcaption").all_inner_texts()]
+        assert shown == labels and len(labels) == 8 and labels.count(7) >= 5, labels
+        no_sideways_overflow(page)
         assert all(img.evaluate("i => i.complete && i.naturalWidth > 0") for img in images.all())
         screenshot(page, "nearest-laptop")
         # A new drawing clears the neighbours of the old one.
-        page.locator(f"{PAD_CANVAS}").page.locator("#digit-pad button[data-action=clear]").click()
+        page.locator(PAD_CLEAR).click()
         expect(images).to_have_count(0)
     finally:
         context.close()
