@@ -37,6 +37,7 @@ from .data import data_dir, load_mnist, normalize
 from .models import check_model_name
 from .predict import CACHE, ModelCache, single_thread
 from .preprocess import to_mnist_array, to_tensor
+from .settings import feature_cache
 
 NEIGHBOURS = 8  # how many training digits /nearest returns
 MEMORY_ENTRIES = 6  # feature matrices kept in memory (24 MB each for 100 features)
@@ -91,8 +92,8 @@ def weights_key(model: nn.Module, ckpt: dict) -> str:
 
 def feature_cache_dir(root: str | os.PathLike | None = None) -> Path:
     """Where training-set features are kept on disk: ``$DIGITNET_CACHE`` or ``<MNIST root>/digitnet-features``."""
-    env = os.environ.get("DIGITNET_CACHE")
-    return Path(env) if env else data_dir(root) / "digitnet-features"
+    folder = feature_cache()
+    return Path(folder) if folder else data_dir(root) / "digitnet-features"
 
 
 def _normalised(features: torch.Tensor) -> np.ndarray:
