@@ -131,3 +131,25 @@ def test_the_api_handler_answers_json_and_refuses_blank_and_paths(mnist, visitor
     assert gallery.count("<img src=\"data:image/png;base64,") == 8
     assert gallery.count('data-label="7"') >= 5
     assert nearest_ui.nearest_view(ctx, ws, "", None, "lenet") == (nearest_ui.NO_DRAWING, "")
+
+
+def test_gradio_client_calls_nearest_with_a_drawn_seven(served_app, tmp_path, monkeypatch):
+    from gradio_client import handle_file
+
+    monkeypatch.setitem(nearest_ui._INDEXES, str(served_app.ctx.data_root),
+                        FeatureIndex(folder=tmp_path, limit=TRAIN_SLICE))
+    rgba = np.zeros((800, 800, 4), np.uint8)
+    rgba[..., 3] = seeded_seven()
+    png = tmp_path / "seven.png"
+    Image.fromarray(rgba, "RGBA").save(png)
+    client = served_app.client()
+    params = [p["parameter_name"] for p in client.view_api(return_format="dict", print_info=False)
+              ["named_endpoints"]["/nearest"]["parameters"]]
+    assert params == ["sketch", "model"]
+    sketch = {"background": None, "layers": [handle_file(str(png))], "composite": handle_file(str(png))}
+    out = client.predict(sketch=sketch, model="cnnnet", api_name="/nearest")
+    assert len(out["neighbours"]) == NEIGHBOURS
+    assert sum(n["label"] == 7 for n in out["neighbours"]) >= 5, out
+    blank = {"background": None, "layers": [], "composite": None}
+    with pytest.raises(Exception, match="Draw a digit first"):
+        client.predict(sketch=blank, model="cnnnet", api_name="/nearest")
