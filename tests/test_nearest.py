@@ -153,3 +153,10 @@ def test_gradio_client_calls_nearest_with_a_drawn_seven(served_app, tmp_path, mo
     blank = {"background": None, "layers": [], "composite": None}
     with pytest.raises(Exception, match="Draw a digit first"):
         client.predict(sketch=blank, model="cnnnet", api_name="/nearest")
+
+
+def test_without_mnist_the_page_says_so_instead_of_failing(visitors, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITNET_DOWNLOAD", "0")
+    ctx = Context(scheduler=None, visitors=visitors, data_root=tmp_path / "no-mnist")
+    text, grid = nearest_ui.nearest_view(ctx, visitors.get("carol"), pad_payload(seeded_seven()), None, "mlp")
+    assert text.startswith(nearest_ui.NO_MNIST) and grid == ""
