@@ -74,3 +74,8 @@ def max_run_seconds() -> int:
 def max_visitors_mb() -> int:
     """``DIGITNET_MAX_VISITORS_MB``: memory all visitors' workspaces may hold together (default 1024)."""
     return env_int("DIGITNET_MAX_VISITORS_MB", DEFAULT_MAX_VISITORS_MB)
+
+
+def feature_cache() -> str | None:
+    """``DIGITNET_CACHE``: where /nearest keeps the training set's features (default: next to MNIST)."""
+    return os.environ.get("DIGITNET_CACHE") or None

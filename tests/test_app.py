@@ -11,7 +11,7 @@ from digitnet.models import MODELS
 from digitnet.ui import draw
 from digitnet.ui.common import BLANK_MESSAGE, enlarge
 
-DOCUMENTED_ENDPOINTS = {"/predict", "/fool", "/train", "/status", "/stop"}
+DOCUMENTED_ENDPOINTS = {"/predict", "/nearest", "/fool", "/train", "/status", "/stop"}
 
 
 def confidences(label: dict) -> dict[str, float]:

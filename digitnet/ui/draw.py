@@ -42,6 +42,8 @@ from .answer import answer_panel, keeper, page_digits, page_weights, restore, sh
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
                      visitor_handler)
 from .pad import drawing_pad, pad_value
+from . import nearest as nearest_ui
+from .layers import layers_panel
 
 MY_DIGITS_SCALE = 3  # "my digits" gallery thumbnails at 84x84
 MY_DIGITS_SHOWN = 40  # the gallery shows the latest ones; the count covers all
@@ -423,6 +425,7 @@ def build(ctx: Context) -> DrawTab:
                                         elem_id="all-shipped")
             random_btn = gr.Button("Put a random MNIST digit on the pad", size="sm", elem_id="random-digit")
             pad_note = gr.Markdown(elem_id="pad-note")
+            layers_panel()  # every layer of the chosen model, fed by the answer in the page
     kept = keeper()
     with gr.Accordion("...or upload a photo or scan of a digit", open=False):
         photo = gr.Image(label="Photo or scan (dark ink on paper, or light on dark)", sources=["upload", "clipboard"],
@@ -433,6 +436,8 @@ def build(ctx: Context) -> DrawTab:
     api_sketch.data_model = SketchData  # Gradio validates it before any handler runs
     api_model = gr.Dropdown(MODEL_CHOICES, value=DEFAULT_MODEL, allow_custom_value=True, visible=False, label="model")
     api_label = gr.Label(visible=False, label="prediction")
+    nearest_ui.build(ctx, bind, pad, photo, model, api_sketch, api_model, concurrency_id="nearest",
+                     concurrency_limit=2)  # /nearest and "Your drawing looks most like these"
 
     with gr.Accordion("Why this answer?", open=False):
         with gr.Row():

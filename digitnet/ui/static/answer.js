@@ -125,7 +125,7 @@
           if (!net) { results[name] = null; continue; }
           const out = net.run(x);
           const spec = specOf(name);
-          results[name] = { probs: out.probs, answer: window.DigitNet.answer(out.probs, spec.unsure_below) };
+          results[name] = { probs: out.probs, answer: window.DigitNet.answer(out.probs, spec.unsure_below), layers: out.layers };
         }
         if (detector.net) {  // as digitnet.detector.Detector.not_digit: sigmoid of its one logit
           const z = detector.net.run(x).logits[0];
@@ -183,6 +183,10 @@
       }
       const who = mine[state.chosen] ? 'your ' + mine[state.chosen].title : 'shipped weights';
       source.textContent = NAMES[state.chosen] + ': ' + who + ' · computed in this page';
+      // Every layer of the chosen model, for the layers view (layers.js), with each answer.
+      document.dispatchEvent(new CustomEvent('digitnet-answer', {
+        detail: { model: state.chosen, result: chosen || null },
+      }));
     }
 
     // ---- weights ----
@@ -247,6 +251,10 @@
       latest() { const r = state.results; return r && r[state.chosen] ? r[state.chosen].answer : null; },
       probs(name) { const r = state.results; return r && r[name] ? Array.from(r[name].probs) : null; },
       seen() { const r = state.results; return r ? Array.from(r.x) : null; },
+      layers(name) {
+        const r = state.results;
+        return r && r[name] ? r[name].layers.map((l) => ({ name: l.name, shape: l.shape, data: Array.from(l.data) })) : null;
+      },
       ready(name) { return !!nets[name]; },
     };
     panels.push(panel);
@@ -275,6 +283,7 @@
     latest() { return first() ? first().latest() : null; },
     probs(name) { return first() ? first().probs(name) : null; },
     seen() { return first() ? first().seen() : null; },
+    layers(name) { return first() ? first().layers(name) : null; },
     ready(name) { return !!first() && first().ready(name); },
     forget() { window.localStorage.removeItem(STORE); },
     STORE,
