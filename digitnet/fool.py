@@ -126,11 +126,12 @@ def _check_target(target: Any) -> int | None:
     """None (the easiest) or a digit 0-9; a digit given as a string is accepted; anything else is refused."""
     if target is None or (isinstance(target, str) and target.strip().lower() in ("", "none", "easiest")):
         return None
-    try:
-        digit = int(str(target).strip()) if not isinstance(target, bool) else None
-    except ValueError:
-        digit = None
-    if digit is None or not 0 <= digit < NUM_CLASSES or (isinstance(target, float) and target != digit):
+    digit = None
+    if isinstance(target, (int, float)) and not isinstance(target, bool) and float(target).is_integer():
+        digit = int(target)  # 3 or 3.0 (a JSON number)
+    elif isinstance(target, str) and target.strip().isdigit():
+        digit = int(target.strip())
+    if digit is None or not 0 <= digit < NUM_CLASSES:
         raise FoolError(f"The target must be a digit from 0 to 9, or empty for the easiest; got {target!r}.")
     return digit
 

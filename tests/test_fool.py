@@ -84,7 +84,8 @@ def test_pictures_and_bad_targets(seven):
     if still.any():
         ys, xs = np.nonzero(still)
         assert diff[ys[0] * fl.UPSCALE, xs[0] * fl.UPSCALE].max() == 0  # unchanged: black
-    for bad in (7, 10, -1, "x", 2.5, True):
+    assert fl.fool(seen, "lenet", target=3.0).target == 3 and fl.fool(seen, "lenet", target=" 3 ").target == 3
+    for bad in (7, 10, -1, "x", 2.5, True, float("nan"), [3]):
         with pytest.raises(fl.FoolError, match=r"target|already reads a 7"):
             fl.fool(seen, "lenet", target=bad)
     with pytest.raises(ValueError, match="unknown model"):
