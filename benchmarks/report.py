@@ -179,6 +179,39 @@ def notdigit(rec: dict) -> tuple[str, str]:
     return what, figure
 
 
+def fool(rec: dict) -> tuple[str, str]:
+    m = rec["models"]
+    what = (f"\"Fool it\": the smallest change (L∞, 0..1 pixel scale) that makes a model read another digit, "
+            f"median over {rec['n']} drawn validation digits, MLP / CNNNet / LeNet")
+    fooled = " / ".join(str(m[k]["fooled"]) for k in MODELS if k in m)
+    figure = (" / ".join("–" if m[k]["median_linf"] is None else f"{m[k]['median_linf']:.3f}" for k in MODELS if k in m)
+              + f" ({fooled} of {rec['n']} changed within {rec['max_linf']:g})")
+    return what, figure
+
+
+def _thousands(images: float | None) -> str:
+    return "never" if images is None else f"{images / 1000:.0f}k"
+
+
+def seed_mistakes(rec: dict) -> tuple[str, str]:
+    parts = []
+    for m in ("lenet", "cnnnet", "mlp"):
+        if m not in rec["models"]:
+            continue
+        s = rec["models"][m]["summary"]
+        plain, soft, flip = s["none"], s["softmax_before_loss"], s["hflip"]
+        seconds = " / ".join("–" if v["seconds_to_target"] is None else f"{v['seconds_to_target']:.0f}"
+                             for v in (plain, soft, flip))
+        parts.append(f"{NAMES[m]} {pct(plain['test_mean'], 2)} / {pct(soft['test_mean'], 2)} / "
+                     f"{pct(flip['test_mean'], 2)}, 98% after {_thousands(plain['images_to_target'])} / "
+                     f"{_thousands(soft['images_to_target'])} / {_thousands(flip['images_to_target'])} images "
+                     f"({seconds} s)")
+    load = rec["record"]["machine"]["load_before"][0]
+    what = (f"the seed article's mistakes, fast recipe, {len(rec['seeds'])} seeds: test accuracy and training images "
+            "(seconds) to 98% validation, without / softmax before the loss / random horizontal flips")
+    return what, "; ".join(parts) + f"; load {load:.1f}"
+
+
 # (sources, row function, command, RESULTS file); a row whose record is missing is left out
 Row = tuple[tuple[str, ...], Callable, str, str]
 ROWS: list[Row] = [
@@ -192,6 +225,8 @@ ROWS: list[Row] = [
     (("inpage",), inpage, "python -m benchmarks.inpage", "RESULTS-inpage"),
     (("flood",), flood, "python -m benchmarks.flood", "RESULTS-visitors"),
     (("notdigit",), notdigit, "python -m benchmarks.notdigit --write", "RESULTS-notdigit"),
+    (("fool",), fool, "python -m benchmarks.fool", "RESULTS-fool"),
+    (("seed_mistakes",), seed_mistakes, "python -m benchmarks.seed_mistakes", "RESULTS-fool"),
 ]
 
 

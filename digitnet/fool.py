@@ -8,10 +8,11 @@ valid pixel range [0, 1]. A step is ``STEP_FACTOR * eps / STEPS``, so the last s
 move inside the box.
 
 The smallest bound that works is searched, not guessed: every bound of a geometric ladder
-(``LADDER`` values from ``MIN_LINF`` to ``MAX_LINF``) and every target digit are one batch, one
-forward and one backward per step; the first bound that works is then narrowed by bisection
-(``REFINE`` halvings) between it and the rung below. "The easiest other digit" is the one that
-needs the smallest bound; a picked target is searched alone. The change reported is the L∞
+(``LADDER`` values from ``MIN_LINF`` to ``MAX_LINF``, ``CHUNK`` at a time, the smaller first) and
+every target digit are one batch, one forward and one backward per step; the first bound that works
+is then narrowed by bisection (``REFINE`` halvings) between it and the rung below, for the
+``FINALISTS`` targets nearest to being read there. "The easiest other digit" is the one that needs
+the smallest bound; a picked target is searched alone. The change reported is the L∞
 distance actually used (``linf``, 0..1 pixel scale), never more than the bound it was found at.
 
 The model reads the altered image exactly as ``predict`` would read a preprocessed drawing
@@ -36,7 +37,9 @@ from .preprocess import MNIST_SIZE, to_mnist_array
 
 MAX_LINF = 0.3  # the largest change tried: 30% of full ink on any one pixel (the usual MNIST bound)
 MIN_LINF = 0.01  # the smallest bound of the ladder (2.5 grey levels of 255)
-LADDER = 10  # bounds tried at once, geometric from MIN_LINF to MAX_LINF
+LADDER = 10  # bounds tried, geometric from MIN_LINF to MAX_LINF...
+CHUNK = 5  # ...this many at once, the smaller first: most drawings change at the lower half, and the rest is skipped
+FINALISTS = 3  # the targets the bisection narrows: those closest to being read at the first bound that works
 REFINE = 4  # bisections between the first bound that works and the one below it
 STEPS = 20  # PGD steps per bound
 STEP_FACTOR = 2.5  # step size = STEP_FACTOR * eps / STEPS
@@ -123,11 +126,12 @@ def _check_target(target: Any) -> int | None:
     """None (the easiest) or a digit 0-9; a digit given as a string is accepted; anything else is refused."""
     if target is None or (isinstance(target, str) and target.strip().lower() in ("", "none", "easiest")):
         return None
-    try:
-        digit = int(str(target).strip()) if not isinstance(target, bool) else None
-    except ValueError:
-        digit = None
-    if digit is None or not 0 <= digit < NUM_CLASSES or (isinstance(target, float) and target != digit):
+    digit = None
+    if isinstance(target, (int, float)) and not isinstance(target, bool) and float(target).is_integer():
+        digit = int(target)  # 3 or 3.0 (a JSON number)
+    elif isinstance(target, str) and target.strip().isdigit():
+        digit = int(target.strip())
+    if digit is None or not 0 <= digit < NUM_CLASSES:
         raise FoolError(f"The target must be a digit from 0 to 9, or empty for the easiest; got {target!r}.")
     return digit
 
@@ -151,18 +155,22 @@ def fool(seen: np.ndarray, model: str, weights: WeightSource | None = None, targ
             raise FoolError(f"The model already reads a {original}: pick another target digit.")
         targets = torch.tensor([aim] if aim is not None else [d for d in range(NUM_CLASSES) if d != original])
         bounds = ladder()
-        images, logits = pgd(net, x0, targets, bounds, mean, std)
-        hit = logits.argmax(-1) == targets  # (E, T)
-        rungs = hit.any(1).nonzero()
+        for start in range(0, LADDER, CHUNK):  # the smaller bounds first; stop at the chunk that works
+            images, logits = pgd(net, x0, targets, bounds[start:start + CHUNK], mean, std)
+            rungs = (logits.argmax(-1) == targets).any(1).nonzero()
+            if len(rungs):
+                break
         if len(rungs) == 0:  # not even MAX_LINF: show the best try at the largest bound
             best = int(logits[-1].log_softmax(-1).gather(1, targets[:, None]).argmax())
             chosen, bound = images[-1, best], float(bounds[-1])
             target_digit = int(targets[best])
         else:
             k = int(rungs[0])
-            low, high = (float(bounds[k - 1]) if k else 0.0), float(bounds[k])
+            low, high = (float(bounds[start + k - 1]) if start + k else 0.0), float(bounds[start + k])
             chosen, target_digit = _first_hit(images[k], logits[k], targets)
             bound = high
+            near = logits[k].log_softmax(-1).gather(1, targets[:, None])[:, 0].argsort(descending=True)
+            targets = targets[near[:FINALISTS]]
             for _ in range(REFINE):  # narrow the bound: the easiest target may change on the way
                 mid = (low + high) / 2
                 imgs, lgts = pgd(net, x0, targets, torch.tensor([mid]), mean, std)

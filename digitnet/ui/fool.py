@@ -77,7 +77,7 @@ def fool_view(ctx: Context, ws: Workspace, drawing, photo, model: str, target: s
         r = fool(seen, model, weights=ws, target=None if target in (None, "", EASIEST) else target)
     except (ValueError, ModelUnavailable) as exc:
         raise gr.Error(str(exc)) from exc
-    label = {"label": str(r.label), "confidences": confidences(r.probs)}
+    label = {str(d): p for d, p in enumerate(r.probs)}  # gr.Label's own form: all ten, it shows the top 3
     return fool_markdown(r), enlarge(r.seen, SEEN_SCALE), r.altered_image, r.difference_image, label
 
 
@@ -97,7 +97,8 @@ def build(ctx: Context, pad, photo, model, api_sketch, api_model) -> None:
             diff = gr.Image(label="The change, amplified (red added, blue removed)", elem_id="fool-diff", **image)
         probs = gr.Label(label="Its probabilities now", num_top_classes=3, elem_id="fool-probs")
     outputs = [text, seen, altered, diff, probs]
-    pad.change(None, None, outputs, js="() => [%r, null, null, null, null]" % PROMPT)  # a new drawing: stale
+    # A new drawing makes the result stale: cleared in the page ({} is an empty Label; null breaks it).
+    pad.change(None, None, outputs, js="() => [%r, null, null, null, {}]" % PROMPT)
     button.click(bind(fool_view), [pad, photo, model, target], outputs, concurrency_id="explain",
                  concurrency_limit=2, api_visibility="private")
     # The documented /fool: API only, like /predict (the sketch is checked by SketchData and api_image).
