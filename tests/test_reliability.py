@@ -263,7 +263,7 @@ def test_broken_checkpoints_at_start_up_leave_the_app_up_and_the_other_models_wo
         assert c.predict(sketch=sketch_value(files["drawn"]), model="cnnnet", api_name="/predict")["label"] == "7"
         # The visitor's models, as their workspace reports them: both files named, CNNNet fine.
         ws = broken.ctx.visitors.peek(c.session_hash)
-        status = ws.status()
+        status = ws.shipped.status()  # no runs of its own: the shipped files, as loaded
         assert str(folder / "lenet.pt") in status["lenet"] and str(folder / "mlp.pt") in status["mlp"]
         assert status["cnnnet"].startswith("ok")
         # The Draw tab itself: LeNet says it is unavailable instead of guessing, the others answer.

@@ -42,6 +42,7 @@ from ..detector import DETECTOR
 from ..webmodel import cached_page_model, page_detector, page_models
 from ..workspace import MAX_UPLOAD_BYTES, Workspace
 from .common import BLANK_MESSAGE, Context, enlarge
+from . import words
 from .pad import pad_value, script_tag
 
 SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so pixels stay visible
@@ -142,7 +143,8 @@ def weights_entry(ws: Workspace, model: str) -> dict | None:
     w = ws.in_use(model)
     if w.run is None:
         return None
-    return {"spec": cached_page_model(ws.weights_dict(model)), "ckpt": _b64(ws.export(model)), "title": w.title}
+    title = words.run_title(ws.run(w.run).snapshot())
+    return {"spec": cached_page_model(ws.weights_dict(model)), "ckpt": _b64(ws.export(model)), "title": title}
 
 
 def page_weights(ws: Workspace, models=MODELS) -> str:

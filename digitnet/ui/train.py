@@ -26,7 +26,8 @@ from ..models import DISPLAY_NAMES
 from ..scheduler import QueueFull, Run, RunState, TrainingDisabled
 from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
 from ..workspace import AlreadyTraining, Workspace, run_status
-from . import curves
+from . import curves, words
+from .words import run_message, run_title, say, t
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
 from .answer import page_weights
 from .draw import DOWNLOADS, DrawTab, weights_view
@@ -55,8 +56,8 @@ def clock(seconds: float) -> str:
 def status_line(s: RunState | None) -> str:
     """The one-line status: icon, the run, its state, its message."""
     if s is None:
-        return f"{STATE_ICONS['idle']} **idle** · Pick a model and click Train: your run joins the queue."
-    return f"{STATE_ICONS.get(s.state, '')} **{s.title()} · {s.state}** · {s.message}"
+        return f"{STATE_ICONS['idle']} **{say('state_idle')}** · {say('status_none')}"
+    return f"{STATE_ICONS.get(s.state, '')} **{run_title(s)} · {say('state_' + s.state)}** · {run_message(s)}"
 
 
 def confusion_image(confusion: list[list[int]]) -> np.ndarray:
@@ -98,7 +99,7 @@ def results_markdown(s: RunState | None) -> str:
         total = sum(sum(row) for row in r.confusion)
         wrong = total - sum(r.confusion[i][i] for i in range(10))
     what = f"{DISPLAY_NAMES[s.model]} fine-tuned on your digits" if s.kind == "finetune" else DISPLAY_NAMES[s.model]
-    return (f"### {s.title().split(':')[0]}, {what}: test accuracy **{r.test_acc:.2%}**\n"
+    return (f"### {say('run_number', number=s.number)}, {what}: test accuracy **{r.test_acc:.2%}**\n"
             f"{wrong} of {total:,} test digits misread · trained in {r.train_seconds:.0f} s · your drawings "
             "use these weights now (Draw tab); download them below.")
 
@@ -130,7 +131,7 @@ def runs_frame(ws: Workspace) -> pd.DataFrame:
 
 def overlay_choices(ws: Workspace) -> list[tuple[str, str]]:
     """The runs with curves to overlay: (title, run number)."""
-    return [(s.title(), str(s.number)) for s in (r.snapshot() for r in ws.runs()) if s.history]
+    return [(run_title(s), str(s.number)) for s in (r.snapshot() for r in ws.runs()) if s.history]
 
 
 def overlay_runs(ws: Workspace, selected: list[str] | None) -> list[RunState]:
@@ -187,22 +188,22 @@ def train_click(ctx: Context, ws: Workspace, *values, **params) -> str:
     try:
         run = ws.train(**form_values(values, params))
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
-        gr.Warning(str(exc))
-        return f"⚠️ {exc} Nothing new was queued."
+        gr.Warning(words.refusal(exc))
+        return say("train_refused", reason=words.refusal(exc))
     if ctx.scheduler.starts_now(run):  # an empty queue: it starts now, say so
         run.wait_started(START_WAIT_SECONDS)
     position = ctx.scheduler.position(run)
     if position is None:
-        return f"Your {run.snapshot().title()} is training."
-    return f"Queued as your {run.snapshot().title()} (number {position} in the queue)."
+        return say("train_running", title=run_title(run.snapshot()))
+    return say("train_queued", title=run_title(run.snapshot()), position=position)
 
 
 def stop_click(ctx: Context, ws: Workspace) -> str:
     """The Stop button: take the visitor's run out of the queue, or stop it before its next batch."""
     s = ws.stop()
     if s is None:
-        return "You have no run waiting or running."
-    return s.message
+        return say("stop_none")
+    return run_message(s)
 
 
 def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.LiveFeed | None = None,
@@ -252,7 +253,7 @@ async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: 
         key = (s.version, ctx.scheduler.position(run), None if starts_in is None else round(starts_in / ETA_STEP_SECONDS))
         if s.ended:
             # "Your run 1: LeNet is training." is history now: the status line and the chart say how it ended.
-            teach = s.message if s.kind == "finetune" else gr.skip()
+            teach = run_message(s) if s.kind == "finetune" else gr.skip()
             yield (*view(ctx, ws, selected, feed), "", teach, *weights_view(ws, model), download_file(ws, train_model),
                    page_weights(ws, [s.model]))
             return
@@ -282,13 +283,13 @@ def refresh_download(ctx: Context, ws: Workspace, model: str) -> str:
 def upload_weights(ctx: Context, ws: Workspace, file) -> tuple[str, str]:
     """Load a checkpoint file: it joins the visitor's runs, their drawings use it for its model (pushed to the page)."""
     if file is None:
-        raise gr.Error("No file was uploaded.")
+        raise gr.Error(say("no_file"))
     try:
         run = ws.load(uploaded_path(file, get_upload_folder()))
     except (CheckpointError, ImageError) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(words.refusal(exc)) from exc
     s = run.snapshot()
-    return (f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now.",
+    return (say("loaded_as", title=run_title(s), acc=percent(s.test_acc)),
             page_weights(ws, [s.model]))
 
 
@@ -351,23 +352,23 @@ def train(ctx: Context, ws: Workspace, *values, **params) -> dict:
     try:
         run = ws.train(**form_values(values, params))
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(words.refusal(exc)) from exc
     if ctx.scheduler.starts_now(run):  # an empty queue: answer "running", not "queued" for a millisecond
         run.wait_started(START_WAIT_SECONDS)
-    return run_status(ws)
+    return run_status(ws, run_message)
 
 
 def status(ctx: Context, ws: Workspace) -> dict:
     """This session's latest run: state (idle, queued, running, done, stopped, error), model, epoch, epochs,
     history (every validation point), running_loss (every training-loss point: [epochs done, loss]) and
     running_loss_seconds, test_acc, message, and its queue position while it waits."""
-    return run_status(ws)
+    return run_status(ws, run_message)
 
 
 def stop(ctx: Context, ws: Workspace) -> dict:
     """Stop this session's run (or take it out of the queue); returns its /status once it has stopped."""
     ws.stop()
-    return run_status(ws)
+    return run_status(ws, run_message)
 
 
 # ------------------------------------------------------------------------------ the tab
@@ -403,8 +404,7 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
     bind = lambda fn: visitor_handler(fn, ctx)  # noqa: E731
     allow, cap = ctx.allow_training, ctx.max_epochs
     if not allow:
-        gr.Markdown("### Training is turned off here\nThis deployment serves the shipped models only "
-                    "(`DIGITNET_ALLOW_TRAINING=0`). Run the app on your own machine to train: `python app.py`.")
+        gr.Markdown(t("training_off"))
     # On a phone the columns stack: the model, the recipe buttons, Train and the curves come first; the
     # settings are folded (a preset or the model fills them in).
     with gr.Row():
@@ -412,12 +412,12 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
             by_name = {c.name: c for c in FORM}
             controls = {name: control(by_name[name], cap, allow) for name in ("model", "epochs")}
             with gr.Row():
-                fast_btn = gr.Button("Fast recipe", size="sm", interactive=allow)
-                seed_btn = gr.Button("The seed article's recipe", size="sm", interactive=allow)
+                fast_btn = gr.Button(t("fast_recipe"), size="sm", interactive=allow)
+                seed_btn = gr.Button(t("seed_recipe"), size="sm", interactive=allow)
             recipe_md = gr.Markdown(recipe_note(ctx, "lenet", False), elem_id="recipe-note")
             with gr.Row():
-                train_btn = gr.Button("Train", variant="primary", interactive=allow)
-                stop_btn = gr.Button("Stop", variant="stop", interactive=allow)
+                train_btn = gr.Button(t("train"), variant="primary", interactive=allow)
+                stop_btn = gr.Button(t("stop"), variant="stop", interactive=allow)
             form_msg = gr.Markdown(elem_id="train-answer")
             basic = [c for c in FORM if not c.advanced and c.name not in controls]
             advanced = [c for c in FORM if c.advanced]
@@ -429,26 +429,25 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
             status_md = gr.Markdown(status_line(None), elem_id="train-status")
             chart = curves.curves_component("train-curves", seed=curves.load_seed_curves())
             results_md = gr.Markdown(results_markdown(None))
-            with gr.Accordion("Confusion matrix and mistakes (test set)", open=True):
+            with gr.Accordion(t("confusion_fold"), open=True):
                 # No label over the picture: its own title names it (a label covered the title).
                 confusion = gr.Image(show_label=False, interactive=False, buttons=["download"], format="png",
                                      elem_id="confusion")
                 # Three columns and short captions ("4 read as 9 · 87%") fit a phone's width.
-                gallery = gr.Gallery(label="Most confident mistakes", elem_id="misclassified", columns=3, height=480,
+                gallery = gr.Gallery(label=t("mistakes"), elem_id="misclassified", columns=3, height=480,
                                      object_fit="contain")
-    with gr.Accordion("Your runs: compare their curves", open=True):
-        runs_df = gr.Dataframe(runs_frame_empty(), label="Your runs (newest first)", interactive=False, wrap=True,
+    with gr.Accordion(t("runs_fold"), open=True):
+        runs_df = gr.Dataframe(runs_frame_empty(), label=t("runs_table"), interactive=False, wrap=True,
                                elem_id="runs-table", max_height=300)
-        overlay_pick = gr.CheckboxGroup([], value=[], label="Overlay these runs", elem_id="overlay-pick")
+        overlay_pick = gr.CheckboxGroup([], value=[], label=t("overlay"), elem_id="overlay-pick")
         overlay = curves.curves_component("overlay-curves", seed=curves.load_seed_curves(),
                                           value=curves.overlay_value([]))
-    with gr.Accordion("Your models: download or load weights", open=False):
-        gr.Markdown("Download the weights your drawings use for the model selected on the left (the same "
-                    "checkpoint format as the shipped ones), or load a checkpoint file saved earlier.")
+    with gr.Accordion(t("weights_fold"), open=False):
+        gr.Markdown(t("weights_help"))
         with gr.Row():
-            download_btn = gr.DownloadButton("Download these weights", value=shipped_download("lenet"),
+            download_btn = gr.DownloadButton(t("download"), value=shipped_download("lenet"),
                                              elem_id="download-weights")
-            upload_btn = gr.UploadButton("Load weights from a file", file_types=[".pt"], type="filepath")
+            upload_btn = gr.UploadButton(t("upload"), file_types=[".pt"], type="filepath")
         weights_msg = gr.Markdown()
 
     # ---- wiring ----------------------------------------------------------------------------------
