@@ -58,11 +58,11 @@ PANEL_TEMPLATE = """
   <div id="prediction" class="dn-label" data-label="" aria-live="polite" role="status"></div>
   <div class="dn-source"></div>
   <div class="dn-body">
-    <div class="dn-bars" aria-label="All ten digits"></div>
-    <figure class="dn-seen"><canvas width="28" height="28" aria-label="What the model saw, 28x28"></canvas>
-      <figcaption>What the model saw (28x28)</figcaption></figure>
+    <div class="dn-bars" aria-label="All ten digits" data-i18n-aria="ten_digits"></div>
+    <figure class="dn-seen"><canvas width="28" height="28" aria-label="What the model saw, 28x28" data-i18n-aria="seen_aria"></canvas>
+      <figcaption data-i18n="seen">What the model saw (28x28)</figcaption></figure>
   </div>
-  <div class="dn-three" aria-label="The three models"></div>
+  <div class="dn-three" aria-label="The three models" data-i18n-aria="three_models"></div>
 </div>
 """
 

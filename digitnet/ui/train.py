@@ -56,7 +56,7 @@ def clock(seconds: float) -> str:
 def status_line(s: RunState | None) -> str:
     """The one-line status: icon, the run, its state, its message."""
     if s is None:
-        return f"{STATE_ICONS['idle']} **{say('state_idle')}** · {say('status_none')}"
+        return say("status_idle_line")
     return f"{STATE_ICONS.get(s.state, '')} **{run_title(s)} · {say('state_' + s.state)}** · {run_message(s)}"
 
 
@@ -90,9 +90,9 @@ def confusion_image(confusion: list[list[int]]) -> np.ndarray:
 def results_markdown(s: RunState | None) -> str:
     """Test accuracy of a finished run, or why there is none."""
     if s is None or s.state in ("queued", "running"):
-        return "Results appear here when a run finishes."
+        return say("results_none")
     if s.state != "done" or s.result is None:
-        return "The last run did not finish: no test results, and your drawings keep their weights."
+        return say("results_unfinished")
     r = s.result
     wrong = total = 0
     if r.confusion:
@@ -426,9 +426,9 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
                 with gr.Accordion("More settings: " + ", ".join(c.label for c in advanced), open=False):
                     controls.update({c.name: control(c, cap, allow) for c in advanced})
         with gr.Column(scale=2):
-            status_md = gr.Markdown(status_line(None), elem_id="train-status")
+            status_md = gr.Markdown(t("status_idle_line"), elem_id="train-status")
             chart = curves.curves_component("train-curves", seed=curves.load_seed_curves())
-            results_md = gr.Markdown(results_markdown(None))
+            results_md = gr.Markdown(t("results_none"))
             with gr.Accordion(t("confusion_fold"), open=True):
                 # No label over the picture: its own title names it (a label covered the title).
                 confusion = gr.Image(show_label=False, interactive=False, buttons=["download"], format="png",

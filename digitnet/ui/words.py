@@ -86,6 +86,9 @@ EN: dict[str, str] = {
                     "one training step (forward, backward and AdamW update) on a batch, also with one thread, so "
                     "that the figures repeat and compare even while someone's run trains.",
     "measure": "Measure again",
+    "status_idle_line": "💤 **idle** · Pick a model and click Train: your run joins the queue.",
+    "results_none": "Results appear here when a run finishes.",
+    "results_unfinished": "The last run did not finish: no test results, and your drawings keep their weights.",
     "models_table": "Models",
     # ---- what handlers answer (str.format placeholders) ----
     "run_title": "run {number}: {name}",
@@ -128,7 +131,6 @@ EN: dict[str, str] = {
     "refused_wrong_model": "{name} holds a {found} model, not {wanted}",
     "refused_budget": "Not loaded: your runs, weights in use and digits already hold {held} MB, and one visitor "
                       "may hold at most {limit} MB here. Switch back to the shipped weights or forget some digits.",
-    "status_none": "Pick a model and click Train: your run joins the queue.",
     "train_refused": "⚠️ {reason} Nothing new was queued.",
     "train_running": "Your {title} is training.",
     "train_queued": "Queued as your {title} (number {position} in the queue).",
@@ -150,9 +152,13 @@ EN: dict[str, str] = {
     "js.pad_label": "Draw one digit, big or small, anywhere",
     "js.pad_hint": "draw here", "js.pad_undo": "Undo last stroke", "js.pad_clear": "Clear",
     "js.pad_aria": "Drawing pad: draw one digit",
+    "js.ten_digits": "All ten digits", "js.seen_aria": "What the model saw, 28x28",
+    "js.seen": "What the model saw (28x28)", "js.three_models": "The three models",
     "js.x_axis": "x-axis:", "js.x_epochs": "epochs", "js.x_seconds": "wall seconds",
     "js.seed_faint": "the seed article's recipe, faint",
     "js.waiting": "🕒 waiting: number {position} in the queue",
+    "js.starts_in": " · starts in about {clock}", "js.starting": " · starting any moment",
+    "js.at_batch": "epoch {epoch}/{passes} · batch {batch}/{batches}", "js.of_epochs": "{done} of {epochs} epochs",
     "js.loading": "loading data...", "js.eta": "ETA {clock}", "js.done_in": "done in {clock}",
     "js.stopped": "stopped", "js.error": "error",
     "js.probe": "The model reading 16 test digits (6 hard ones), at every validation point",
@@ -205,6 +211,9 @@ ZH: dict[str, str] = {
                     "用同样的方法测的：延迟是单线程单张图片预测的中位数，与“手写”页一致；训练步是一批图片上一次训练步"
                     "（前向、反向和 AdamW 更新）的中位耗时，同样用单线程，所以即使有人在训练，这些数字也可重复、可比较。",
     "measure": "重新测量",
+    "status_idle_line": "💤 **空闲** · 选一个模型，点“训练”：你的训练会加入队列。",
+    "results_none": "训练完成后，结果会显示在这里。",
+    "results_unfinished": "上一次训练没有完成：没有测试结果，你的手写识别仍用原来的权重。",
     "models_table": "模型",
     "run_title": "第 {number} 次训练：{name}",
     "run_title_finetune": "第 {number} 次训练：{name}（微调）",
@@ -242,7 +251,6 @@ ZH: dict[str, str] = {
     "refused_wrong_model": "{name} 里是 {found} 模型，不是 {wanted}",
     "refused_budget": "未载入：你的训练、正在使用的权重和数字已占用 {held} MB，这里每位访客最多 {limit} MB。"
                       "请切换回自带权重，或清除一些数字。",
-    "status_none": "选一个模型，点“训练”：你的训练会加入队列。",
     "train_refused": "⚠️ {reason} 没有新的训练加入队列。",
     "train_running": "你的{title}正在训练。",
     "train_queued": "已排队，是你的{title}（队列中第 {position} 位）。",
@@ -262,9 +270,13 @@ ZH: dict[str, str] = {
     "js.pad_label": "写一个数字，大小位置随意",
     "js.pad_hint": "在这里写", "js.pad_undo": "撤销上一笔", "js.pad_clear": "清除",
     "js.pad_aria": "画板：写一个数字",
+    "js.ten_digits": "全部十个数字", "js.seen_aria": "模型看到的图像，28x28",
+    "js.seen": "模型看到的（28x28）", "js.three_models": "三个模型",
     "js.x_axis": "横轴：", "js.x_epochs": "轮数", "js.x_seconds": "实际秒数",
     "js.seed_faint": "原文配方的曲线（浅色）",
     "js.waiting": "🕒 等待中：队列第 {position} 位",
+    "js.starts_in": " · 大约 {clock} 后开始", "js.starting": " · 马上开始",
+    "js.at_batch": "第 {epoch}/{passes} 轮 · 批次 {batch}/{batches}", "js.of_epochs": "{done} / {epochs} 轮",
     "js.loading": "正在载入数据……", "js.eta": "预计还需 {clock}", "js.done_in": "用时 {clock} 完成",
     "js.stopped": "已停止", "js.error": "出错",
     "js.probe": "模型在每个验证点对 16 个测试数字（其中 6 个难认）的识别",
@@ -389,8 +401,10 @@ def refusal(exc: Exception) -> str:
 
 
 def page_words() -> dict[str, dict[str, str]]:
-    """The texts the page's JavaScript writes, per language, without their ``js.`` prefix."""
-    return {lang: {k[3:]: v for k, v in words.items() if k.startswith("js.")} for lang, words in WORDS.items()}
+    """The texts the page's JavaScript writes, per language, without their ``js.`` prefix, and the tabs' names
+    (words.js renames the tabs Gradio leaves in the old language after a switch)."""
+    return {lang: {k.removeprefix("js."): v for k, v in words.items() if k.startswith(("js.", "tab_"))}
+            for lang, words in WORDS.items()}
 
 
 def fixed_words() -> dict[str, dict[str, str]]:
