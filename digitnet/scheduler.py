@@ -335,8 +335,8 @@ class Scheduler:
             return
         if result.state != "done":
             done = sum(1 for m in result.history if m.epoch_end)  # several validation points an epoch
-            overran = dict(news=News.OVERRAN, limit_seconds=self.max_run_seconds) if run.overran else {}
-            run._end("stopped", News.STOPPED, full_epochs=done, **overran)
+            overran = dict(limit_seconds=self.max_run_seconds) if run.overran else {}
+            run._end("stopped", News.OVERRAN if run.overran else News.STOPPED, full_epochs=done, **overran)
             return
         self.eta.learn(run.snapshot(), result)
         run.weights = runner.checkpoint(result)
