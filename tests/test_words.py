@@ -137,3 +137,12 @@ def test_refusals_are_worded_from_their_facts(exc, en, zh):
         assert zh in words.refusal(exc)
     finally:
         words.use("en")
+
+
+def test_the_forms_settings_keep_their_english_names():
+    """A setting with Chinese words here is named in English exactly as training.py names it."""
+    from digitnet.training import TrainConfig, visitor_settings
+
+    named = [s for s in visitor_settings(TrainConfig) if f"setting_{s.name}" in words.EN]
+    assert len(named) >= 12
+    assert all(words.EN[f"setting_{s.name}"] == s.label for s in named)

@@ -91,9 +91,9 @@ def weights_markdown(ws: Workspace, model: str) -> str:
     w = ws.in_use(model)
     shipped = ws.shipped.status()[model]
     if w.run is None and not shipped.startswith("ok"):  # a broken or missing file: say which
-        return f"**{DISPLAY_NAMES[model]}** is unavailable: {shipped}"
+        return say("weights_unavailable", name=DISPLAY_NAMES[model], why=shipped)
     who = say("shipped") if w.run is None else say("your_run", number=w.run)
-    return f"**{DISPLAY_NAMES[model]}**: {who}, {percent(w.test_acc)} on MNIST test"
+    return say("weights_line", name=DISPLAY_NAMES[model], who=who, acc=percent(w.test_acc))
 
 
 def weights_choices(ws: Workspace, model: str) -> list[tuple[str, str]]:
@@ -394,7 +394,8 @@ def build(ctx: Context) -> DrawTab:
             model = gr.Radio(MODEL_CHOICES, value=DEFAULT_MODEL, label=t("model"), elem_id="model-choice")
             with gr.Row():
                 # Which shipped file is broken, if one is.
-                weights_md = gr.Markdown(weights_markdown(newcomer, DEFAULT_MODEL), elem_id="weights-in-use")
+                weights_md = gr.Markdown(words.in_both("weights_initial", lambda: weights_markdown(newcomer, DEFAULT_MODEL)),
+                                         elem_id="weights-in-use")
             with gr.Row():
                 weights_pick = gr.Dropdown([(say("shipped"), SHIPPED)], value=SHIPPED, label=t("weights_pick"),
                                            elem_id="weights-pick", scale=3)

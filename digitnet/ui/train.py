@@ -312,12 +312,17 @@ def recipe_note(ctx: Context, model: str, seed: bool) -> str:
     cfg = TrainConfig(**{**recipe, "model": model})
     cfg.epochs = min(cfg.epochs, ctx.max_epochs)
     estimate = ctx.scheduler.expected_seconds(Run("", 0, "training", model, asdict(cfg), cfg.epochs))
-    about = f"about {clock(estimate)} here" if estimate < 120 else f"about {estimate / 60:.0f} minutes here"
+    about = say("about_clock", clock=clock(estimate)) if estimate < 120 else say("about_minutes", minutes=f"{estimate / 60:.0f}")
     if seed:
-        return (f"**The seed article's recipe**: {cfg.epochs:g} epochs of SGD (lr 0.01, momentum 0.9) at batch 64, "
-                f"StepLR; {about}. The curves' x-axis follows the run as it goes.")
-    return (f"**Fast recipe** for {DISPLAY_NAMES[model]}: {cfg.epochs:g} epochs of {cfg.optimizer} at batch "
-            f"{cfg.batch_size}, one-cycle; {about}.")
+        return say("recipe_seed_note", epochs=f"{cfg.epochs:g}", about=about)
+    return say("recipe_fast_note", name=DISPLAY_NAMES[model], epochs=f"{cfg.epochs:g}", optimizer=cfg.optimizer,
+               batch=cfg.batch_size, about=about)
+
+
+def preset_click(ctx: Context, model: str, seed: bool, request: gr.Request | None) -> tuple:
+    """A recipe button: the form's values and the note that says what they are, in the visitor's language."""
+    words.use_request(request)
+    return (*(seed_preset if seed else fast_preset)(ctx, model), recipe_note(ctx, model, seed))
 
 
 def shipped_download(model: str) -> str | None:
@@ -379,7 +384,7 @@ def control(s: Setting, max_epochs: int, interactive: bool) -> gr.components.Com
     is a radio, a yes/no a checkbox, a number with a step a slider (over its bounds; epochs up to this
     deployment's cap), any other number a box."""
     value = getattr(TrainConfig(), s.name)
-    common = dict(label=s.label[0].upper() + s.label[1:], interactive=interactive)
+    common = dict(label=words.form_label(s.name, s.label), interactive=interactive)
     if s.choices:
         return gr.Radio(list(s.choices), value=value, **common)
     if s.kind is bool:
@@ -414,16 +419,17 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
             with gr.Row():
                 fast_btn = gr.Button(t("fast_recipe"), size="sm", interactive=allow)
                 seed_btn = gr.Button(t("seed_recipe"), size="sm", interactive=allow)
-            recipe_md = gr.Markdown(recipe_note(ctx, "lenet", False), elem_id="recipe-note")
+            recipe_md = gr.Markdown(words.in_both("recipe_initial", lambda: recipe_note(ctx, "lenet", False)),
+                                    elem_id="recipe-note")
             with gr.Row():
                 train_btn = gr.Button(t("train"), variant="primary", interactive=allow)
                 stop_btn = gr.Button(t("stop"), variant="stop", interactive=allow)
             form_msg = gr.Markdown(elem_id="train-answer")
             basic = [c for c in FORM if not c.advanced and c.name not in controls]
             advanced = [c for c in FORM if c.advanced]
-            with gr.Accordion("Settings: " + ", ".join(c.label for c in basic[:4]) + ", ...", open=False):
+            with gr.Accordion(words.listing("settings_fold", "settings", basic[:4]), open=False):
                 controls.update({c.name: control(c, cap, allow) for c in basic})
-                with gr.Accordion("More settings: " + ", ".join(c.label for c in advanced), open=False):
+                with gr.Accordion(words.listing("more_settings_fold", "more_settings", advanced), open=False):
                     controls.update({c.name: control(c, cap, allow) for c in advanced})
         with gr.Column(scale=2):
             status_md = gr.Markdown(t("status_idle_line"), elem_id="train-status")
@@ -457,9 +463,15 @@ def build(ctx: Context, draw: DrawTab) -> TrainTab:
             draw.weights_md, draw.weights_pick, download_btn, draw.panel]
     private = dict(api_visibility="private")
     stream = dict(show_progress="hidden", concurrency_limit=None, **private)
-    seed_btn.click(lambda model: (*seed_preset(ctx, model), recipe_note(ctx, model, True)), controls["model"],
+    def seed_click(model: str, request: gr.Request) -> tuple:
+        return preset_click(ctx, model, True, request)
+
+    def fast_click(model: str, request: gr.Request) -> tuple:
+        return preset_click(ctx, model, False, request)
+
+    seed_btn.click(seed_click, controls["model"],
                    [*presets, recipe_md], queue=False, **private)
-    fast_btn.click(lambda model: (*fast_preset(ctx, model), recipe_note(ctx, model, False)), controls["model"],
+    fast_btn.click(fast_click, controls["model"],
                    [*presets, recipe_md], queue=False, **private)
     controls["model"].input(lambda model, *values: follow_model(ctx, model, *values), [controls["model"], *presets],
                             presets, queue=False, **private)

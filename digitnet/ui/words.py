@@ -65,7 +65,28 @@ EN: dict[str, str] = {
     "digits_file": "Your digits, ready to download",
     "training_off": "### Training is turned off here\nThis deployment serves the shipped models only "
                     "(`DIGITNET_ALLOW_TRAINING=0`). Run the app on your own machine to train: `python app.py`.",
+    # The Train form's settings (training.py's visitor settings; one without a key here shows its own label).
+    "setting_model": "model",
+    "setting_epochs": "epochs",
+    "setting_batch_size": "batch size",
+    "setting_optimizer": "optimizer",
+    "setting_lr": "learning rate",
+    "setting_schedule": "schedule",
+    "setting_weight_decay": "weight decay",
+    "setting_label_smoothing": "label smoothing",
+    "setting_dropout": "dropout",
+    "setting_augment": "augmentation",
+    "setting_freeze": "FreezeOut",
+    "setting_seed": "seed",
+    "setting_momentum": "momentum",
+    "setting_step_size": "StepLR step size",
+    "setting_gamma": "StepLR gamma",
+    "settings": "Settings", "more_settings": "More settings",
     "fast_recipe": "Fast recipe",
+    "recipe_seed_note": "**The seed article's recipe**: {epochs} epochs of SGD (lr 0.01, momentum 0.9) at batch 64, "
+                        "StepLR; {about}. The curves' x-axis follows the run as it goes.",
+    "recipe_fast_note": "**Fast recipe** for {name}: {epochs} epochs of {optimizer} at batch {batch}, one-cycle; {about}.",
+    "about_clock": "about {clock} here", "about_minutes": "about {minutes} minutes here",
     "seed_recipe": "The seed article's recipe",
     "train": "Train", "stop": "Stop",
     "confusion_fold": "Confusion matrix and mistakes (test set)",
@@ -95,7 +116,8 @@ EN: dict[str, str] = {
     "run_title_finetune": "run {number}: {name} fine-tuned",
     "run_title_upload": "run {number}: {name} from a file",
     "shipped": "shipped",
-    "run_number": "Run {number}", "your_run": "your run {number}",
+    "weights_line": "**{name}**: {who}, {acc} on MNIST test", "weights_unavailable": "**{name}** is unavailable: {why}",
+    "run_number": "run {number}", "your_run": "your run {number}",
     "state_idle": "idle", "state_queued": "queued", "state_running": "running", "state_done": "done",
     "state_stopped": "stopped", "state_error": "error",
     "epoch": "epoch", "epochs": "epochs", "round": "round", "rounds": "rounds",
@@ -194,7 +216,27 @@ ZH: dict[str, str] = {
     "digits_file": "你的数字，可以下载了",
     "training_off": "### 这里关闭了训练\n此部署只提供自带的模型（`DIGITNET_ALLOW_TRAINING=0`）。"
                     "想训练的话，在你自己的电脑上运行：`python app.py`。",
+    "setting_model": "模型",
+    "setting_epochs": "轮数",
+    "setting_batch_size": "批量大小",
+    "setting_optimizer": "优化器",
+    "setting_lr": "学习率",
+    "setting_schedule": "学习率调度",
+    "setting_weight_decay": "权重衰减",
+    "setting_label_smoothing": "标签平滑",
+    "setting_dropout": "dropout 比例",
+    "setting_augment": "数据增强",
+    "setting_freeze": "FreezeOut（逐层冻结）",
+    "setting_seed": "随机种子",
+    "setting_momentum": "动量",
+    "setting_step_size": "StepLR 步长",
+    "setting_gamma": "StepLR 衰减系数 gamma",
+    "settings": "设置", "more_settings": "更多设置",
     "fast_recipe": "快速配方",
+    "recipe_seed_note": "**原文的配方**：{epochs} 轮 SGD（lr 0.01，momentum 0.9），批量 64，StepLR；{about}。"
+                        "曲线的横轴随训练进行而延伸。",
+    "recipe_fast_note": "{name} 的**快速配方**：{epochs} 轮 {optimizer}，批量 {batch}，one-cycle；{about}。",
+    "about_clock": "在这里大约 {clock}", "about_minutes": "在这里大约 {minutes} 分钟",
     "seed_recipe": "原文的配方",
     "train": "训练", "stop": "停止",
     "confusion_fold": "混淆矩阵与错例（测试集）",
@@ -219,6 +261,7 @@ ZH: dict[str, str] = {
     "run_title_finetune": "第 {number} 次训练：{name}（微调）",
     "run_title_upload": "第 {number} 次训练：{name}（来自文件）",
     "shipped": "自带",
+    "weights_line": "**{name}**：{who}，MNIST 测试 {acc}", "weights_unavailable": "**{name}** 不可用：{why}",
     "run_number": "第 {number} 次训练", "your_run": "你的第 {number} 次训练",
     "state_idle": "空闲", "state_queued": "排队中", "state_running": "训练中", "state_done": "已完成",
     "state_stopped": "已停止", "state_error": "出错",
@@ -414,9 +457,53 @@ def fixed_words() -> dict[str, dict[str, str]]:
 
 
 def head_script() -> str:
-    """The page's dictionaries as a script for <head>: words.js reads ``window.DIGITNET_WORDS``."""
+    """The page's dictionaries as a script for <head>: words.js reads ``window.DigitNetDictionary``."""
     data = json.dumps({"languages": list(LANGUAGES), "cookie": COOKIE, "words": page_words()}, ensure_ascii=False)
-    return f"<script>window.DIGITNET_WORDS = {data.replace('</', '<' + chr(92) + '/')};</script>"
+    return f"<script>window.DigitNetDictionary = {data.replace('</', '<' + chr(92) + '/')};</script>"
+
+
+def setting_label(name: str, label: str, lang: str = DEFAULT) -> str:
+    """A Train form setting's name in ``lang`` (its own ``label`` where the dictionaries have none)."""
+    return WORDS[lang].get(f"setting_{name}", label)
+
+
+def form_label(name: str, label: str):
+    """A Train form control's label: "Batch size" / "批量大小" (a gr.I18n key registered before launch), or the
+    setting's own label, capitalised, where the dictionaries have none."""
+    key = f"setting_{name}"
+    if key not in EN:
+        return label[0].upper() + label[1:]
+    for lang in LANGUAGES:
+        text = WORDS[lang][key]
+        FIXED[lang][key + "_label"] = text[0].upper() + text[1:]
+    return I18N(key + "_label")
+
+
+def in_both(key: str, text) -> gr.i18n.I18nData:
+    """A text the page shows before any request, computed now in each language (``text()`` calls ``say``) and
+    registered as the fixed text ``key`` (before launch: Gradio reads the dictionaries then)."""
+    for lang in LANGUAGES:
+        token = _language.set(lang)
+        try:
+            FIXED[lang][key] = text()
+        finally:
+            _language.reset(token)
+    return I18N(key)
+
+
+def use_request(request) -> None:
+    """Answer a request in its visitor's language (the switch's cookie, else the browser's)."""
+    use(language(getattr(request, "headers", None), getattr(request, "cookies", None)))
+
+
+def listing(key: str, head: str, settings) -> gr.i18n.I18nData:
+    """A fixed text made of others, "Settings: batch size, optimizer, ..." in each language, registered as ``key``
+    (before launch: Gradio reads the dictionaries then)."""
+    for lang in LANGUAGES:
+        names = [setting_label(s.name, s.label, lang) for s in settings]
+        sep, colon = (", ", ": ") if lang == "en" else ("、", "：")
+        FIXED[lang][key] = WORDS[lang][head] + colon + sep.join(names) + (sep + "..." if lang == "en" else "……")
+    return I18N(key)
 
 
 FIXED = fixed_words()

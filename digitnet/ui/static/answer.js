@@ -50,7 +50,7 @@
 
   // The page's words (words.js, from digitnet/ui/words.py) in the page's language; English without them.
   function T(key, values, english) {
-    return window.DigitNetWords ? window.DigitNetWords.t(key, values) : english;
+    return window.DigitNetWords ? window.DigitNetWords.t(key, values, english) : english;
   }
 
   function mount(element, props, trigger, watch) {

@@ -215,7 +215,7 @@ function drawProgress() {
 
 // The page's words (words.js, from digitnet/ui/words.py) in the page's language; English without them.
 function T(key, values, english) {
-  return window.DigitNetWords ? window.DigitNetWords.t(key, values) : english;
+  return window.DigitNetWords ? window.DigitNetWords.t(key, values, english) : english;
 }
 
 function drawProbe() {

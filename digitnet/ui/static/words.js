@@ -1,6 +1,6 @@
 // The page's language: English or Simplified Chinese, the browser's choice unless the visitor switched.
 //
-// The dictionaries come from digitnet/ui/words.py (window.DIGITNET_WORDS, set by a head script just
+// The dictionaries come from digitnet/ui/words.py (window.DigitNetDictionary, set by a head script just
 // before this file). The rule is the server's (words.language): the switch's cookie, else the first of
 // the browser's languages we have, else English. The switch keeps its choice in that cookie, so the
 // server words its answers (a run's status, a refusal) in the same language from the next request on.
@@ -14,7 +14,7 @@
 //   window event 'digitnet-language'.
 (function (root) {
   'use strict';
-  const data = root.DIGITNET_WORDS || { languages: ['en'], cookie: 'digitnet-lang', words: { en: {} } };
+  const data = root.DigitNetDictionary || { languages: ['en'], cookie: 'digitnet-lang', words: { en: {} } };
 
   function normalise(tag) {
     tag = String(tag || '').trim().toLowerCase();
@@ -41,11 +41,12 @@
 
   let lang = pick();
 
-  // The text of key in the current language, {name} filled from values (English where a key lacks one).
-  function t(key, values) {
+  // The text of key in the current language, {name} filled from values (English where a key lacks one;
+  // fallback, else the key, where the dictionaries have none).
+  function t(key, values, fallback) {
     const words = data.words[lang] || {};
-    let text = key in words ? words[key] : (data.words.en || {})[key];
-    if (text === undefined) return key;
+    const text = key in words ? words[key] : (data.words.en || {})[key];
+    if (text === undefined) return fallback === undefined ? key : fallback;
     return text.replace(/\{(\w+)\}/g, (m, name) => (values && name in values ? String(values[name]) : m));
   }
 
