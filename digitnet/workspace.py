@@ -344,7 +344,7 @@ class Workspace:
 
 def run_status(workspace: Workspace, word=None) -> dict:
     """The documented /status JSON of a visitor's latest run, with its queue position while it waits, but for its
-    "message", which ``word(state or None)`` writes when given (digitnet/ui's ``words.run_message``)."""
+    "message", which ``word(state or None)`` writes when given (digitnet/ui's ``facts.run_message``)."""
     run = workspace.latest()
     if run is None:
         return {"state": "idle", "run": None, "model": None, "epoch": 0, "epochs": 0, "batch": 0, "batches": 0,

@@ -30,7 +30,7 @@ from digitnet.finetune import MAX_MY_DIGITS, MyDigitsError, load_my_digits, save
 from digitnet.models import build_model
 from digitnet.preprocess import UPLOAD_REFUSED
 from digitnet.scheduler import OVERRUN_FACTOR, RUN_OVERHEAD_SECONDS, News, Scheduler, TooCostly
-from digitnet.ui import words
+from digitnet.ui import facts, words
 from digitnet.settings import DEFAULT_MAX_RUN_SECONDS
 from digitnet.training import FAST_RECIPES
 from digitnet.ui import draw as draw_tab
@@ -310,7 +310,7 @@ def test_run_estimates_follow_steps_and_batch_and_the_limit_refuses_an_hour_long
         scheduler.estimate_training(model="lenet", epochs=30, batch_size=1)
     assert refused.value.limit == 300 and refused.value.seconds > 300 and refused.value.batch == 1
     assert re.search(r"about \d+ min .*runs may take at most 5 min on this server \(DIGITNET_MAX_RUN_SECONDS=300\)\. "
-                     r"Use fewer epochs or a larger batch", words.refusal(refused.value))  # what the page says
+                     r"Use fewer epochs or a larger batch", facts.refusal(refused.value))  # what the page says
     assert scheduler.waiting() == [] and scheduler.running is None
 
 
@@ -332,7 +332,7 @@ def test_a_run_that_overruns_the_limit_in_practice_is_stopped(mnist, checkpoints
         assert run.wait_ended(120)
         s = run.snapshot()
         assert s.state == "stopped" and s.news is News.OVERRAN and s.limit_seconds == 5
-        assert "a run may take at most 5 s here (DIGITNET_MAX_RUN_SECONDS)" in words.run_message(s)
+        assert "a run may take at most 5 s here (DIGITNET_MAX_RUN_SECONDS)" in facts.run_message(s)
         assert run.weights is None and s.epoch < 30
     finally:
         scheduler.close()

@@ -9,7 +9,7 @@ import pytest
 
 from digitnet.run import News, RunState
 from digitnet.scheduler import MIN_FINETUNE_DIGITS, QueueFull, TooCostly, TooFewDigits, TrainingDisabled
-from digitnet.ui import words
+from digitnet.ui import facts, words
 from digitnet.upload import UploadTooLarge, WrongModel
 from digitnet.workspace import AlreadyTraining, OverBudget
 
@@ -101,7 +101,7 @@ def state(**fields) -> RunState:
 def test_a_runs_facts_are_worded_in_each_language(lang, s, expected):
     words.use(lang)
     try:
-        assert words.run_message(s) == expected
+        assert facts.run_message(s) == expected
     finally:
         words.use("en")
 
@@ -110,7 +110,7 @@ def test_every_news_has_words_in_both_languages():
     for lang in words.LANGUAGES:
         words.use(lang)
         for news in News:
-            text = words.run_message(state(news=news, error="x", source="f.pt", limit_seconds=60, test_acc=0.5,
+            text = facts.run_message(state(news=news, error="x", source="f.pt", limit_seconds=60, test_acc=0.5,
                                            train_seconds=3))
             assert text and "{" not in text, (lang, news)
     words.use("en")
@@ -131,10 +131,10 @@ def test_every_news_has_words_in_both_languages():
     (ValueError("epochs must be at most 30, got 31"), "epochs must be at most 30, got 31", "epochs must be at most 30"),
 ])
 def test_refusals_are_worded_from_their_facts(exc, en, zh):
-    assert en in words.refusal(exc)
+    assert en in facts.refusal(exc)
     words.use("zh-CN")
     try:
-        assert zh in words.refusal(exc)
+        assert zh in facts.refusal(exc)
     finally:
         words.use("en")
 

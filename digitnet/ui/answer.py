@@ -42,7 +42,7 @@ from ..detector import DETECTOR
 from ..webmodel import cached_page_model, page_detector, page_models
 from ..workspace import MAX_UPLOAD_BYTES, Workspace
 from .common import BLANK_MESSAGE, Context, enlarge
-from . import words
+from . import facts
 from .pad import pad_value, script_tag
 
 SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so pixels stay visible
@@ -143,7 +143,7 @@ def weights_entry(ws: Workspace, model: str) -> dict | None:
     w = ws.in_use(model)
     if w.run is None:
         return None
-    title = words.run_title(ws.run(w.run).snapshot())
+    title = facts.run_title(ws.run(w.run).snapshot())
     return {"spec": cached_page_model(ws.weights_dict(model)), "ckpt": _b64(ws.export(model)), "title": title}
 
 

@@ -32,7 +32,7 @@ from .. import data as mdata
 from ..models import DISPLAY_NAMES
 from ..scheduler import RunState
 from ..training import PROBE_INDICES
-from . import words
+from . import facts
 
 STATIC = Path(__file__).resolve().parent / "static"
 CURVES_JS = (STATIC / "curves.js").read_text(encoding="utf-8")
@@ -216,7 +216,7 @@ def reset_value(series: list[dict], seed_models: list[str], overlay: bool = Fals
 
 def run_series(s: RunState) -> dict:
     """One run as a series of the chart."""
-    return {"name": words.run_title(s), "loss": loss_points(s), "val": val_points(s)}
+    return {"name": facts.run_title(s), "loss": loss_points(s), "val": val_points(s)}
 
 
 class LiveFeed:

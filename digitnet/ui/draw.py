@@ -41,8 +41,9 @@ from .answer import answer_panel, keeper, page_digits, page_weights, restore, sh
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
                      visitor_handler)
 from .pad import drawing_pad, pad_value
-from . import words
-from .words import run_title, say, t
+from . import facts, words
+from .facts import run_title
+from .words import say, t
 
 MY_DIGITS_SCALE = 3  # "my digits" gallery thumbnails at 84x84
 MY_DIGITS_SHOWN = 40  # the gallery shows the latest ones; the count covers all
@@ -340,7 +341,7 @@ def finetune(ctx: Context, ws: Workspace, model: str) -> str:
     try:
         run = ws.finetune(model)
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
-        raise gr.Error(words.refusal(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     return say("finetune_queued", title=run_title(run.snapshot()))
 
 
@@ -377,8 +378,6 @@ ON_DRAWING_JS = """() => {
   return [%r, null, null, null, a ? String(a.digit) : null];
 }"""
 CHOOSE_MODEL_JS = "(model) => { window.DigitNetAnswer && window.DigitNetAnswer.choose(model); return []; }"
-EXPLAIN_PROMPT = ("See which of your strokes decided the answer and what the model's first layer made of them: "
-                  "draw, then click the button.")
 
 
 def build(ctx: Context) -> DrawTab:

@@ -46,7 +46,7 @@ def static_url(path: Path = CORE_JS) -> str:
 def page_head() -> str:
     """The <script> tags that load digitnet-core.js and the page's words (``words.py``'s dictionaries, then
     words.js, which picks the language and runs the switch), for ``launch(head=...)``."""
-    from .words import head_script  # words imports the library's exceptions; inpage stays light to import
+    from .words import head_script  # imported when called: words imports gradio
 
     tags = [f'<script src="{html.escape(static_url(path), quote=True)}"></script>' for path in (CORE_JS, WORDS_JS)]
     return head_script() + "".join(tags)

@@ -26,8 +26,9 @@ from ..models import DISPLAY_NAMES
 from ..scheduler import QueueFull, Run, RunState, TrainingDisabled
 from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, misclassified_images, visitor_settings
 from ..workspace import AlreadyTraining, Workspace, run_status
-from . import curves, words
-from .words import run_message, run_title, say, t
+from . import curves, facts, words
+from .facts import run_message, run_title
+from .words import say, t
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
 from .answer import page_weights
 from .draw import DOWNLOADS, DrawTab, weights_view
@@ -188,8 +189,8 @@ def train_click(ctx: Context, ws: Workspace, *values, **params) -> str:
     try:
         run = ws.train(**form_values(values, params))
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
-        gr.Warning(words.refusal(exc))
-        return say("train_refused", reason=words.refusal(exc))
+        gr.Warning(facts.refusal(exc))
+        return say("train_refused", reason=facts.refusal(exc))
     if ctx.scheduler.starts_now(run):  # an empty queue: it starts now, say so
         run.wait_started(START_WAIT_SECONDS)
     position = ctx.scheduler.position(run)
@@ -287,7 +288,7 @@ def upload_weights(ctx: Context, ws: Workspace, file) -> tuple[str, str]:
     try:
         run = ws.load(uploaded_path(file, get_upload_folder()))
     except (CheckpointError, ImageError) as exc:
-        raise gr.Error(words.refusal(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     s = run.snapshot()
     return (say("loaded_as", title=run_title(s), acc=percent(s.test_acc)),
             page_weights(ws, [s.model]))
@@ -357,7 +358,7 @@ def train(ctx: Context, ws: Workspace, *values, **params) -> dict:
     try:
         run = ws.train(**form_values(values, params))
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
-        raise gr.Error(words.refusal(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     if ctx.scheduler.starts_now(run):  # an empty queue: answer "running", not "queued" for a millisecond
         run.wait_started(START_WAIT_SECONDS)
     return run_status(ws, run_message)

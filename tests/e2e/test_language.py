@@ -39,9 +39,15 @@ def test_a_chinese_browser_gets_the_chinese_page(browser, pad_app_url):
         mouse_draw(page, DIGIT_STROKES["7"], PAD_CANVAS)
         expect(answer(page)).to_have_attribute("data-label", "7", timeout=ANSWER_TIMEOUT_MS)
         expect(answer(page)).to_have_text(re.compile(r"^是 7（\d+%）$|^不确定：7 还是 \d？$"))
+        expect(page.locator("#weights-in-use")).to_contain_text("LeNet：自带，MNIST 测试")
+        page.get_by_role("button", name="为什么是这个答案？").click()
+        expect(page.locator("#explain-text")).to_contain_text("看看是哪几笔决定了答案")  # reset by the drawing
         page.locator(TABS).nth(1).click()
         expect(page.get_by_role("button", name="训练", exact=True)).to_be_visible()
         expect(page.locator("#train-status")).to_contain_text("空闲")
+        expect(page.locator("#recipe-note")).to_contain_text("LeNet 的快速配方")
+        page.get_by_role("button", name="原文的配方").click()  # the server's answer, in the page's language
+        expect(page.locator("#recipe-note")).to_contain_text("原文的配方：")
         screenshot(page, "language-zh-CN")
     finally:
         context.close()
