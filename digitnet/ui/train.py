@@ -99,10 +99,10 @@ def results_markdown(s: RunState | None) -> str:
     if r.confusion:
         total = sum(sum(row) for row in r.confusion)
         wrong = total - sum(r.confusion[i][i] for i in range(10))
-    what = f"{DISPLAY_NAMES[s.model]} fine-tuned on your digits" if s.kind == "finetune" else DISPLAY_NAMES[s.model]
-    return (f"### {say('run_number', number=s.number)}, {what}: test accuracy **{r.test_acc:.2%}**\n"
-            f"{wrong} of {total:,} test digits misread · trained in {r.train_seconds:.0f} s · your drawings "
-            "use these weights now (Draw tab); download them below.")
+    name = DISPLAY_NAMES[s.model]
+    what = say("finetuned_on_yours", name=name) if s.kind == "finetune" else name
+    return say("results_line", run=say("run_number", number=s.number), what=what, acc=f"{r.test_acc:.2%}",
+               wrong=wrong, total=f"{total:,}", seconds=f"{r.train_seconds:.0f}")
 
 
 def settings_text(s: RunState) -> str:
@@ -221,7 +221,7 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.L
         done = (gr.skip(),) * 3
     elif s is not None and s.state == "done" and s.result is not None and s.result.confusion:
         shown = zip(misclassified_images(s.result, ctx.data_root, MISCLASSIFIED_SHOWN), s.result.misclassified)
-        gallery = [(enlarge(img, GALLERY_SCALE), f"{m['true']} read as {m['pred']} · {m['prob']:.0%}")
+        gallery = [(enlarge(img, GALLERY_SCALE), say("read_as", true=m["true"], pred=m["pred"], prob=f"{m['prob']:.0%}"))
                    for (img, _), m in shown]
         done = (results_markdown(s), confusion_image(s.result.confusion), gallery)
     else:

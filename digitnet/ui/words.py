@@ -103,6 +103,9 @@ EN: dict[str, str] = {
     "measure": "Measure again",
     "status_idle_line": "💤 **idle** · Pick a model and click Train: your run joins the queue.",
     "results_none": "Results appear here when a run finishes.",
+    "results_line": "### {run}, {what}: test accuracy **{acc}**\n{wrong} of {total} test digits misread · trained in "
+                    "{seconds} s · your drawings use these weights now (Draw tab); download them below.",
+    "finetuned_on_yours": "{name} fine-tuned on your digits", "read_as": "{true} read as {pred} · {prob}",
     "results_unfinished": "The last run did not finish: no test results, and your drawings keep their weights.",
     "models_table": "Models",
     # ---- what handlers answer (str.format placeholders) ----
@@ -249,6 +252,9 @@ ZH: dict[str, str] = {
     "measure": "重新测量",
     "status_idle_line": "💤 **空闲** · 选一个模型，点“训练”：你的训练会加入队列。",
     "results_none": "训练完成后，结果会显示在这里。",
+    "results_line": "### {run}，{what}：测试准确率 **{acc}**\n{total} 个测试数字中认错 {wrong} 个 · 训练用时 {seconds} 秒 · "
+                    "你的手写识别现在用这些权重（“手写”页）；可以在下面下载。",
+    "finetuned_on_yours": "用你的数字微调的 {name}", "read_as": "{true} 被认成 {pred} · {prob}",
     "results_unfinished": "上一次训练没有完成：没有测试结果，你的手写识别仍用原来的权重。",
     "models_table": "模型",
     "run_title": "第 {number} 次训练：{name}",
