@@ -51,10 +51,10 @@ HTML_TEMPLATE = """
     <label><input type="checkbox" data-role="seed" checked> <span data-i18n="seed_faint">the seed article's recipe, faint</span></label>
   </div>
   <div class="curves-charts">
-    <figure class="curves-chart" data-chart="loss"><figcaption>Loss</figcaption>
+    <figure class="curves-chart" data-chart="loss"><figcaption data-i18n="loss">Loss</figcaption>
       <svg role="img" aria-label="loss curves"></svg><div class="curves-legend"></div><div class="curves-note"></div>
     </figure>
-    <figure class="curves-chart" data-chart="acc"><figcaption>Accuracy (%)</figcaption>
+    <figure class="curves-chart" data-chart="acc"><figcaption data-i18n="accuracy">Accuracy (%)</figcaption>
       <svg role="img" aria-label="accuracy curves"></svg><div class="curves-legend"></div><div class="curves-note"></div>
     </figure>
   </div>

@@ -145,7 +145,7 @@ function draw(chart) {
   }
   el('line', {x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: 'axis'}, axes);
   el('text', {x: (M.left + W - M.right) / 2, y: H - 3, 'text-anchor': 'middle', class: 'title'}, axes).textContent =
-    xAxis === 'epoch' ? 'epochs' : 'wall seconds (data loading included)';
+    xAxis === 'epoch' ? T('x_epochs', {}, 'epochs') : T('x_wall', {}, 'wall seconds (data loading included)');
   const plot = el('g', {'clip-path': 'url(#' + clipId + ')'}, svg);
   for (const l of all) {
     if (!l.points.length) continue;
