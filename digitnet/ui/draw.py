@@ -173,7 +173,7 @@ def random_digit(ctx: Context, ws: Workspace) -> tuple[str, str]:
         image, label, index = random_test_digit(data_root=ctx.data_root)
     except Exception as exc:  # no MNIST on this deployment (a Space without it and no network)
         raise gr.Error(f"No MNIST test set here: {exc}") from exc
-    return pad_payload(enlarge(image, 1)), f"On the pad: MNIST test digit #{index}, labelled **{label}**."
+    return pad_payload(enlarge(image, 1)), say("random_note", index=index, label=label)
 
 
 def photo_to_pad(ctx: Context, ws: Workspace, photo) -> tuple[str, str]:
@@ -185,8 +185,8 @@ def photo_to_pad(ctx: Context, ws: Workspace, photo) -> tuple[str, str]:
     except ImageError as exc:
         raise gr.Error(str(exc)) from exc
     if seen is None:
-        return "", "No digit found in the photo: dark ink on light paper, or light on dark, works best."
-    return pad_payload(enlarge(seen, 1)), "On the pad: your photo as the models read it (28x28)."
+        return "", say("photo_empty")
+    return pad_payload(enlarge(seen, 1)), say("photo_note")
 
 
 def predict_api(ctx: Context, ws: Workspace, sketch, model: str):
@@ -274,7 +274,7 @@ def add_to_my_digits(ctx: Context, ws: Workspace, drawing, photo, digit):
     if seen is None:
         raise gr.Error(f"{NO_DRAWING_MESSAGE} Then say which digit it was and add it.")
     if digit is None or digit == "":
-        raise gr.Error("Pick the digit it really was (0-9) under \"That was a ...\", then add it.")
+        raise gr.Error(say("pick_truth"))
     try:
         ws.my_digits = add_digit(ws.my_digits, seen, digit)
     except MyDigitsError as exc:
@@ -290,7 +290,7 @@ def keep_digits(ctx: Context, ws: Workspace) -> str:
 def load_digits(ctx: Context, ws: Workspace, file):
     """Upload a my-digits file saved earlier: its digits join the visitor's."""
     if file is None:
-        raise gr.Error("No file was uploaded.")
+        raise gr.Error(say("no_file"))
     try:
         loaded = load_my_digits(uploaded_path(file, get_upload_folder()))
     except (MyDigitsError, ImageError) as exc:
@@ -325,7 +325,7 @@ DOWNLOADS = Downloads(Path(tempfile.mkdtemp(prefix="digitnet-downloads-")))
 def save_digits(ctx: Context, ws: Workspace):
     """Write the visitor's digits to a file for download."""
     if not ws.my_digits:
-        raise gr.Error("There are no digits to save yet: correct a prediction with \"Add to my digits\" first.")
+        raise gr.Error(say("no_digits_yet"))
     path = save_my_digits(ws.my_digits, DOWNLOADS.new_file(MY_DIGITS_FILENAME))
     return gr.File(value=str(path), visible=True)
 
