@@ -21,8 +21,9 @@ import torch
 from digitnet import settings
 from digitnet.predict import CACHE
 from digitnet.scheduler import TRAINER_NICENESS, Scheduler
-from digitnet.ui import compare, draw, guard, inpage, train
+from digitnet.ui import compare, draw, guard, inpage, train, words
 from digitnet.ui.common import Context
+from digitnet.ui.words import t
 from digitnet.visitors import Visitors
 
 QUEUE_MAX_SIZE = 256  # Gradio's own event queue: beyond this, visitors are told it is full instead of waiting
@@ -30,8 +31,9 @@ MAX_UPLOAD_SIZE = "10mb"  # per uploaded file: a drawing is ~20 kB, a phone phot
 # launch() settings for every way the app is served (python app.py, tests, Spaces): no share link
 # (Spaces serves the app itself; a laptop needs none) and no server-side rendering, which would
 # need Node.js beside Python and gains nothing for a three-tab tool. inpage: the page's own
-# recognition code (digitnet-core.js in <head>, and the folder of static/ files served).
-LAUNCH_OPTIONS = dict(share=False, ssr_mode=False, css=draw.CSS, max_file_size=MAX_UPLOAD_SIZE,
+# recognition code (digitnet-core.js in <head>, and the folder of static/ files served) and the page's
+# words in English and Chinese (i18n: the fixed texts; the head's dictionaries for the page's own JavaScript).
+LAUNCH_OPTIONS = dict(share=False, ssr_mode=False, css=draw.CSS, max_file_size=MAX_UPLOAD_SIZE, i18n=words.I18N,
                       **inpage.launch_options())
 
 
@@ -77,14 +79,17 @@ def build_demo(
     # delete_cache: every drawing writes its 28x28 view to Gradio's cache; keep an hour of them.
     with gr.Blocks(title="digitnet: draw a digit, train the models", delete_cache=(3600, 3600)) as demo:
         demo.ctx = ctx  # tests and scripts reach the queue and the visitors here
-        gr.Markdown("# digitnet\nDraw a digit: three PyTorch models read it as you draw. "
-                    "Or train your own on MNIST and watch the curves grow.", elem_id="intro")
+        with gr.Row(equal_height=False):
+            gr.Markdown(t("intro"), elem_id="intro")
+            # The language switch: the page's words change at once (words.js); the server's next answers follow.
+            gr.Button(t("switch"), size="sm", scale=0, min_width=80, elem_id="language-switch").click(
+                None, js="() => { window.DigitNetWords && window.DigitNetWords.toggle(); }")
         with gr.Tabs():
-            with gr.Tab("Draw", id="draw"):
+            with gr.Tab(t("tab_draw"), id="draw"):
                 draw_tab = draw.build(ctx)
-            with gr.Tab("Train", id="train"):
+            with gr.Tab(t("tab_train"), id="train"):
                 train.build(ctx, draw_tab)
-            with gr.Tab("Compare", id="compare") as compare_tab:
+            with gr.Tab(t("tab_compare"), id="compare") as compare_tab:
                 compare.build(ctx, compare_tab)
 
         def leave(request: gr.Request) -> None:

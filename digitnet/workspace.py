@@ -25,14 +25,15 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, own_state_dict, write_checkpoint
+from .checkpoint import CheckpointError, model_from_checkpoint, write_checkpoint
 from .finetune import MyDigits
-from .models import DISPLAY_NAMES, MODELS, check_model_name
+from .models import DISPLAY_NAMES, check_model_name
 from .predict import CACHE, ModelCache
-from .scheduler import STOP_WAIT_SECONDS, Run, RunState, Scheduler
+from .run import News, Run, RunState
+from .scheduler import STOP_WAIT_SECONDS, Scheduler
+from .upload import MAX_UPLOAD_BYTES, read_upload  # noqa: F401 (MAX_UPLOAD_BYTES: where callers found it)
 
 MAX_RUNS_KEPT = 20  # a visitor's run history; the oldest finished runs (and their weights) go first
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a checkpoint of the largest model (the MLP) is ~1.1 MB
 # What one visitor may make the server hold: their runs' weights, the models built from them for
 # drawing, their digits. Twenty MLP runs in use are ~45 MB; a thousand digits 3 MB.
 VISITOR_BUDGET_BYTES = 64 * 1024 * 1024
@@ -42,20 +43,22 @@ def tensor_bytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
-def _finite(value, optional: bool = False) -> bool:
-    if value is None:
-        return optional
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _history_entry(h) -> bool:
-    """Whether an uploaded file's history entry is one the Train tab can plot (EpochMetrics' numbers)."""
-    return (isinstance(h, dict) and all(_finite(h.get(k)) for k in ("epoch", "train_loss", "train_acc"))
-            and all(_finite(h.get(k), optional=True) for k in ("val_loss", "val_acc")))
-
-
 class AlreadyTraining(RuntimeError):
-    """The visitor already has a run waiting or running; nothing new was queued."""
+    """The visitor already has a run waiting or running (``run``, at ``position`` while it waits)."""
+
+    def __init__(self, run: RunState, position: int | None) -> None:
+        self.run, self.position = run, position
+        where = f"waiting in the queue (position {position})" if run.state == "queued" else "training now"
+        super().__init__(f"Your run {run.number} ({DISPLAY_NAMES[run.model]}) is {where}; one run at a time.")
+
+
+class OverBudget(CheckpointError):
+    """Loading a file would make a visitor hold more than their budget (``held`` of ``limit`` bytes)."""
+
+    def __init__(self, held: int, limit: int) -> None:
+        self.held, self.limit = held, limit
+        super().__init__(f"Not loaded: you hold {held / 2**20:.0f} MB; one visitor may hold at most "
+                         f"{limit // 2**20} MB here.")
 
 
 @dataclass
@@ -65,7 +68,7 @@ class WeightsInUse:
     model: str
     run: int | None  # the visitor's run number, None for the shipped weights
     test_acc: float | None
-    title: str  # "run 2: LeNet", or "shipped"
+    kind: str | None = None  # the run's kind ("training", "finetune", "upload"); None for the shipped weights
 
 
 class Workspace:
@@ -147,13 +150,7 @@ class Workspace:
         run = self.active()
         if run is None:
             return
-        s = run.snapshot()
-        if s.state == "queued":
-            where = f"is waiting in the queue (position {self.scheduler.position(run)})"
-        else:
-            where = "is training now"
-        raise AlreadyTraining(f"Your {s.title()} {where}. A visitor has one run at a time: stop it, or wait "
-                              "for it to finish, then start the next.")
+        raise AlreadyTraining(run.snapshot(), self.scheduler.position(run))
 
     def _add(self, submit) -> Run:
         with self._lock:
@@ -234,9 +231,9 @@ class Workspace:
                 acc = (self.shipped.get(name)[1].get("metrics") or {}).get("test_acc")
             except Exception:  # an unavailable shipped model is reported where it is used
                 acc = None
-            return WeightsInUse(name, None, acc, "shipped")
+            return WeightsInUse(name, None, acc)
         s = self.run(number).snapshot()
-        return WeightsInUse(name, number, s.test_acc, s.title())
+        return WeightsInUse(name, number, s.test_acc, s.kind)
 
     def choices(self, model: str) -> list[RunState]:
         """This visitor's runs that have ``model`` weights to draw with, oldest first."""
@@ -267,15 +264,6 @@ class Workspace:
                 self._recount()
             return model, run.weights
 
-    def status(self) -> dict[str, str]:
-        """Per model: which weights are in use and their accuracy (ModelCache.status's shape)."""
-        out = self.shipped.status()
-        for name in MODELS:
-            w = self.in_use(name)
-            if w.run is not None:
-                out[name] = f"your {w.title}" + (f" (test acc {w.test_acc:.1%})" if w.test_acc is not None else "")
-        return out
-
     def export(self, model: str) -> bytes:
         """The weights in use for ``model`` as a checkpoint file's bytes (the shipped format)."""
         buffer = io.BytesIO()
@@ -298,51 +286,24 @@ class Workspace:
             return path
 
     def load(self, path: str | os.PathLike, model: str | None = None, name: str | None = None) -> Run:
-        """Load a checkpoint file a visitor uploads: it becomes a run of kind "upload" whose weights are in use.
-
-        ``weights_only`` loading, limits on the file's size packed and unpacked, the model's own tensors
-        only (at their shapes, finite), an architecture check (``model``, when given, must match) and the
-        visitor's memory budget; CheckpointError says what is wrong, naming the file by ``name`` (default:
-        its file name), never by where the server keeps it.
-        """
-        path = Path(path)
-        name = name or path.name
-        size = path.stat().st_size if path.is_file() else 0
-        if size > MAX_UPLOAD_BYTES:
-            raise CheckpointError(f"{name} is {size / 2**20:.1f} MB; a digitnet checkpoint is at most "
-                                  f"{MAX_UPLOAD_BYTES // 2**20} MB")
-        ckpt = load_checkpoint(path, name)
-        if model is not None and ckpt["arch"] != check_model_name(model):
-            raise CheckpointError(f"{name} holds a {DISPLAY_NAMES[ckpt['arch']]} model, not "
-                                  f"{DISPLAY_NAMES[model]}")
-        ckpt = own_state_dict(ckpt, name)  # an `extra` tensor, or any other key, is not kept
-        built = model_from_checkpoint(ckpt, name)  # finite weights that fit the architecture
+        """Load a checkpoint file a visitor uploads (``upload.read_upload`` checks it): it becomes a run of kind
+        "upload" whose weights are in use; OverBudget past the visitor's memory budget."""
+        name = name or Path(path).name
+        upload = read_upload(path, model, name)
+        ckpt = upload.checkpoint
         cost = 2 * tensor_bytes(ckpt["state_dict"].values())  # the weights, and the model built from them
         with self._lock:
             # What trimming could free once this file's weights replace the ones in use for its model.
             in_use = {number for arch, number in self._choice.items() if arch != ckpt["arch"]}
             freeable = sum(self._run_bytes(r) for r in self._runs if r.snapshot().ended and r.number not in in_use)
             if self.memory_bytes() - freeable + cost > self.budget:
-                raise CheckpointError(
-                    f"Not loaded: your runs, weights in use and digits already hold "
-                    f"{self.memory_bytes() / 2**20:.0f} MB, and one visitor may hold at most "
-                    f"{self.budget // 2**20} MB here. Switch back to the shipped weights or forget some digits.")
+                raise OverBudget(self.memory_bytes(), self.budget)
             self._numbers += 1
-            metrics = ckpt.get("metrics") or {}
-            acc = metrics.get("test_acc")
             run = Run(self.owner, self._numbers, "upload", ckpt["arch"], dict(ckpt.get("config") or {}), 0)
             run.weights = ckpt
-            given = metrics.get("history") if isinstance(metrics.get("history"), list) else []
-            history = [h for h in given if _history_entry(h)]  # the entries the Train tab can plot
-            last = given[-1].get("epoch") if given and isinstance(given[-1], dict) else None
-            ok = isinstance(last, (int, float)) and not isinstance(last, bool) and math.isfinite(last) and last > 0
-            epochs = last if ok else len(given)  # a file's own word, when it makes sense
-            ok_acc = isinstance(acc, float) and math.isfinite(acc) and 0.0 <= acc <= 1.0
-            run._end("done", f"{DISPLAY_NAMES[ckpt['arch']]} weights loaded from {name}.", None,
-                     test_acc=acc if ok_acc else None, history=history,
-                     epochs=epochs, epoch=math.ceil(epochs), done=epochs)
-            built.requires_grad_(False)
-            self._models[run.number] = built
+            run._end("done", News.LOADED, None, source=name, test_acc=upload.test_acc, history=upload.history,
+                     epochs=upload.epochs, epoch=math.ceil(upload.epochs), done=upload.epochs)
+            self._models[run.number] = upload.model
             self._runs.append(run)
             self._choice[run.model] = run.number
             self._trim()
@@ -381,14 +342,15 @@ class Workspace:
             self._exports.clear()
 
 
-def run_status(workspace: Workspace) -> dict:
-    """The documented /status JSON of a visitor's latest run, with its queue position while it waits."""
+def run_status(workspace: Workspace, word=None) -> dict:
+    """The documented /status JSON of a visitor's latest run, with its queue position while it waits, but for its
+    "message", which ``word(state or None)`` writes when given (digitnet/ui's ``facts.run_message``)."""
     run = workspace.latest()
     if run is None:
         return {"state": "idle", "run": None, "model": None, "epoch": 0, "epochs": 0, "batch": 0, "batches": 0,
                 "position": None, "starts_in_seconds": None, "eta_seconds": None, "elapsed_seconds": 0.0,
                 "history": [], "running_loss": [], "running_loss_seconds": [], "test_acc": None, "kind": None, "finetune": None,
-                "message": "You have not trained anything yet."}
+                "news": None, **({"message": word(None)} if word else {})}
     s = run.snapshot()
     waiting = workspace.scheduler.seconds_until_start(run) if s.state == "queued" else None
     return {
@@ -409,7 +371,8 @@ def run_status(workspace: Workspace) -> dict:
         "test_acc": s.test_acc,
         "kind": s.kind,
         "finetune": s.finetune,
-        "message": s.message,
+        "news": s.news.value,  # what happened last (run.News); ``word`` words it as /status's "message"
+        **({"message": word(s)} if word else {}),
     }
 
 

@@ -31,7 +31,7 @@ from conftest import BLANK_SKETCH, SMALL_TRAIN, render_digit, running_app, sketc
 from digitnet.checkpoint import save_checkpoint
 from digitnet.models import MODELS, build_model
 from digitnet.training import TrainConfig, visitor_settings
-from digitnet.ui import draw, train
+from digitnet.ui import draw, train, words
 from digitnet.ui.common import BLANK_MESSAGE
 
 HUGE = 2000  # side of a big PNG that is still accepted (4 megapixels, MAX_INPUT_PIXELS): shrunk first, in ms
@@ -217,7 +217,8 @@ def test_an_upload_over_the_file_size_limit_is_refused(served_app, client, files
 def test_epochs_are_capped_in_the_form_the_presets_and_the_api(mnist, checkpoints_dir, monkeypatch):
     monkeypatch.setenv("DIGITNET_MAX_EPOCHS", "4")
     with running_app(train_overrides=SMALL_TRAIN) as capped:
-        slider = next(c for c in capped.demo.config["components"] if c["props"].get("label") == "Epochs")
+        slider = next(c for c in capped.demo.config["components"]  # the label is a gr.I18n key (ui/words.py)
+                      if str(c["props"].get("label")) == str(words.form_label("epochs", "epochs")))
         assert slider["props"]["maximum"] == 4
         assert train.seed_preset(capped.ctx, "lenet")[0] == 4  # the seed's 20 epochs, cut to the cap
         assert train.fast_preset(capped.ctx, "lenet")[0] == min(TrainConfig().epochs, 4)
@@ -263,7 +264,7 @@ def test_broken_checkpoints_at_start_up_leave_the_app_up_and_the_other_models_wo
         assert c.predict(sketch=sketch_value(files["drawn"]), model="cnnnet", api_name="/predict")["label"] == "7"
         # The visitor's models, as their workspace reports them: both files named, CNNNet fine.
         ws = broken.ctx.visitors.peek(c.session_hash)
-        status = ws.status()
+        status = ws.shipped.status()  # no runs of its own: the shipped files, as loaded
         assert str(folder / "lenet.pt") in status["lenet"] and str(folder / "mlp.pt") in status["mlp"]
         assert status["cnnnet"].startswith("ok")
         # The Draw tab itself: LeNet says it is unavailable instead of guessing, the others answer.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 import zipfile
@@ -28,7 +29,8 @@ from digitnet.checkpoint import CheckpointError, save_checkpoint
 from digitnet.finetune import MAX_MY_DIGITS, MyDigitsError, load_my_digits, save_my_digits
 from digitnet.models import build_model
 from digitnet.preprocess import UPLOAD_REFUSED
-from digitnet.scheduler import OVERRUN_FACTOR, RUN_OVERHEAD_SECONDS, Scheduler
+from digitnet.scheduler import OVERRUN_FACTOR, RUN_OVERHEAD_SECONDS, News, Scheduler, TooCostly
+from digitnet.ui import facts, words
 from digitnet.settings import DEFAULT_MAX_RUN_SECONDS
 from digitnet.training import FAST_RECIPES
 from digitnet.ui import draw as draw_tab
@@ -304,9 +306,11 @@ def test_run_estimates_follow_steps_and_batch_and_the_limit_refuses_an_hour_long
     quick = scheduler.estimate_training(model="lenet", epochs=1, batch_size=512)
     small = scheduler.estimate_training(model="lenet", epochs=1, batch_size=2)
     assert small > 10 * quick  # the same images in 256x the steps (each step's fixed cost ~2.5 ms)
-    with pytest.raises(ValueError, match=r"about 1 h|about \d+ min .*runs may take at most 5 min on this server "
-                                         r"\(DIGITNET_MAX_RUN_SECONDS=300\)\. Use fewer epochs or a larger batch"):
+    with pytest.raises(TooCostly) as refused:
         scheduler.estimate_training(model="lenet", epochs=30, batch_size=1)
+    assert refused.value.limit == 300 and refused.value.seconds > 300 and refused.value.batch == 1
+    assert re.search(r"about \d+ min .*runs may take at most 5 min on this server \(DIGITNET_MAX_RUN_SECONDS=300\)\. "
+                     r"Use fewer epochs or a larger batch", facts.refusal(refused.value))  # what the page says
     assert scheduler.waiting() == [] and scheduler.running is None
 
 
@@ -321,13 +325,14 @@ def test_an_over_long_run_is_refused_through_the_api_and_nothing_is_queued(mnist
 
 def test_a_run_that_overruns_the_limit_in_practice_is_stopped(mnist, checkpoints_dir):
     scheduler = Scheduler(overrides=SMALL_TRAIN, max_run_seconds=5, threads=1)
-    scheduler._speed = dict.fromkeys(scheduler._speed, 1e-4)  # a machine that looks 10,000x faster than it is
+    scheduler.eta.speed = dict.fromkeys(scheduler.eta.speed, 1e-4)  # a machine that looks 10,000x faster than it is
     try:
         run = scheduler.submit_training("stranger", 1, model="lenet", epochs=30, batch_size=8)
         assert run.deadline == OVERRUN_FACTOR * 5  # a run of ~20 s here
         assert run.wait_ended(120)
         s = run.snapshot()
-        assert s.state == "stopped" and "a run may take at most 5 s here (DIGITNET_MAX_RUN_SECONDS)" in s.message
+        assert s.state == "stopped" and s.news is News.OVERRAN and s.limit_seconds == 5
+        assert "a run may take at most 5 s here (DIGITNET_MAX_RUN_SECONDS)" in facts.run_message(s)
         assert run.weights is None and s.epoch < 30
     finally:
         scheduler.close()

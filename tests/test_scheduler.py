@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from digitnet import settings, training
-from digitnet.scheduler import TRAINER_NICENESS, QueueFull, Scheduler, TrainingDisabled
+from digitnet.scheduler import TRAINER_NICENESS, News, QueueFull, Scheduler, TrainingDisabled
 
 SLICE = dict(train_limit=300, val_size=100, test_limit=100)  # a run takes well under a second
 WAIT = 120  # seconds a test waits for a run that should end (generous: busy CI machines)
@@ -30,7 +30,7 @@ def test_runs_wait_in_order_with_positions_and_start_estimates(scheduler, gate):
     third = scheduler.submit_training("c", 1, model="mlp", epochs=1)
     assert first.snapshot().state == "running" and scheduler.running is first
     assert [scheduler.position(r) for r in (first, second, third)] == [None, 1, 2]
-    assert second.snapshot().state == "queued" and "waiting in the queue" in second.snapshot().message
+    assert second.snapshot().state == "queued" and second.snapshot().news is News.QUEUED
     wait2, wait3 = scheduler.seconds_until_start(second), scheduler.seconds_until_start(third)
     # The third waits for the first's rest plus the whole second run: longer than the second waits.
     assert 0 < wait2 < wait3 and wait3 - wait2 == pytest.approx(scheduler.expected_seconds(second))
@@ -48,8 +48,9 @@ def test_the_queue_has_a_bound_and_says_so(scheduler, gate):
     running = scheduler.submit_training("a", 1, model="mlp", epochs=1)
     assert gate.entered.wait(WAIT)
     waiting = [scheduler.submit_training(f"v{i}", 1, model="mlp", epochs=1) for i in range(3)]
-    with pytest.raises(QueueFull, match=r"queue is full \(3 runs are waiting.*Nothing was queued"):
+    with pytest.raises(QueueFull, match=r"queue is full \(3 runs are waiting.*Nothing was queued") as full:
         scheduler.submit_training("late", 1, model="mlp", epochs=1)
+    assert full.value.waiting == 3  # the fact the page words
     assert len(scheduler.waiting()) == 3
     scheduler.cancel(waiting[0])  # a place frees up: the next visitor gets in
     assert scheduler.submit_training("late", 1, model="mlp", epochs=1) in scheduler.waiting()
@@ -63,7 +64,7 @@ def test_cancel_takes_a_waiting_run_out_and_stop_ends_a_running_one_alone(schedu
     b = scheduler.submit_training("b", 1, model="mlp", epochs=1)
     c = scheduler.submit_training("c", 1, model="lenet", epochs=1)
     s = scheduler.cancel(b)
-    assert s.state == "stopped" and "taken out of the queue" in s.message and b.weights is None
+    assert s.state == "stopped" and s.news is News.DROPPED and b.weights is None
     assert scheduler.position(c) == 1 and a.snapshot().state == "running"  # nobody else moved back
     gate.open()
     s = scheduler.cancel(a, wait=WAIT)
@@ -79,7 +80,7 @@ def test_an_error_in_a_run_is_reported_and_the_next_run_works(scheduler, monkeyp
     bad = scheduler.submit_training("a", 1, model="lenet", epochs=1)
     assert bad.wait_ended(WAIT)
     s = bad.snapshot()
-    assert s.state == "error" and "the GPU caught fire" in s.message and "LeNet" in s.message
+    assert s.state == "error" and s.news is News.FAILED and s.error == "RuntimeError: the GPU caught fire"
     monkeypatch.undo()
     good = scheduler.submit_training("a", 2, model="lenet", epochs=1)
     assert good.wait_ended(WAIT) and good.snapshot().state == "done"

@@ -40,7 +40,7 @@ def shipped_digests() -> dict[str, str]:
 def trained(ws, **params):
     run = ws.train(**{"model": "mlp", "epochs": 1, **params})
     assert run.wait_ended(WAIT), "the run did not end"
-    assert run.snapshot().state == "done", run.snapshot().message
+    assert run.snapshot().state == "done", run.snapshot().error
     return run
 
 
@@ -55,7 +55,7 @@ def test_a_visitors_run_changes_their_drawings_only(visitors, drawing):
     assert predict(drawing, "mlp", weights=CACHE).probs == before  # the shipped model is untouched
     assert shipped_digests() == files  # and so are the shipped files
     w = alice.in_use("mlp")
-    assert (w.run, w.title, w.test_acc) == (run.number, "run 1: MLP", run.snapshot().test_acc)
+    assert (w.run, w.kind, w.test_acc) == (run.number, "training", run.snapshot().test_acc)
     assert alice.in_use("lenet").run is None and bob.in_use("mlp").run is None
     # One click back to the shipped weights, and back again to the run.
     assert alice.use("mlp", None).run is None and predict(drawing, "mlp", weights=alice).probs == before
@@ -70,8 +70,9 @@ def test_one_run_at_a_time_per_visitor_and_stop_is_theirs(visitors, gate):
     a = alice.train(model="mlp", epochs=5)
     assert gate.entered.wait(WAIT)
     b = bob.train(model="lenet", epochs=1)
-    with pytest.raises(AlreadyTraining, match=r"Your run 1: LeNet is waiting in the queue \(position 1\)"):
+    with pytest.raises(AlreadyTraining, match=r"Your run 1 \(LeNet\) is waiting in the queue \(position 1\)") as busy:
         bob.train(model="mlp", epochs=1)
+    assert (busy.value.run.number, busy.value.run.state, busy.value.position) == (1, "queued", 1)
     assert run_status(bob)["state"] == "queued" and run_status(bob)["position"] == 1
     assert run_status(bob)["starts_in_seconds"] > 0
     bob.stop()  # bob's stop takes bob's run out of the queue...
@@ -134,7 +135,7 @@ def test_finetune_starts_from_the_visitors_weights_and_stays_theirs(visitors, mn
                        for i in range(8)]
     before = predict(drawing, "lenet", weights=bob).probs
     run = alice.finetune("lenet")
-    assert run.wait_ended(WAIT) and run.snapshot().state == "done", run.snapshot().message
+    assert run.wait_ended(WAIT) and run.snapshot().state == "done", run.snapshot().error
     assert run.snapshot().kind == "finetune" and alice.in_use("lenet").run == run.number
     assert predict(drawing, "lenet", weights=bob).probs == before
     with pytest.raises(ValueError, match="at least 5 of your digits"):

@@ -42,6 +42,7 @@ from ..detector import DETECTOR
 from ..webmodel import cached_page_model, page_detector, page_models
 from ..workspace import MAX_UPLOAD_BYTES, Workspace
 from .common import BLANK_MESSAGE, Context, enlarge
+from . import facts
 from .pad import pad_value, script_tag
 
 SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so pixels stay visible
@@ -57,11 +58,11 @@ PANEL_TEMPLATE = """
   <div id="prediction" class="dn-label" data-label="" aria-live="polite" role="status"></div>
   <div class="dn-source"></div>
   <div class="dn-body">
-    <div class="dn-bars" aria-label="All ten digits"></div>
-    <figure class="dn-seen"><canvas width="28" height="28" aria-label="What the model saw, 28x28"></canvas>
-      <figcaption>What the model saw (28x28)</figcaption></figure>
+    <div class="dn-bars" aria-label="All ten digits" data-i18n-aria="ten_digits"></div>
+    <figure class="dn-seen"><canvas width="28" height="28" aria-label="What the model saw, 28x28" data-i18n-aria="seen_aria"></canvas>
+      <figcaption data-i18n="seen">What the model saw (28x28)</figcaption></figure>
   </div>
-  <div class="dn-three" aria-label="The three models"></div>
+  <div class="dn-three" aria-label="The three models" data-i18n-aria="three_models"></div>
 </div>
 """
 
@@ -142,7 +143,8 @@ def weights_entry(ws: Workspace, model: str) -> dict | None:
     w = ws.in_use(model)
     if w.run is None:
         return None
-    return {"spec": cached_page_model(ws.weights_dict(model)), "ckpt": _b64(ws.export(model)), "title": w.title}
+    title = facts.run_title(ws.run(w.run).snapshot())
+    return {"spec": cached_page_model(ws.weights_dict(model)), "ckpt": _b64(ws.export(model)), "title": title}
 
 
 def page_weights(ws: Workspace, models=MODELS) -> str:

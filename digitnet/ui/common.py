@@ -24,6 +24,7 @@ from .. import training
 from ..scheduler import Scheduler
 from ..visitors import Visitors
 from ..workspace import Workspace
+from . import words
 
 MODEL_CHOICES = list(training.MODEL_CHOICES)  # (shown, API value)
 BLANK_MESSAGE = "Draw a digit"  # what a blank pad shows instead of a guess
@@ -60,13 +61,16 @@ def visitor_handler(fn: Callable, ctx: Context) -> Callable:
         req = kwargs.pop("request", None)
         if req is None:
             *args, req = args
+        words.use(words.language(getattr(req, "headers", None), getattr(req, "cookies", None)))  # this request's answers in the visitor's language
         return ctx.visitors.get(req.session_hash), tuple(args), kwargs
 
     if inspect.isasyncgenfunction(fn):
         async def handler(*args, **kwargs):
             ws, args, kwargs = split(args, kwargs)
+            lang = words.current()
             async for item in fn(ctx, ws, *args, **kwargs):
                 yield item
+                words.use(lang)  # a stream may resume in another context: keep its language
     else:
         def handler(*args, **kwargs):
             ws, args, kwargs = split(args, kwargs)

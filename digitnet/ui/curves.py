@@ -46,16 +46,16 @@ HTML_TEMPLATE = """
 <div class="curves" data-loss-points="0" data-val-points="0" data-series="0">
   <div class="curves-progress" aria-live="polite"></div>
   <div class="curves-controls">
-    <span>x-axis:</span>
-    <label><input type="radio" data-role="x" value="epoch" checked> epochs</label>
-    <label><input type="radio" data-role="x" value="seconds"> wall seconds</label>
-    <label><input type="checkbox" data-role="seed" checked> the seed article's recipe, faint</label>
+    <span data-i18n="x_axis">x-axis:</span>
+    <label><input type="radio" data-role="x" value="epoch" checked> <span data-i18n="x_epochs">epochs</span></label>
+    <label><input type="radio" data-role="x" value="seconds"> <span data-i18n="x_seconds">wall seconds</span></label>
+    <label><input type="checkbox" data-role="seed" checked> <span data-i18n="seed_faint">the seed article's recipe, faint</span></label>
   </div>
   <div class="curves-charts">
-    <figure class="curves-chart" data-chart="loss"><figcaption>Loss</figcaption>
+    <figure class="curves-chart" data-chart="loss"><figcaption data-i18n="loss">Loss</figcaption>
       <svg role="img" aria-label="loss curves"></svg><div class="curves-legend"></div><div class="curves-note"></div>
     </figure>
-    <figure class="curves-chart" data-chart="acc"><figcaption>Accuracy (%)</figcaption>
+    <figure class="curves-chart" data-chart="acc"><figcaption data-i18n="accuracy">Accuracy (%)</figcaption>
       <svg role="img" aria-label="accuracy curves"></svg><div class="curves-legend"></div><div class="curves-note"></div>
     </figure>
   </div>

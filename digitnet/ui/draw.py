@@ -42,8 +42,11 @@ from .answer import answer_panel, keeper, page_digits, page_weights, restore, sh
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
                      visitor_handler)
 from .pad import drawing_pad, pad_value
+from . import facts, words
 from . import nearest as nearest_ui
+from .facts import run_title
 from .layers import layers_panel
+from .words import say, t
 
 MY_DIGITS_SCALE = 3  # "my digits" gallery thumbnails at 84x84
 MY_DIGITS_SHOWN = 40  # the gallery shows the latest ones; the count covers all
@@ -103,14 +106,14 @@ def weights_markdown(ws: Workspace, model: str) -> str:
     w = ws.in_use(model)
     shipped = ws.shipped.status()[model]
     if w.run is None and not shipped.startswith("ok"):  # a broken or missing file: say which
-        return f"**{DISPLAY_NAMES[model]}** is unavailable: {shipped}"
-    who = "shipped" if w.run is None else f"your {w.title.split(':')[0]}"
-    return f"**{DISPLAY_NAMES[model]}**: {who}, {percent(w.test_acc)} on MNIST test"
+        return say("weights_unavailable", name=DISPLAY_NAMES[model], why=shipped)
+    who = say("shipped") if w.run is None else say("your_run", number=w.run)
+    return say("weights_line", name=DISPLAY_NAMES[model], who=who, acc=percent(w.test_acc))
 
 
 def weights_choices(ws: Workspace, model: str) -> list[tuple[str, str]]:
     """The weights dropdown: shipped, then each of the visitor's runs with weights for ``model``."""
-    return [("shipped", SHIPPED)] + [(f"{s.title()} ({percent(s.test_acc)})", str(s.number))
+    return [(say("shipped"), SHIPPED)] + [(f"{run_title(s)} ({percent(s.test_acc)})", str(s.number))
                                      for s in ws.choices(model)]
 
 
@@ -184,7 +187,7 @@ def random_digit(ctx: Context, ws: Workspace) -> tuple[str, str]:
         image, label, index = random_test_digit(data_root=ctx.data_root)
     except Exception as exc:  # no MNIST on this deployment (a Space without it and no network)
         raise gr.Error(f"No MNIST test set here: {exc}") from exc
-    return pad_payload(enlarge(image, 1)), f"On the pad: MNIST test digit #{index}, labelled **{label}**."
+    return pad_payload(enlarge(image, 1)), say("random_note", index=index, label=label)
 
 
 def photo_to_pad(ctx: Context, ws: Workspace, photo) -> tuple[str, str]:
@@ -196,8 +199,8 @@ def photo_to_pad(ctx: Context, ws: Workspace, photo) -> tuple[str, str]:
     except ImageError as exc:
         raise gr.Error(str(exc)) from exc
     if seen is None:
-        return "", "No digit found in the photo: dark ink on light paper, or light on dark, works best."
-    return pad_payload(enlarge(seen, 1)), "On the pad: your photo as the models read it (28x28)."
+        return "", say("photo_empty")
+    return pad_payload(enlarge(seen, 1)), say("photo_note")
 
 
 def predict_api(ctx: Context, ws: Workspace, sketch, model: str):
@@ -285,7 +288,7 @@ def add_to_my_digits(ctx: Context, ws: Workspace, drawing, photo, digit):
     if seen is None:
         raise gr.Error(f"{NO_DRAWING_MESSAGE} Then say which digit it was and add it.")
     if digit is None or digit == "":
-        raise gr.Error("Pick the digit it really was (0-9) under \"That was a ...\", then add it.")
+        raise gr.Error(say("pick_truth"))
     try:
         ws.my_digits = add_digit(ws.my_digits, seen, digit)
     except MyDigitsError as exc:
@@ -301,7 +304,7 @@ def keep_digits(ctx: Context, ws: Workspace) -> str:
 def load_digits(ctx: Context, ws: Workspace, file):
     """Upload a my-digits file saved earlier: its digits join the visitor's."""
     if file is None:
-        raise gr.Error("No file was uploaded.")
+        raise gr.Error(say("no_file"))
     try:
         loaded = load_my_digits(uploaded_path(file, get_upload_folder()))
     except (MyDigitsError, ImageError) as exc:
@@ -345,7 +348,7 @@ DOWNLOADS = Downloads()
 def save_digits(ctx: Context, ws: Workspace):
     """Write the visitor's digits to a file for download."""
     if not ws.my_digits:
-        raise gr.Error("There are no digits to save yet: correct a prediction with \"Add to my digits\" first.")
+        raise gr.Error(say("no_digits_yet"))
     path = save_my_digits(ws.my_digits, DOWNLOADS.new_file(MY_DIGITS_FILENAME))
     return gr.File(value=str(path), visible=True)
 
@@ -361,9 +364,8 @@ def finetune(ctx: Context, ws: Workspace, model: str) -> str:
     try:
         run = ws.finetune(model)
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
-        raise gr.Error(str(exc)) from exc
-    return (f"Fine-tune queued as your {run.snapshot().title()}: watch it on the Train tab. Your drawings use "
-            "the result once it is done.")
+        raise gr.Error(facts.refusal(exc)) from exc
+    return say("finetune_queued", title=run_title(run.snapshot()))
 
 
 def finetune_click(ctx: Context, ws: Workspace, model: str) -> str:
@@ -400,8 +402,6 @@ ON_DRAWING_JS = """async () => {
   return [%r, null, null, null, a ? String(a.digit) : null];
 }"""
 CHOOSE_MODEL_JS = "(model) => { window.DigitNetAnswer && window.DigitNetAnswer.choose(model); return []; }"
-EXPLAIN_PROMPT = ("See which of your strokes decided the answer and what the model's first layer made of them: "
-                  "draw, then click the button.")
 
 
 def build(ctx: Context) -> DrawTab:
@@ -414,21 +414,22 @@ def build(ctx: Context) -> DrawTab:
         with gr.Column(scale=2, min_width=300):
             # The answer first: on a phone the columns stack, and the answer must be on screen with the pad.
             panel = answer_panel(shipped_spec_urls(newcomer), DEFAULT_MODEL)
-            model = gr.Radio(MODEL_CHOICES, value=DEFAULT_MODEL, label="Model", elem_id="model-choice")
+            model = gr.Radio(MODEL_CHOICES, value=DEFAULT_MODEL, label=t("model"), elem_id="model-choice")
             with gr.Row():
                 # Which shipped file is broken, if one is.
-                weights_md = gr.Markdown(weights_markdown(newcomer, DEFAULT_MODEL), elem_id="weights-in-use")
+                weights_md = gr.Markdown(words.in_both("weights_initial", lambda: weights_markdown(newcomer, DEFAULT_MODEL)),
+                                         elem_id="weights-in-use")
             with gr.Row():
-                weights_pick = gr.Dropdown([("shipped", SHIPPED)], value=SHIPPED, label="Weights to draw with",
+                weights_pick = gr.Dropdown([(say("shipped"), SHIPPED)], value=SHIPPED, label=t("weights_pick"),
                                            elem_id="weights-pick", scale=3)
-                shipped_btn = gr.Button("Shipped weights for all three", size="sm", scale=1, min_width=120,
+                shipped_btn = gr.Button(t("all_shipped"), size="sm", scale=1, min_width=120,
                                         elem_id="all-shipped")
-            random_btn = gr.Button("Put a random MNIST digit on the pad", size="sm", elem_id="random-digit")
+            random_btn = gr.Button(t("random_digit"), size="sm", elem_id="random-digit")
             pad_note = gr.Markdown(elem_id="pad-note")
             layers_panel()  # every layer of the chosen model, fed by the answer in the page
     kept = keeper()
-    with gr.Accordion("...or upload a photo or scan of a digit", open=False):
-        photo = gr.Image(label="Photo or scan (dark ink on paper, or light on dark)", sources=["upload", "clipboard"],
+    with gr.Accordion(t("photo_fold"), open=False):
+        photo = gr.Image(label=t("photo"), sources=["upload", "clipboard"],
                          type="filepath", image_mode=None, height=220)  # decoded by preprocess, size-capped
     # /predict's own input and output (API only): a Sketchpad-shaped value or an image file, the
     # model name unfiltered (an unknown one gets digitnet's message), all ten classes back.
@@ -439,46 +440,41 @@ def build(ctx: Context) -> DrawTab:
     nearest_ui.build(ctx, bind, pad, photo, model, api_sketch, api_model, concurrency_id="nearest",
                      concurrency_limit=2)  # /nearest and "Your drawing looks most like these"
 
-    with gr.Accordion("Why this answer?", open=False):
+    with gr.Accordion(t("why"), open=False):
         with gr.Row():
-            explain_btn = gr.Button("Explain this answer", variant="primary", scale=0, min_width=200)
-            explain_md = gr.Markdown(EXPLAIN_PROMPT, elem_id="explain-text")
+            explain_btn = gr.Button(t("explain"), variant="primary", scale=0, min_width=200)
+            explain_md = gr.Markdown(t("explain_prompt"), elem_id="explain-text")
         with gr.Row():
-            saliency_img = gr.Image(label="Saliency: red for the answer, blue against", interactive=False,
+            saliency_img = gr.Image(label=t("saliency"), interactive=False,
                                     height=260, buttons=[], format="png", elem_id="explain-saliency")
-            maps_img = gr.Image(label="First layer", interactive=False, height=260, buttons=[], format="png",
+            maps_img = gr.Image(label=t("first_layer"), interactive=False, height=260, buttons=[], format="png",
                                 elem_id="explain-maps")
-            filters_img = gr.Image(label="conv1 filters (5x5, learned)", interactive=False, height=260, buttons=[],
+            filters_img = gr.Image(label=t("filters"), interactive=False, height=260, buttons=[],
                                    format="png", elem_id="explain-filters")
     from .fool import build as fool_fold  # here: ui/fool.py uses this module's handlers
     fool_fold(ctx, pad, photo, model, api_sketch, api_model)
-    with gr.Accordion("Teach it your handwriting", open=False):
-        gr.Markdown(
-            "Wrong answer? Say which digit it was and add the drawing to *my digits*. They are yours alone and "
-            "are kept in this browser (save them as a file to take them elsewhere). "
-            f"With at least {MIN_FINETUNE_DIGITS}, fine-tune the model selected above on them: a short run that "
-            "mixes your digits (shifted, turned, scaled) with MNIST, so the model learns your style without "
-            "forgetting MNIST. It waits its turn in the training queue (Train tab); your drawings use the result.")
+    with gr.Accordion(t("teach"), open=False):
+        gr.Markdown(t("teach_help"))  # "at least five": MIN_FINETUNE_DIGITS (tests/test_words.py)
         with gr.Row(equal_height=True):
-            truth = gr.Radio([str(d) for d in range(10)], value=None, label="That was a ...", scale=4,
+            truth = gr.Radio([str(d) for d in range(10)], value=None, label=t("truth"), scale=4,
                              elem_id="truth")
-            add_btn = gr.Button("Add to my digits", scale=1, min_width=160)
+            add_btn = gr.Button(t("add_digit"), scale=1, min_width=160)
         my_md = gr.Markdown(my_digits_markdown([]), elem_id="my-digits-text")
-        my_gallery = gr.Gallery(label="My digits (latest first)", elem_id="my-digits", columns=10, height=220,
+        my_gallery = gr.Gallery(label=t("my_gallery"), elem_id="my-digits", columns=10, height=220,
                                 object_fit="contain", interactive=False)
         with gr.Row():
-            finetune_btn = gr.Button("Fine-tune on my digits", variant="primary", interactive=ctx.allow_training)
-            save_btn = gr.Button("Save my digits as a file")
-            upload_btn = gr.UploadButton("Load my digits from a file", file_types=[".npz"], type="filepath")
-            forget_btn = gr.Button("Forget my digits")
-        my_file = gr.File(label="Your digits, ready to download", visible=False, interactive=False)
+            finetune_btn = gr.Button(t("finetune"), variant="primary", interactive=ctx.allow_training)
+            save_btn = gr.Button(t("save_digits"))
+            upload_btn = gr.UploadButton(t("load_digits"), file_types=[".npz"], type="filepath")
+            forget_btn = gr.Button(t("forget_digits"))
+        my_file = gr.File(label=t("digits_file"), visible=False, interactive=False)
         teach_msg = gr.Markdown(elem_id="teach-msg")
 
     # ---- wiring ----------------------------------------------------------------------------------
     # Drawing costs the server nothing: the pad's ink goes to the panel in the page (pad.js ->
     # answer.js). These two events run in the page only (fn None).
     pad.change(None, None, [explain_md, saliency_img, maps_img, filters_img, truth],
-               js=ON_DRAWING_JS % EXPLAIN_PROMPT)
+               js=ON_DRAWING_JS % str(t("explain_prompt")))
     model.change(None, model, None, js=CHOOSE_MODEL_JS)
     private = dict(api_visibility="private")
     weights = [weights_md, weights_pick]

@@ -30,6 +30,7 @@ from pathlib import Path
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CORE_JS = STATIC_DIR / "digitnet-core.js"
+WORDS_JS = STATIC_DIR / "words.js"
 READY_EVENT = "digitnet-core-ready"  # fired on window once window.DigitNet exists
 
 
@@ -43,8 +44,12 @@ def static_url(path: Path = CORE_JS) -> str:
 
 
 def page_head() -> str:
-    """The <script> tag that loads digitnet-core.js, for ``launch(head=...)``."""
-    return f'<script src="{html.escape(static_url(CORE_JS), quote=True)}"></script>'
+    """The <script> tags that load digitnet-core.js and the page's words (``words.py``'s dictionaries, then
+    words.js, which picks the language and runs the switch), for ``launch(head=...)``."""
+    from .words import head_script  # imported when called: words imports gradio
+
+    tags = [f'<script src="{html.escape(static_url(path), quote=True)}"></script>' for path in (CORE_JS, WORDS_JS)]
+    return head_script() + "".join(tags)
 
 
 def launch_options() -> dict:

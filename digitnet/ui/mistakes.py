@@ -13,6 +13,7 @@ from typing import Callable
 import gradio as gr
 
 from ..scheduler import RunState
+from . import facts
 
 MISTAKES = ("softmax_before_loss", "hflip")  # TrainConfig's switches, in the fold's order
 TITLE = "The seed article's mistakes"
@@ -47,4 +48,4 @@ def mistakes_of(config: dict) -> list[str]:
 def run_name(s: RunState) -> str:
     """'run 2: LeNet' or, with a mistake on, 'run 2: LeNet with softmax before the loss' (runs list, overlay)."""
     wrong = mistakes_of(s.config or {}) if s.kind == "training" else []
-    return s.title() + (" with " + " and ".join(wrong) if wrong else "")
+    return facts.run_title(s) + (" with " + " and ".join(wrong) if wrong else "")

@@ -62,14 +62,14 @@ DEFAULT_LABEL = "Draw one digit, big or small, anywhere"
 # markup never re-renders and the canvas and its strokes stay put.
 HTML_TEMPLATE = """
 <div class="digit-pad">
-  <div class="digit-pad-label">LABEL</div>
+  <div class="digit-pad-label" PAD_WORDS>LABEL</div>
   <div class="digit-pad-surface digit-pad-empty">
-    <canvas style="touch-action: none;" role="img" aria-label="Drawing pad: draw one digit"></canvas>
-    <span class="digit-pad-hint" aria-hidden="true">draw here</span>
+    <canvas style="touch-action: none;" role="img" aria-label="Drawing pad: draw one digit" data-i18n-aria="pad_aria"></canvas>
+    <span class="digit-pad-hint" aria-hidden="true" data-i18n="pad_hint">draw here</span>
   </div>
   <div class="digit-pad-buttons">
-    <button type="button" data-action="undo" disabled>Undo last stroke</button>
-    <button type="button" data-action="clear" disabled>Clear</button>
+    <button type="button" data-action="undo" disabled data-i18n="pad_undo">Undo last stroke</button>
+    <button type="button" data-action="clear" disabled data-i18n="pad_clear">Clear</button>
   </div>
 </div>
 """
@@ -123,7 +123,9 @@ def drawing_pad(elem_id: str = "digit-pad", label: str = DEFAULT_LABEL, send_int
     options: dict[str, Any] = dict(
         value="",
         label=label,  # not shown by gr.HTML (show_label=False); names the pad on the API page
-        html_template=HTML_TEMPLATE.replace("LABEL", _template_text(label)),
+        # The default label follows the page's language (words.js); a caller's own label stays as given.
+        html_template=HTML_TEMPLATE.replace("PAD_WORDS", 'data-i18n="pad_label"' if label == DEFAULT_LABEL else "")
+        .replace("LABEL", _template_text(label)),
         css_template=CSS_TEMPLATE,
         js_on_load=JS_ON_LOAD,
         head=script_tag("pad.js"),

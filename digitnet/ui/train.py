@@ -27,7 +27,9 @@ from ..scheduler import QueueFull, Run, RunState, TrainingDisabled
 from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, visitor_settings
 from .gallery import misclassified_images
 from ..workspace import AlreadyTraining, Workspace, run_status
-from . import curves
+from . import curves, facts, words
+from .facts import run_message, run_title
+from .words import say, t
 from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
 from .answer import page_weights
 from .mistakes import MISTAKES, mistakes_of, run_name
@@ -58,8 +60,8 @@ def clock(seconds: float) -> str:
 def status_line(s: RunState | None) -> str:
     """The one-line status: icon, the run, its state, its message."""
     if s is None:
-        return f"{STATE_ICONS['idle']} **idle** · Pick a model and click Train: your run joins the queue."
-    return f"{STATE_ICONS.get(s.state, '')} **{s.title()} · {s.state}** · {s.message}"
+        return say("status_idle_line")
+    return f"{STATE_ICONS.get(s.state, '')} **{run_title(s)} · {say('state_' + s.state)}** · {run_message(s)}"
 
 
 def confusion_figure(confusion: list[list[int]]) -> Figure:
@@ -90,18 +92,18 @@ def confusion_figure(confusion: list[list[int]]) -> Figure:
 def results_markdown(s: RunState | None) -> str:
     """Test accuracy of a finished run, or why there is none."""
     if s is None or s.state in ("queued", "running"):
-        return "Results appear here when a run finishes."
+        return say("results_none")
     if s.state != "done" or s.result is None:
-        return "The last run did not finish: no test results, and your drawings keep their weights."
+        return say("results_unfinished")
     r = s.result
     wrong = total = 0
     if r.confusion:
         total = sum(sum(row) for row in r.confusion)
         wrong = total - sum(r.confusion[i][i] for i in range(10))
-    what = f"{DISPLAY_NAMES[s.model]} fine-tuned on your digits" if s.kind == "finetune" else DISPLAY_NAMES[s.model]
-    return (f"### {s.title().split(':')[0]}, {what}: test accuracy **{r.test_acc:.2%}**\n"
-            f"{wrong} of {total:,} test digits misread · trained in {r.train_seconds:.0f} s · your drawings "
-            "use these weights now (Draw tab); download them below.")
+    name = DISPLAY_NAMES[s.model]
+    what = say("finetuned_on_yours", name=name) if s.kind == "finetune" else name
+    return say("results_line", run=say("run_number", number=s.number), what=what, acc=f"{r.test_acc:.2%}",
+               wrong=wrong, total=f"{total:,}", seconds=f"{r.train_seconds:.0f}")
 
 
 def settings_text(s: RunState) -> str:
@@ -197,14 +199,14 @@ def train_click(ctx: Context, ws: Workspace, *values, **params) -> str:
     try:
         run = ws.train(**form_values(values, params))
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
-        gr.Warning(str(exc))
-        return f"⚠️ {exc} Nothing new was queued."
+        gr.Warning(facts.refusal(exc))
+        return say("train_refused", reason=facts.refusal(exc))
     if ctx.scheduler.starts_now(run):  # an empty queue: it starts now, say so
         run.wait_started(START_WAIT_SECONDS)
     position = ctx.scheduler.position(run)
     if position is None:
-        return f"Your {run.snapshot().title()} is training."
-    return f"Queued as your {run.snapshot().title()} (number {position} in the queue)."
+        return say("train_running", title=run_title(run.snapshot()))
+    return say("train_queued", title=run_title(run.snapshot()), position=position)
 
 
 # The Train button hands over the visitor's last drawing as the page read it (answer.js), to follow during the run.
@@ -242,8 +244,8 @@ def stop_click(ctx: Context, ws: Workspace) -> str:
     """The Stop button: take the visitor's run out of the queue, or stop it before its next batch."""
     s = ws.stop()
     if s is None:
-        return "You have no run waiting or running."
-    return s.message
+        return say("stop_none")
+    return run_message(s)
 
 
 def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.LiveFeed | None = None,
@@ -260,7 +262,7 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.L
         done = (gr.skip(),) * 3
     elif s is not None and s.state == "done" and s.result is not None and s.result.confusion:
         shown = zip(misclassified_images(s.result, ctx.data_root, MISCLASSIFIED_SHOWN), s.result.misclassified)
-        gallery = [(enlarge(img, GALLERY_SCALE), f"{m['true']} → {m['pred']} · {m['prob']:.0%}")
+        gallery = [(enlarge(img, GALLERY_SCALE), say("read_as", true=m["true"], pred=m["pred"], prob=f"{m['prob']:.0%}"))
                    for (img, _), m in shown]
         done = (results_markdown(s), confusion_figure(s.result.confusion), gallery)
     else:
@@ -293,7 +295,7 @@ async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: 
         key = (s.version, ctx.scheduler.position(run), None if starts_in is None else round(starts_in / ETA_STEP_SECONDS))
         if s.ended:
             # "Your run 1: LeNet is training." is history now: the status line and the chart say how it ended.
-            teach = s.message if s.kind == "finetune" else gr.skip()
+            teach = run_message(s) if s.kind == "finetune" else gr.skip()
             yield (*view(ctx, ws, selected, feed), "", teach, *weights_view(ws, model), download_file(ws, train_model),
                    page_weights(ws, [s.model]))
             return
@@ -323,13 +325,13 @@ def refresh_download(ctx: Context, ws: Workspace, model: str) -> str:
 def upload_weights(ctx: Context, ws: Workspace, file) -> tuple[str, str]:
     """Load a checkpoint file: it joins the visitor's runs, their drawings use it for its model (pushed to the page)."""
     if file is None:
-        raise gr.Error("No file was uploaded.")
+        raise gr.Error(say("no_file"))
     try:
         run = ws.load(uploaded_path(file, get_upload_folder()))
     except (CheckpointError, ImageError) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     s = run.snapshot()
-    return (f"Loaded as your {s.title()} ({percent(s.test_acc)} on MNIST test): your drawings use it now.",
+    return (say("loaded_as", title=run_title(s), acc=percent(s.test_acc)),
             page_weights(ws, [s.model]))
 
 
@@ -352,12 +354,17 @@ def recipe_note(ctx: Context, model: str, seed: bool) -> str:
     cfg = TrainConfig(**{**recipe, "model": model})
     cfg.epochs = min(cfg.epochs, ctx.max_epochs)
     estimate = ctx.scheduler.expected_seconds(Run("", 0, "training", model, asdict(cfg), cfg.epochs))
-    about = f"about {clock(estimate)} here" if estimate < 120 else f"about {estimate / 60:.0f} minutes here"
+    about = say("about_clock", clock=clock(estimate)) if estimate < 120 else say("about_minutes", minutes=f"{estimate / 60:.0f}")
     if seed:
-        return (f"**The seed article's recipe**: {cfg.epochs:g} epochs of SGD (lr 0.01, momentum 0.9) at batch 64, "
-                f"StepLR; {about}. The curves' x-axis follows the run as it goes.")
-    return (f"**Fast recipe** for {DISPLAY_NAMES[model]}: {cfg.epochs:g} epochs of {cfg.optimizer} at batch "
-            f"{cfg.batch_size}, one-cycle; {about}.")
+        return say("recipe_seed_note", epochs=f"{cfg.epochs:g}", about=about)
+    return say("recipe_fast_note", name=DISPLAY_NAMES[model], epochs=f"{cfg.epochs:g}", optimizer=cfg.optimizer,
+               batch=cfg.batch_size, about=about)
+
+
+def preset_click(ctx: Context, model: str, seed: bool, request: gr.Request | None) -> tuple:
+    """A recipe button: the form's values and the note that says what they are, in the visitor's language."""
+    words.use_request(request)
+    return (*(seed_preset if seed else fast_preset)(ctx, model), recipe_note(ctx, model, seed))
 
 
 def shipped_download(model: str) -> str | None:
@@ -392,23 +399,23 @@ def train(ctx: Context, ws: Workspace, *values, **params) -> dict:
     try:
         run = ws.train(**form_values(values, params))
     except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     if ctx.scheduler.starts_now(run):  # an empty queue: answer "running", not "queued" for a millisecond
         run.wait_started(START_WAIT_SECONDS)
-    return run_status(ws)
+    return run_status(ws, run_message)
 
 
 def status(ctx: Context, ws: Workspace) -> dict:
     """This session's latest run: state (idle, queued, running, done, stopped, error), model, epoch, epochs,
     history (every validation point), running_loss (every training-loss point: [epochs done, loss]) and
     running_loss_seconds, test_acc, message, and its queue position while it waits."""
-    return run_status(ws)
+    return run_status(ws, run_message)
 
 
 def stop(ctx: Context, ws: Workspace) -> dict:
     """Stop this session's run (or take it out of the queue); returns its /status once it has stopped."""
     ws.stop()
-    return run_status(ws)
+    return run_status(ws, run_message)
 
 
 # ------------------------------------------------------------------------------ the tab
@@ -419,7 +426,7 @@ def control(s: Setting, max_epochs: int, interactive: bool) -> gr.components.Com
     is a radio, a yes/no a checkbox, a number with a step a slider (over its bounds; epochs up to this
     deployment's cap), any other number a box."""
     value = getattr(TrainConfig(), s.name)
-    common = dict(label=s.label[0].upper() + s.label[1:], interactive=interactive)
+    common = dict(label=words.form_label(s.name, s.label), interactive=interactive)
     if s.choices:
         return gr.Radio(list(s.choices), value=value, **common)
     if s.kind is bool:
@@ -436,8 +443,7 @@ def build(ctx: Context, draw: DrawTab) -> None:
     bind = lambda fn: visitor_handler(fn, ctx)  # noqa: E731
     allow, cap = ctx.allow_training, ctx.max_epochs
     if not allow:
-        gr.Markdown("### Training is turned off here\nThis deployment serves the shipped models only "
-                    "(`DIGITNET_ALLOW_TRAINING=0`). Run the app on your own machine to train: `python app.py`.")
+        gr.Markdown(t("training_off"))
     # On a phone the columns stack: the model, the recipe buttons, Train and the curves come first; the
     # settings are folded (a preset or the model fills them in).
     with gr.Row():
@@ -445,44 +451,43 @@ def build(ctx: Context, draw: DrawTab) -> None:
             by_name = {c.name: c for c in FORM}
             controls = {name: control(by_name[name], cap, allow) for name in ("model", "epochs")}
             with gr.Row():
-                fast_btn = gr.Button("Fast recipe", size="sm", interactive=allow)
-                seed_btn = gr.Button("The seed article's recipe", size="sm", interactive=allow)
-            recipe_md = gr.Markdown(recipe_note(ctx, DEFAULT_MODEL, False), elem_id="recipe-note")
+                fast_btn = gr.Button(t("fast_recipe"), size="sm", interactive=allow)
+                seed_btn = gr.Button(t("seed_recipe"), size="sm", interactive=allow)
+            recipe_md = gr.Markdown(words.in_both("recipe_initial", lambda: recipe_note(ctx, DEFAULT_MODEL, False)),
+                                    elem_id="recipe-note")
             with gr.Row():
-                train_btn = gr.Button("Train", variant="primary", interactive=allow)
-                stop_btn = gr.Button("Stop", variant="stop", interactive=allow)
+                train_btn = gr.Button(t("train"), variant="primary", interactive=allow)
+                stop_btn = gr.Button(t("stop"), variant="stop", interactive=allow)
             form_msg = gr.Markdown(elem_id="train-answer")
             basic = [c for c in FORM if not c.advanced and c.name not in controls and c.name not in MISTAKES]
             advanced = [c for c in FORM if c.advanced]
-            with gr.Accordion("Settings: " + ", ".join(c.label for c in basic[:4]) + ", ...", open=False):
+            with gr.Accordion(words.listing("settings_fold", "settings", basic[:4]), open=False):
                 controls.update({c.name: control(c, cap, allow) for c in basic})
-                with gr.Accordion("More settings: " + ", ".join(c.label for c in advanced), open=False):
+                with gr.Accordion(words.listing("more_settings_fold", "more_settings", advanced), open=False):
                     controls.update({c.name: control(c, cap, allow) for c in advanced})
             controls.update(mistakes_fold(lambda c: control(c, cap, allow), by_name))
         with gr.Column(scale=2):
-            status_md = gr.Markdown(status_line(None), elem_id="train-status")
+            status_md = gr.Markdown(t("status_idle_line"), elem_id="train-status")
             chart = curves.curves_component("train-curves", seed=curves.load_seed_curves())
-            results_md = gr.Markdown(results_markdown(None))
-            with gr.Accordion("Confusion matrix and mistakes (test set)", open=True):
+            results_md = gr.Markdown(t("results_none"))
+            with gr.Accordion(t("confusion_fold"), open=True):
                 # No label over the picture: its own title names it (a label covered the title).
                 confusion = gr.Plot(show_label=False, format="png", elem_id="confusion")
                 # Three columns and short captions ("4 → 9 · 87%") fit a phone's width.
-                gallery = gr.Gallery(label="Most confident mistakes: true digit → read as · how sure",
-                                     elem_id="misclassified", columns=3, height=480,
+                gallery = gr.Gallery(label=t("mistakes"), elem_id="misclassified", columns=3, height=480,
                                      object_fit="contain")
-    with gr.Accordion("Your runs: compare their curves", open=True):
-        runs_df = gr.Dataframe(runs_frame_empty(), label="Your runs (newest first)", interactive=False, wrap=True,
+    with gr.Accordion(t("runs_fold"), open=True):
+        runs_df = gr.Dataframe(runs_frame_empty(), label=t("runs_table"), interactive=False, wrap=True,
                                elem_id="runs-table", max_height=300, column_widths=RUNS_COLUMN_WIDTHS)
-        overlay_pick = gr.CheckboxGroup([], value=[], label="Overlay these runs", elem_id="overlay-pick")
+        overlay_pick = gr.CheckboxGroup([], value=[], label=t("overlay"), elem_id="overlay-pick")
         overlay = curves.curves_component("overlay-curves", seed=curves.load_seed_curves(),
                                           value=curves.overlay_value([]))
-    with gr.Accordion("Your models: download or load weights", open=False):
-        gr.Markdown("Download the weights your drawings use for the model selected on the left (the same "
-                    "checkpoint format as the shipped ones), or load a checkpoint file saved earlier.")
+    with gr.Accordion(t("weights_fold"), open=False):
+        gr.Markdown(t("weights_help"))
         with gr.Row():
-            download_btn = gr.DownloadButton("Download these weights", value=shipped_download(DEFAULT_MODEL),
+            download_btn = gr.DownloadButton(t("download"), value=shipped_download(DEFAULT_MODEL),
                                              elem_id="download-weights")
-            upload_btn = gr.UploadButton("Load weights from a file", file_types=[".pt"], type="filepath")
+            upload_btn = gr.UploadButton(t("upload"), file_types=[".pt"], type="filepath")
         weights_msg = gr.Markdown()
 
     # ---- wiring ----------------------------------------------------------------------------------
@@ -492,9 +497,15 @@ def build(ctx: Context, draw: DrawTab) -> None:
             draw.weights_md, draw.weights_pick, download_btn, draw.panel]
     private = dict(api_visibility="private")
     stream = dict(show_progress="hidden", concurrency_limit=None, **private)
-    seed_btn.click(lambda model: (*seed_preset(ctx, model), recipe_note(ctx, model, True)), controls["model"],
+    def seed_click(model: str, request: gr.Request) -> tuple:
+        return preset_click(ctx, model, True, request)
+
+    def fast_click(model: str, request: gr.Request) -> tuple:
+        return preset_click(ctx, model, False, request)
+
+    seed_btn.click(seed_click, controls["model"],
                    [*presets, recipe_md], queue=False, **private)
-    fast_btn.click(lambda model: (*fast_preset(ctx, model), recipe_note(ctx, model, False)), controls["model"],
+    fast_btn.click(fast_click, controls["model"],
                    [*presets, recipe_md], queue=False, **private)
     controls["model"].input(lambda model, *values: follow_model(ctx, model, *values), [controls["model"], *presets],
                             presets, queue=False, **private)

@@ -142,7 +142,7 @@ def test_a_finished_run_is_what_the_page_draws_with_and_a_refresh_keeps_it(brows
         assert np.abs(probs - torch_probs(net, ckpt, seen)).max() <= PAGE_VS_TORCH
         expect(page.locator("#weights-in-use")).to_contain_text("your run", timeout=ANSWER_TIMEOUT_MS)
         restored = [r for w in app_server.ctx.visitors._workspaces.values() for r in w.runs()
-                    if r.snapshot().kind == "upload" and KEPT_SUFFIX in r.snapshot().message]
+                    if r.snapshot().kind == "upload" and KEPT_SUFFIX in r.snapshot().source]
         assert len(restored) == 1 and restored[0].model == "lenet"
         state = restored[0].weights["state_dict"]
         assert all(torch.equal(state[k], ckpt["state_dict"][k]) for k in state)  # the very same weights

@@ -48,6 +48,11 @@
 
   const panels = [];
 
+  // The page's words (words.js, from digitnet/ui/words.py) in the page's language; English without them.
+  function T(key, values, english) {
+    return window.DigitNetWords ? window.DigitNetWords.t(key, values, english) : english;
+  }
+
   function mount(element, props, trigger, watch) {
     const MODELS = props.models;  // ["mlp", "cnnnet", "lenet"]
     const NAMES = props.names;  // model -> display name
@@ -143,22 +148,24 @@
       label.dataset.version = String(state.version);  // every answer is a change (benchmarks watch it)
       if (!r) {
         label.dataset.label = '';
-        label.textContent = BLANK;
+        label.textContent = T('blank', {}, BLANK);
         label.classList.remove('dn-unsure');
       } else if (!chosen) {
         const spec = specOf(state.chosen);
         label.dataset.label = '';
-        label.textContent = NAMES[state.chosen] + (spec && spec.error ? ' is unavailable: ' + spec.error : ' is not loaded yet');
+        const name = NAMES[state.chosen];
+        label.textContent = spec && spec.error ? T('unavailable', { name, error: spec.error }, name + ' is unavailable: ' + spec.error)
+          : T('not_loaded', { name }, name + ' is not loaded yet');
         label.classList.remove('dn-unsure');
       } else if (r.notDigit) {  // letters, scribbles, shapes, "42": the bars stay, the answer says so
         label.dataset.label = 'not a digit';
-        label.textContent = 'That doesn\'t look like a digit';
+        label.textContent = T('not_digit', {}, 'That doesn\'t look like a digit');
         label.classList.add('dn-unsure');
       } else {
         const a = chosen.answer;
         label.dataset.label = String(a.digit);
-        label.textContent = a.unsure ? 'Not sure: ' + a.digit + ' or ' + a.runnerUp + '?'
-          : 'It\'s a ' + a.digit + ' (' + pct(a.confidence) + ')';
+        label.textContent = a.unsure ? T('unsure', { digit: a.digit, other: a.runnerUp }, 'Not sure: ' + a.digit + ' or ' + a.runnerUp + '?')
+          : T('answer', { digit: a.digit, pct: pct(a.confidence) }, 'It\'s a ' + a.digit + ' (' + pct(a.confidence) + ')');
         label.classList.toggle('dn-unsure', !!a.unsure);
       }
       for (let d = 0; d < 10; d++) {
@@ -179,10 +186,13 @@
         const res = r && r[name];
         c.card.classList.toggle('dn-chosen', name === state.chosen);
         c.digit.textContent = res ? String(res.answer.digit) : '–';
-        c.pct.textContent = res ? (r.notDigit ? 'not a digit' : res.answer.unsure ? 'not sure' : pct(res.answer.confidence)) : '';
+        c.pct.textContent = res ? (r.notDigit ? T('card_not_digit', {}, 'not a digit')
+          : res.answer.unsure ? T('card_unsure', {}, 'not sure') : pct(res.answer.confidence)) : '';
       }
-      const who = mine[state.chosen] ? 'your ' + mine[state.chosen].title : 'shipped weights';
-      source.textContent = NAMES[state.chosen] + ': ' + who + ' · computed in this page';
+      const name = NAMES[state.chosen];
+      source.textContent = mine[state.chosen]
+        ? T('source_yours', { name, title: mine[state.chosen].title }, name + ': your ' + mine[state.chosen].title + ' · computed in this page')
+        : T('source_shipped', { name }, name + ': shipped weights · computed in this page');
       // Every layer of the chosen model, for the layers view (layers.js), with each answer.
       document.dispatchEvent(new CustomEvent('digitnet-answer', {
         detail: { model: state.chosen, result: chosen || null },
@@ -258,6 +268,7 @@
       ready(name) { return !!nets[name]; },
     };
     panels.push(panel);
+    window.addEventListener('digitnet-language', render);  // the switch: the answer in the new language
     render();
   }
 

@@ -145,7 +145,7 @@ function draw(chart) {
   }
   el('line', {x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: 'axis'}, axes);
   el('text', {x: (M.left + W - M.right) / 2, y: H - 3, 'text-anchor': 'middle', class: 'title'}, axes).textContent =
-    xAxis === 'epoch' ? 'epochs' : 'wall seconds (data loading included)';
+    xAxis === 'epoch' ? T('x_epochs', {}, 'epochs') : T('x_wall', {}, 'wall seconds (data loading included)');
   const plot = el('g', {'clip-path': 'url(#' + clipId + ')'}, svg);
   for (const l of all) {
     if (!l.points.length) continue;
@@ -189,8 +189,9 @@ function drawProgress() {
     const started = performance.now();
     const say = () => {
       const left = p.starts_in === null ? null : p.starts_in - (performance.now() - started) / 1000;
-      text.textContent = '🕒 waiting: number ' + p.position + ' in the queue' +
-        (left === null ? '' : left > 0 ? ' · starts in about ' + clock(left) : ' · starting any moment');
+      text.textContent = T('waiting', {position: p.position}, '🕒 waiting: number ' + p.position + ' in the queue') +
+        (left === null ? '' : left > 0 ? T('starts_in', {clock: clock(left)}, ' · starts in about ' + clock(left))
+          : T('starting', {}, ' · starting any moment'));
     };
     say();
     countdown = setInterval(say, 1000);  // counts down in the page: no request
@@ -201,13 +202,20 @@ function drawProgress() {
   bar.max = 1;
   bar.value = p.state === 'done' ? 1 : Math.min(1, p.done / (p.epochs || 1));
   const parts = [];
-  if (p.batches) parts.push('epoch ' + Math.max(p.epoch, 1) + '/' + p.passes + ' · batch ' + p.batch + '/' + p.batches);
-  if (p.passes !== p.epochs) parts.push(tickLabel(Math.min(p.done, p.epochs), 0.01) + ' of ' + p.epochs + ' epochs');
-  if (p.state === 'running') parts.push(p.eta === null ? 'loading data...' : 'ETA ' + clock(p.eta));
-  if (p.state === 'done') parts.push('done in ' + clock(p.elapsed));
-  if (p.state === 'stopped' || p.state === 'error') parts.push(p.state);
+  const at = {epoch: Math.max(p.epoch, 1), passes: p.passes, batch: p.batch, batches: p.batches};
+  if (p.batches) parts.push(T('at_batch', at, 'epoch ' + at.epoch + '/' + p.passes + ' · batch ' + p.batch + '/' + p.batches));
+  const done = tickLabel(Math.min(p.done, p.epochs), 0.01);
+  if (p.passes !== p.epochs) parts.push(T('of_epochs', {done, epochs: p.epochs}, done + ' of ' + p.epochs + ' epochs'));
+  if (p.state === 'running') parts.push(p.eta === null ? T('loading', {}, 'loading data...') : T('eta', {clock: clock(p.eta)}, 'ETA ' + clock(p.eta)));
+  if (p.state === 'done') parts.push(T('done_in', {clock: clock(p.elapsed)}, 'done in ' + clock(p.elapsed)));
+  if (p.state === 'stopped' || p.state === 'error') parts.push(T(p.state, {}, p.state));
   text.textContent = parts.join(' · ');
   progressBox.append(bar, text);
+}
+
+// The page's words (words.js, from digitnet/ui/words.py) in the page's language; English without them.
+function T(key, values, english) {
+  return window.DigitNetWords ? window.DigitNetWords.t(key, values, english) : english;
 }
 
 function drawProbe() {
@@ -219,7 +227,7 @@ function drawProbe() {
   }
   const title = document.createElement('div');
   title.className = 'curves-probe-title';
-  title.textContent = 'The model reading 16 test digits (6 hard ones), at every validation point';
+  title.textContent = T('probe', {}, 'The model reading 16 test digits (6 hard ones), at every validation point');
   const grid = document.createElement('div');
   grid.className = 'curves-probe-grid';
   let right = 0;

@@ -1,0 +1,77 @@
+"""How long a run will take here: a step's cost by model and batch, learned from the runs that finished.
+
+The queue (``digitnet.scheduler``) asks this before a run joins it (a run estimated over the
+deployment's limit is refused) and while visitors wait (their start estimate). It knows runs only
+by their ``RunState``-like facts: kind, model, config, epochs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from .models import FAST_RECIPES, SECONDS_PER_IMAGE, STEP_SECONDS
+from .training import TrainConfig, TrainResult, run_steps
+
+MNIST_TRAIN_IMAGES = 60_000  # train + validation images in MNIST's training file
+# The speed prior (each model's registry entry, models.py): seconds per training image (one pass) on
+# two cores at its fast recipe's batch, and the fixed cost of a step, to guess a waiting run's length
+# before any run of that model has finished here; each finished run replaces the guess with what this
+# machine really did. A step of batch B costs STEP_SECONDS + B x the rest of SECONDS_PER_IMAGE: batch 1
+# is ~40x dearer an image than the recipe's 128, not the same.
+RUN_OVERHEAD_SECONDS = 3.0  # loading MNIST, the test evaluation: paid once per run
+# How far one finished run may move the estimates from the constants above: a run slowed by a busy
+# machine (or one a test held at its first batch) must not make every later run look ten times dearer.
+SPEED_RANGE = (1 / 3, 3.0)
+
+
+def train_images(cfg: TrainConfig) -> int:
+    """How many images one epoch of ``cfg`` goes through."""
+    n_train = MNIST_TRAIN_IMAGES - cfg.val_size
+    return n_train if cfg.train_limit is None else min(n_train, cfg.train_limit)
+
+
+def run_shape(s) -> tuple[int, int]:
+    """(optimiser steps, images a step) of a run (a ``RunState``: kind, config, epochs)."""
+    c = s.config
+    if s.kind == "finetune":
+        return c["epochs"] * c["steps_per_epoch"], c["personal_per_batch"] + c["mnist_per_batch"]
+    cfg = TrainConfig.from_dict(c)
+    return run_steps(s.epochs, math.ceil(train_images(cfg) / cfg.batch_size)), cfg.batch_size
+
+
+class Estimator:
+    """Seconds a run takes on this machine: the constants above, scaled per model by what finished runs took."""
+
+    def __init__(self) -> None:
+        self.speed: dict[str, float] = {}  # a model's time on this machine / its constants' (learned; 1 until then)
+
+    def step_seconds(self, model: str, batch: int) -> float:
+        """A training step of ``batch`` images of ``model``: a fixed cost plus a cost an image."""
+        fixed = STEP_SECONDS[model]
+        per_image = max(SECONDS_PER_IMAGE[model] - fixed / FAST_RECIPES[model]["batch_size"], 0.0)
+        return self.speed.get(model, 1.0) * (fixed + batch * per_image)
+
+    def expected(self, s) -> float:
+        """How long a run takes from its start: its steps x a step's time at its batch, plus overhead."""
+        steps, batch = run_shape(s)
+        return RUN_OVERHEAD_SECONDS + steps * self.step_seconds(s.model, batch)
+
+    def remaining(self, s) -> float:
+        """What is left of a running run (its own ETA once it has one), or all of a waiting one."""
+        if s.state == "running":
+            if s.eta_seconds is not None:
+                return s.eta_seconds
+            return max(0.0, self.expected(s) - s.elapsed)
+        return self.expected(s)
+
+    def learn(self, s, result: TrainResult) -> None:
+        """Keep how this machine's speed for a model compares with the constants, from its last finished
+        training run: every later estimate of that model (any batch) is scaled by it."""
+        if s.kind != "training" or not result.history:
+            return
+        steps, batch = run_shape(replace(s, epochs=result.history[-1].epoch))  # 1.5: 1.5 passes
+        seconds = sum(m.seconds for m in result.history)
+        predicted = steps * self.step_seconds(s.model, batch) / self.speed.get(s.model, 1.0)
+        if steps and seconds > 0 and predicted > 0:
+            self.speed[s.model] = min(max(seconds / predicted, SPEED_RANGE[0]), SPEED_RANGE[1])

@@ -1,0 +1,83 @@
+"""中文 and English in a real browser: a zh-CN browser gets the Chinese page, an English one the English page
+with a switch to Chinese that changes the page at once, the server's answers after it, and a reload.
+
+The app is ``pad_app_url`` (tests/e2e/conftest.py); no timing is asserted, every wait is generous.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from .browser import ANSWER_TIMEOUT_MS, DIGIT_STROKES, PAD_CANVAS, PAGE_TIMEOUT_MS, answer, mouse_draw, screenshot
+
+LAPTOP = {"width": 1000, "height": 900}
+TABS = "button[role=tab]"
+
+
+def open_page(browser, url: str, locale: str):
+    """A new page on the app in a browser whose language is ``locale``, loaded."""
+    context = browser.new_context(viewport=LAPTOP, locale=locale)
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.goto(url)
+    page.locator(PAD_CANVAS).wait_for(state="visible")
+    return context, page
+
+
+def test_a_chinese_browser_gets_the_chinese_page(browser, pad_app_url):
+    context, page = open_page(browser, pad_app_url, "zh-CN")
+    try:
+        expect(page.locator(TABS)).to_have_text(["手写", "训练", "比较"])
+        expect(page.locator("#intro")).to_contain_text("手写一个数字：三个 PyTorch 模型边写边识别")
+        expect(page.get_by_role("button", name="在画板上放一个随机的 MNIST 数字")).to_be_visible()
+        expect(page.get_by_role("button", name="为什么是这个答案？")).to_be_visible()  # the fold's title
+        expect(page.locator("#digit-pad button[data-action=clear]")).to_have_text("清除")
+        expect(page.locator("#language-switch")).to_have_text("English")
+        expect(answer(page)).to_have_text("写一个数字")  # the answer note of a blank pad
+        mouse_draw(page, DIGIT_STROKES["7"], PAD_CANVAS)
+        expect(answer(page)).to_have_attribute("data-label", "7", timeout=ANSWER_TIMEOUT_MS)
+        expect(answer(page)).to_have_text(re.compile(r"^是 7（\d+%）$|^不确定：7 还是 \d？$"))
+        expect(page.locator("#weights-in-use")).to_contain_text("LeNet：自带，MNIST 测试")
+        page.get_by_role("button", name="为什么是这个答案？").click()
+        expect(page.locator("#explain-text")).to_contain_text("看看是哪几笔决定了答案")  # reset by the drawing
+        page.locator(TABS).nth(1).click()
+        expect(page.get_by_role("button", name="训练", exact=True)).to_be_visible()
+        expect(page.locator("#train-status")).to_contain_text("空闲")
+        expect(page.locator("#recipe-note")).to_contain_text("LeNet 的快速配方")
+        page.get_by_role("button", name="原文的配方").click()  # the server's answer, in the page's language
+        expect(page.locator("#recipe-note")).to_contain_text("原文的配方：")
+        screenshot(page, "language-zh-CN")
+    finally:
+        context.close()
+
+
+def test_the_english_page_switches_to_chinese_and_stays(browser, pad_app_url):
+    context, page = open_page(browser, pad_app_url, "en-US")
+    try:
+        expect(page.locator(TABS)).to_have_text(["Draw", "Train", "Compare"])
+        expect(page.get_by_role("button", name="Why this answer?")).to_be_visible()
+        expect(answer(page)).to_have_text("Draw a digit")
+        expect(page.locator("#language-switch")).to_have_text("中文")
+        page.locator("#language-switch").click()
+        # The whole page at once: Gradio's texts, the tabs not yet opened, the pad's and the answer's own.
+        expect(page.locator(TABS)).to_have_text(["手写", "训练", "比较"])
+        expect(page.get_by_role("button", name="为什么是这个答案？")).to_be_visible()
+        expect(answer(page)).to_have_text("写一个数字")
+        expect(page.locator("#digit-pad button[data-action=clear]")).to_have_text("清除")
+        expect(page.locator("#language-switch")).to_have_text("English")
+        assert {c["name"]: c["value"] for c in context.cookies()}.get("digitnet-lang") == "zh-CN"
+        # The server's answers follow the switch: Stop with no run says so in Chinese.
+        page.locator(TABS).nth(1).click()
+        page.get_by_role("button", name="停止", exact=True).click()
+        expect(page.locator("#train-answer")).to_contain_text("你没有正在等待或运行的训练", timeout=ANSWER_TIMEOUT_MS)
+        page.reload()
+        page.locator(PAD_CANVAS).wait_for(state="visible")
+        expect(page.locator(TABS)).to_have_text(["手写", "训练", "比较"])
+        expect(answer(page)).to_have_text("写一个数字")
+        page.locator("#language-switch").click()  # and back
+        expect(page.locator(TABS)).to_have_text(["Draw", "Train", "Compare"])
+        expect(answer(page)).to_have_text("Draw a digit")
+    finally:
+        context.close()

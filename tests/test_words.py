@@ -1,0 +1,148 @@
+"""The page's words: every English text has its Chinese, with the same placeholders; facts are worded in ui/."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+
+from digitnet.run import News, RunState
+from digitnet.scheduler import MIN_FINETUNE_DIGITS, QueueFull, TooCostly, TooFewDigits, TrainingDisabled
+from digitnet.ui import facts, words
+from digitnet.upload import UploadTooLarge, WrongModel
+from digitnet.workspace import AlreadyTraining, OverBudget
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def test_every_english_text_has_a_chinese_one_and_back():
+    assert set(words.EN) == set(words.ZH)
+    assert all(words.ZH[k].strip() for k in words.ZH)
+
+
+@pytest.mark.parametrize("key", sorted(words.EN))
+def test_both_languages_fill_in_the_same_numbers(key):
+    assert placeholders(words.EN[key]) == placeholders(words.ZH[key]), key
+
+
+@pytest.mark.parametrize("key", sorted(words.ZH))
+def test_the_chinese_is_chinese(key):
+    """Every Chinese entry says something in Chinese (but the switch, which names the other language)."""
+    if key == "switch":
+        assert (words.EN[key], words.ZH[key]) == ("中文", "English")
+    else:
+        assert HAN.search(words.ZH[key]) and not HAN.search(words.EN[key]), key
+
+
+def test_gradio_gets_only_fixed_texts_and_the_page_the_javascript_ones():
+    fixed, page = words.fixed_words(), words.page_words()
+    assert set(fixed) == set(page) == set(words.LANGUAGES)
+    assert all("{" not in v for v in fixed["zh-CN"].values())
+    assert page["zh-CN"]["answer"] == "是 {digit}（{pct}）" and page["en"]["blank"] == "Draw a digit"
+    assert page["zh-CN"]["tab_train"] == "训练"  # words.js renames tabs Gradio leaves behind after a switch
+    assert "</script" not in words.head_script().lower().replace("<script>", "", 1).rsplit("</script>", 1)[0]
+
+
+def test_the_fine_tune_help_states_the_real_minimum():
+    assert MIN_FINETUNE_DIGITS == 5 and "at least five" in words.EN["teach_help"] and "五个" in words.ZH["teach_help"]
+
+
+@pytest.mark.parametrize("cookie, accept, expected", [
+    (None, None, "en"),
+    (None, "zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"),
+    (None, "zh-TW", "zh-CN"),
+    (None, "fr-FR,fr;q=0.9,en-GB;q=0.5", "en"),
+    (None, "de-DE", "en"),
+    ("en", "zh-CN", "en"),  # the switch wins over the browser
+    ("zh-CN", "en-US", "zh-CN"),
+    ("klingon", "zh-CN", "zh-CN"),
+])
+def test_the_language_of_a_request(cookie, accept, expected):
+    cookies = {} if cookie is None else {words.COOKIE: cookie}
+    headers = {} if accept is None else {"accept-language": accept}
+    assert words.language(headers, cookies) == expected
+
+
+def state(**fields) -> RunState:
+    return RunState(**{"number": 2, "kind": "training", "model": "lenet", "config": {}, **fields})
+
+
+@pytest.mark.parametrize("lang, s, expected", [
+    ("en", state(news=News.QUEUED), "LeNet: waiting in the queue..."),
+    ("zh-CN", state(news=News.QUEUED), "LeNet：正在队列中等待……"),
+    ("en", state(news=News.TRAINING, epoch=1, epochs=1.5, batch=3, batches=430, images_per_second=1234.5),
+     "LeNet: epoch 1/2, batch 3/430, 1,234 images/s"),
+    ("zh-CN", state(news=News.TRAINING, epoch=1, epochs=1.5, batch=3, batches=430, images_per_second=1234.5),
+     "LeNet：第 1/2 轮，批次 3/430，每秒 1,234 张图片"),
+    ("en", state(state="stopped", news=News.STOPPED, full_epochs=1, kind="finetune"),
+     "LeNet stopped after 1 full round; your drawings keep the weights they had."),
+    ("en", state(state="stopped", news=News.STOPPED, full_epochs=3),
+     "LeNet stopped after 3 full epochs; your drawings keep the weights they had."),
+    ("en", state(state="stopped", news=News.OVERRAN, elapsed=21.4, limit_seconds=300),
+     "LeNet was stopped after 21 s: a run may take at most 5 min here (DIGITNET_MAX_RUN_SECONDS), and this one "
+     "ran far past it. Your drawings keep the weights they had."),
+    ("zh-CN", state(state="error", news=News.FAILED, error="out of memory"), "LeNet 训练失败：out of memory"),
+    ("en", state(state="done", news=News.DONE, test_acc=0.9912, train_seconds=41.2),
+     "LeNet finished in 41 s: test accuracy 99.12%. Your drawings use it now."),
+    ("zh-CN", state(state="done", news=News.DONE, test_acc=0.9912, train_seconds=41.2),
+     "LeNet 训练完成，用时 41 秒：测试准确率 99.12%。你的手写识别现在用它。"),
+    ("en", state(state="done", news=News.DONE, kind="finetune", test_acc=0.99, train_seconds=9,
+                 finetune={"personal_digits": 10, "personal_acc_before": 0.4, "personal_acc_after": 0.9}),
+     "LeNet fine-tuned on 10 of your digits in 9 s: they are read 40% -> 90% right, MNIST test accuracy 99.00%. "
+     "Your drawings use it now."),
+    ("zh-CN", state(state="done", news=News.LOADED, kind="upload", source="mine.pt"), "LeNet 的权重已从 mine.pt 载入。"),
+    ("en", None, "You have not trained anything yet."),
+])
+def test_a_runs_facts_are_worded_in_each_language(lang, s, expected):
+    words.use(lang)
+    try:
+        assert facts.run_message(s) == expected
+    finally:
+        words.use("en")
+
+
+def test_every_news_has_words_in_both_languages():
+    for lang in words.LANGUAGES:
+        words.use(lang)
+        for news in News:
+            text = facts.run_message(state(news=news, error="x", source="f.pt", limit_seconds=60, test_acc=0.5,
+                                           train_seconds=3))
+            assert text and "{" not in text, (lang, news)
+    words.use("en")
+
+
+@pytest.mark.parametrize("exc, en, zh", [
+    (TrainingDisabled(), "Training is turned off on this deployment", "关闭了训练"),
+    (QueueFull(3), "The training queue is full (3 runs are waiting", "3 个训练在等待"),
+    (TooCostly(3725.0, 12_000, 1, 300.0), "about 62 min 5 s here (12,000 steps of 1 images); runs may take at most "
+                                          "5 min on this server (DIGITNET_MAX_RUN_SECONDS=300)",
+     "大约需要 62 分 5 秒（12,000 步"),
+    (TooFewDigits(2, 5), "needs at least 5 of your digits; you have 2", "至少需要 5 个你的数字；你现在有 2 个"),
+    (AlreadyTraining(state(state="queued"), 1), "Your run 2: LeNet is waiting in the queue (position 1)",
+     "你的第 2 次训练：LeNet正在队列中等待（第 1 位）"),
+    (UploadTooLarge("big.pt", 21 * 2**20), "big.pt is 21.0 MB; a digitnet checkpoint is at most 20 MB", "最多 20 MB"),
+    (WrongModel("a.pt", "lenet", "mlp"), "a.pt holds a LeNet model, not MLP", "a.pt 里是 LeNet 模型，不是 MLP"),
+    (OverBudget(60 * 2**20, 64 * 2**20), "already hold 60 MB, and one visitor may hold at most 64 MB", "占用 60 MB"),
+    (ValueError("epochs must be at most 30, got 31"), "epochs must be at most 30, got 31", "epochs must be at most 30"),
+])
+def test_refusals_are_worded_from_their_facts(exc, en, zh):
+    assert en in facts.refusal(exc)
+    words.use("zh-CN")
+    try:
+        assert zh in facts.refusal(exc)
+    finally:
+        words.use("en")
+
+
+def test_the_forms_settings_keep_their_english_names():
+    """A setting with Chinese words here is named in English exactly as training.py names it."""
+    from digitnet.training import TrainConfig, visitor_settings
+
+    named = [s for s in visitor_settings(TrainConfig) if f"setting_{s.name}" in words.EN]
+    assert len(named) >= 12
+    assert all(words.EN[f"setting_{s.name}"] == s.label for s in named)
