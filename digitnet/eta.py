@@ -44,7 +44,8 @@ class Estimator:
     """Seconds a run takes on this machine: the constants above, scaled per model by what finished runs took."""
 
     def __init__(self) -> None:
-        self.speed: dict[str, float] = {}  # a model's time on this machine / its constants' (learned; 1 until then)
+        # A model's time on this machine / its constants' (learned; 1 until then, also for a model registered later).
+        self.speed: dict[str, float] = dict.fromkeys(SECONDS_PER_IMAGE, 1.0)
 
     def step_seconds(self, model: str, batch: int) -> float:
         """A training step of ``batch`` images of ``model``: a fixed cost plus a cost an image."""

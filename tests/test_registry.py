@@ -61,7 +61,7 @@ from tests.conftest import SMALL_TRAIN, running_app, sketch_value, wait_until_fi
 
 with running_app(train_overrides=SMALL_TRAIN) as app:
     config = app.demo.config
-    out["choices"] = {c["props"].get("elem_id") or c["props"].get("label"): c["props"]["choices"]
+    out["choices"] = {str(c["props"].get("elem_id") or c["props"].get("label")): c["props"]["choices"]
                       for c in config["components"] if c["props"].get("choices")}
     panel = next(c["props"] for c in config["components"] if c["props"].get("elem_id") == "answer-panel")
     out["panel_models"] = panel.get("models") or (panel.get("props") or {}).get("models")
@@ -99,8 +99,9 @@ def test_the_command_line_offers_and_trains_the_registered_model(tiny):
 
 def test_the_train_form_and_the_draw_tab_offer_it_and_the_page_gets_its_forward_pass(tiny):
     offered = [key for key, choices in tiny["choices"].items() if ["Tiny", "tiny"] in choices]
-    # the Draw tab's model radio, the Train form's model (labelled "Model"), /predict's hidden model
-    assert {"model-choice", "Model", "model"} <= set(offered)
+    # the Draw tab's model radio, the Train form's model (labelled "Model", a gr.I18n key), /predict's hidden model
+    assert {"model-choice", "model"} <= set(offered)
+    assert any(key == "Model" or '"setting_model_label"' in key for key in offered), offered
     assert tiny["panel_models"][-1] == "tiny"  # the in-page answer cards
     assert tiny["page_layers"] == ["fc1", "out"]
 
