@@ -62,7 +62,8 @@ def fool_markdown(r: FoolResult) -> str:
     else:
         head = say("fool_held", name=name, label=r.label, most=most, target=r.target)
         size = say("fool_best", linf=linf, grey=grey)
-    return f"{head} {size}\n\n{say('fool_why')}"
+    gap = "" if words.current() == "zh-CN" else " "  # Chinese sentences follow each other without a space
+    return f"{head}{gap}{size}\n\n{say('fool_why')}"
 
 
 def fool_view(ctx: Context, ws: Workspace, drawing, photo, model: str, target: str | None):
