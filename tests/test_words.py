@@ -192,3 +192,32 @@ def test_the_folds_titles_are_page_texts_in_both_languages():
         assert fixed["zh-CN"][key] == zh and key in fixed["en"] and str(words.t(key))
     assert page["zh-CN"]["layers_title"] == "每一层，实时" and page["en"]["layers_output"] == "{layer} (probabilities)"
     assert page["zh-CN"]["own"] == "你写的 {digit}：{probs}"
+
+
+def test_the_draw_tabs_answers_in_chinese():
+    """The Explain text, the my-digits line and the no-drawing message follow the request's language."""
+    import numpy as np
+
+    from digitnet.explain import Explanation
+    from digitnet.ui.common import NO_DRAWING_MESSAGE
+    from digitnet.ui.draw import explanation_markdown, my_digits_markdown
+
+    assert words.EN["no_drawing"] == NO_DRAWING_MESSAGE
+    e = Explanation(model="lenet", digit=7, probs=[0.0] * 7 + [0.97, 0.02, 0.01], saliency=np.zeros((28, 28)),
+                    saliency_image=np.zeros((1, 1, 3)), maps=np.zeros((6, 24, 24)), maps_image=np.zeros((1, 1, 3)),
+                    maps_title="conv1 feature maps (6 channels, after BatchNorm and ReLU)",
+                    filters=np.zeros((6, 5, 5)), filters_image=np.zeros((1, 1, 3)), seconds=0.0421)
+    digits = [(np.zeros((28, 28)), 7), (np.zeros((28, 28)), 7), (np.zeros((28, 28)), 1)]
+    english = explanation_markdown(e)
+    assert english.startswith("**LeNet reads a 7** (97%), explained in 42 ms.") and e.maps_title in english
+    assert my_digits_markdown(digits) == "**My digits**: 3 digits: 1 x1, 7 x2 · fine-tuning needs at least 5"
+    words.use("zh-CN")
+    try:
+        text = explanation_markdown(e)
+        assert text.startswith("**LeNet 认成 7**（97%），解释用时 42 毫秒。") and "conv1 特征图（6 个通道" in text
+        assert "学到的 6 个 5x5 conv1 卷积核" in text and not re.search(r"\b(the|reads|Middle)\b", text)
+        assert my_digits_markdown(digits) == "**我的数字**：3 个数字：1 x1, 7 x2 · 微调至少需要 5 个"
+        assert my_digits_markdown([]) == "**我的数字**：还没有数字 · 微调至少需要 5 个"
+        assert explanation_markdown(None) == "先写一个数字（或上传一张照片）。"
+    finally:
+        words.use("en")

@@ -87,6 +87,32 @@ EN: dict[str, str] = {
     "js.line_run_validation": "{name} · validation",
     "js.tip_epoch": "epoch {x}: {y}",
     "js.tip_second": "second {x}: {y}",
+    # ---- the Draw tab's answers (ui/draw.py) ----
+    "no_drawing": "Draw a digit (or upload a photo) first.",
+    "add_no_drawing": "Draw a digit (or upload a photo) first. Then say which digit it was and add it.",
+    "explain_head": "**{name} reads a {digit}** ({prob}), explained in {ms} ms.\n\n**Left, saliency**: your drawing "
+                    "(grey) with the pixels that made it a {digit} in red and those that spoke against it in blue "
+                    "(integrated gradients from a blank canvas; they add up to the {digit}'s score).\n\n",
+    "explain_conv": "**Middle**: the {maps}: bright where a filter found its pattern in your strokes. **Right**: the "
+                    "{count} learned 5x5 conv1 filters themselves (red +, blue -), one per map, in the same order.",
+    "explain_fc": "**Middle**: the {maps}, strongest first: the strokes each unit looks for. The MLP has no "
+                  "convolution filters, so there is no right-hand picture.",
+    "maps_conv": "conv1 feature maps ({channels} channels, after BatchNorm and ReLU)",
+    "maps_fc": "weights of the {units} fc1 units this drawing activates most (red +, blue -)",
+    "maps_label_conv": "First layer: conv1 feature maps",
+    "maps_label_fc": "First layer: fc1 weight patterns",
+    "my_digits_line": "**My digits**: {summary}",
+    "my_digits_latest": " (showing the latest {shown})",
+    "my_digits_need": " · fine-tuning needs at least {need}",
+    "digits_none": "no digits yet",
+    "digits_one": "1 digit: {parts}",
+    "digits_many": "{count} digits: {parts}",
+    "a_digit": "a {label}",
+    "kept_refused": "Some of what your browser kept could not be loaded: {reasons}",
+    "digits_over": "With this file you would have {count} digits; this app keeps at most {limit}. Clear yours "
+                   "first, or load a smaller file.",
+    "digits_loaded_one": "Loaded 1 digit from {file}.",
+    "digits_loaded": "Loaded {count} digits from {file}.",
 }
 
 ZH: dict[str, str] = {
@@ -160,4 +186,27 @@ ZH: dict[str, str] = {
     "js.line_run_validation": "{name} · 验证",
     "js.tip_epoch": "第 {x} 轮：{y}",
     "js.tip_second": "第 {x} 秒：{y}",
+    "no_drawing": "先写一个数字（或上传一张照片）。",
+    "add_no_drawing": "先写一个数字（或上传一张照片），再选出它其实是哪个数字并加入。",
+    "explain_head": "**{name} 认成 {digit}**（{prob}），解释用时 {ms} 毫秒。\n\n**左图，显著图**：你的手写（灰色）上，"
+                    "让它成为 {digit} 的像素标成红色，反对的标成蓝色（从空白画布出发的积分梯度；它们加起来等于 "
+                    "{digit} 的得分）。\n\n",
+    "explain_conv": "**中图**：{maps}：卷积核在你的笔画里找到它的图案的地方就亮。**右图**：学到的 {count} 个 5x5 "
+                    "conv1 卷积核本身（红 +，蓝 -），每张特征图一个，顺序相同。",
+    "explain_fc": "**中图**：{maps}，最强的在前：每个单元寻找的笔画。MLP 没有卷积核，所以没有右图。",
+    "maps_conv": "conv1 特征图（{channels} 个通道，经过 BatchNorm 和 ReLU）",
+    "maps_fc": "这次手写最能激活的 {units} 个 fc1 单元的权重（红 +，蓝 -）",
+    "maps_label_conv": "第一层：conv1 特征图",
+    "maps_label_fc": "第一层：fc1 权重图案",
+    "my_digits_line": "**我的数字**：{summary}",
+    "my_digits_latest": "（显示最新的 {shown} 个）",
+    "my_digits_need": " · 微调至少需要 {need} 个",
+    "digits_none": "还没有数字",
+    "digits_one": "1 个数字：{parts}",
+    "digits_many": "{count} 个数字：{parts}",
+    "a_digit": "数字 {label}",
+    "kept_refused": "浏览器保存的部分内容无法载入：{reasons}",
+    "digits_over": "载入这个文件后你会有 {count} 个数字；这个应用最多保存 {limit} 个。先清除你的数字，或载入一个小一些的文件。",
+    "digits_loaded_one": "已从 {file} 载入 1 个数字。",
+    "digits_loaded": "已从 {file} 载入 {count} 个数字。",
 }
