@@ -113,6 +113,15 @@ EN: dict[str, str] = {
                    "first, or load a smaller file.",
     "digits_loaded_one": "Loaded 1 digit from {file}.",
     "digits_loaded": "Loaded {count} digits from {file}.",
+    # ---- the Train tab (ui/train.py) and the Compare tab's cells (ui/compare.py) ----
+    "col_number": "#", "col_model": "model", "col_settings": "settings", "col_state": "state", "col_test": "test",
+    "col_time": "time",
+    "set_upload": "loaded from a file",
+    "set_finetune": "fine-tune: {epochs}x{steps} steps, lr {lr}",
+    "set_main": "{epochs} ep · {optimizer} lr {lr} · {schedule} · batch {batch}",
+    "set_dropout": " · dropout {dropout}",
+    "set_augmented": " · augmented",
+    "epochs_hint": "at most {limit} here (DIGITNET_MAX_EPOCHS)",
 }
 
 ZH: dict[str, str] = {
@@ -209,4 +218,12 @@ ZH: dict[str, str] = {
     "digits_over": "载入这个文件后你会有 {count} 个数字；这个应用最多保存 {limit} 个。先清除你的数字，或载入一个小一些的文件。",
     "digits_loaded_one": "已从 {file} 载入 1 个数字。",
     "digits_loaded": "已从 {file} 载入 {count} 个数字。",
+    "col_number": "#", "col_model": "模型", "col_settings": "设置", "col_state": "状态", "col_test": "测试",
+    "col_time": "用时",
+    "set_upload": "从文件载入",
+    "set_finetune": "微调：{epochs}x{steps} 步，lr {lr}",
+    "set_main": "{epochs} 轮 · {optimizer} lr {lr} · {schedule} · 批量 {batch}",
+    "set_dropout": " · dropout 比例 {dropout}",
+    "set_augmented": " · 数据增强",
+    "epochs_hint": "这里最多 {limit} 轮（DIGITNET_MAX_EPOCHS）",
 }
