@@ -122,6 +122,11 @@ EN: dict[str, str] = {
     "set_dropout": " · dropout {dropout}",
     "set_augmented": " · augmented",
     "epochs_hint": "at most {limit} here (DIGITNET_MAX_EPOCHS)",
+    "cmp_model": "Model", "cmp_parameters": "Parameters", "cmp_test": "Test accuracy",
+    "cmp_drawn": "Drawn-digit accuracy", "cmp_latency": "Latency (median, ms)",
+    "cmp_step": "Training step (median, ms, batch {batch})",
+    "cmp_unavailable": "unavailable", "cmp_unknown": "unknown", "cmp_not_measured": "not measured",
+    "cmp_finetuned": " (fine-tuned on {digits} digits)", "cmp_stale": " (measured on earlier weights)",
 }
 
 ZH: dict[str, str] = {
@@ -226,4 +231,9 @@ ZH: dict[str, str] = {
     "set_dropout": " · dropout 比例 {dropout}",
     "set_augmented": " · 数据增强",
     "epochs_hint": "这里最多 {limit} 轮（DIGITNET_MAX_EPOCHS）",
+    "cmp_model": "模型", "cmp_parameters": "参数量", "cmp_test": "测试准确率",
+    "cmp_drawn": "手写数字准确率", "cmp_latency": "延迟（中位数，毫秒）",
+    "cmp_step": "训练步（中位数，毫秒，批量 {batch}）",
+    "cmp_unavailable": "不可用", "cmp_unknown": "未知", "cmp_not_measured": "未测量",
+    "cmp_finetuned": "（用 {digits} 个数字微调过）", "cmp_stale": "（在较早的权重上测得）",
 }
