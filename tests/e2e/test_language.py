@@ -58,6 +58,7 @@ def test_a_chinese_browser_gets_the_chinese_page(browser, pad_app_url):
         page.get_by_role("button", name="原文的错误").click()  # the seed's mistakes fold, its sentences and switches
         expect(page.locator("#mistake-softmax-before-loss")).to_contain_text("损失永远降不到约 1.46 以下")
         expect(page.get_by_label("Softmax 放在损失之前")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^这里最多 \d+ 轮（DIGITNET_MAX_EPOCHS）$"))).to_be_visible()  # the slider's hint
         page.get_by_role("button", name="原文的配方").click()  # the server's answer, in the page's language
         expect(page.locator("#recipe-note")).to_contain_text("原文的配方：")
         screenshot(page, "language-zh-CN")
