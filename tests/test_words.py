@@ -221,3 +221,14 @@ def test_the_draw_tabs_answers_in_chinese():
         assert explanation_markdown(None) == "先写一个数字（或上传一张照片）。"
     finally:
         words.use("en")
+
+
+def test_the_seed_curves_legend_is_worded_in_the_page_as_on_the_server():
+    """curves.js words the seed's legend from its fields: in English exactly the server's label."""
+    from digitnet.ui.curves import load_seed_curves
+
+    seeds = load_seed_curves()
+    assert seeds
+    for seed in seeds.values():
+        assert words.EN["js." + seed["words"]].format(**seed) == seed["label"]
+        assert words.ZH["js." + seed["words"]].format(**seed).startswith("原文的配方 · " + seed["name"])

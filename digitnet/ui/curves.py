@@ -122,6 +122,7 @@ def _speed_seed_curves(path: Path) -> dict:
         if name in DISPLAY_NAMES and curve:
             out[name] = {"label": f"seed article's recipe · {DISPLAY_NAMES[name]} (test accuracy, first epoch, "
                                   f"vs_seed {report.get('date', '')[:10]})",
+                         "words": "seed_vs", "name": DISPLAY_NAMES[name], "date": report.get("date", "")[:10],
                          "loss": [], "val": [[round(e, 4), round(t, 2), acc, None] for t, e, acc in curve]}
     return out
 
@@ -141,6 +142,7 @@ def load_seed_curves(path: str = str(SEED_CURVES_JSON)) -> dict:
         if name in DISPLAY_NAMES and seed.get("val"):
             out[name] = {"label": f"seed article's recipe · {DISPLAY_NAMES[name]} (SGD 0.01, batch 64, StepLR; "
                                   f"measured {report.get('date', '')[:10]})",
+                         "words": "seed_measured", "name": DISPLAY_NAMES[name], "date": report.get("date", "")[:10],
                          "loss": [[p[0], p[1], p[2]] for p in seed.get("loss", [])],
                          "val": [[p[0], p[1], p[2], p[3]] for p in seed["val"]]}
     return out

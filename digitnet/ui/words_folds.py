@@ -87,6 +87,8 @@ EN: dict[str, str] = {
     "js.line_run_validation": "{name} · validation",
     "js.tip_epoch": "epoch {x}: {y}",
     "js.tip_second": "second {x}: {y}",
+    "js.seed_measured": "seed article's recipe · {name} (SGD 0.01, batch 64, StepLR; measured {date})",
+    "js.seed_vs": "seed article's recipe · {name} (test accuracy, first epoch, vs_seed {date})",
     # ---- the Draw tab's answers (ui/draw.py) ----
     "no_drawing": "Draw a digit (or upload a photo) first.",
     "add_no_drawing": "Draw a digit (or upload a photo) first. Then say which digit it was and add it.",
@@ -200,6 +202,8 @@ ZH: dict[str, str] = {
     "js.line_run_validation": "{name} · 验证",
     "js.tip_epoch": "第 {x} 轮：{y}",
     "js.tip_second": "第 {x} 秒：{y}",
+    "js.seed_measured": "原文的配方 · {name}（SGD 0.01，批量 64，StepLR；{date} 测得）",
+    "js.seed_vs": "原文的配方 · {name}（测试准确率，第一轮，vs_seed {date}）",
     "no_drawing": "先写一个数字（或上传一张照片）。",
     "add_no_drawing": "先写一个数字（或上传一张照片），再选出它其实是哪个数字并加入。",
     "explain_head": "**{name} 认成 {digit}**（{prob}），解释用时 {ms} 毫秒。\n\n**左图，显著图**：你的手写（灰色）上，"

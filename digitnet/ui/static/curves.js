@@ -84,7 +84,8 @@ function lines(chart) {
   });
   for (const seed of seedCurves()) {
     const pts = chart === 'loss' ? seed.loss.map((p) => [X(p), p[2]]) : seed.val.map((p) => [X(p), 100 * p[2]]);
-    out.push({name: seed.label, color: SEED_COLOR, faint: true, points: pts});
+    const label = seed.words ? T(seed.words, {name: seed.name, date: seed.date}, seed.label) : seed.label;
+    out.push({name: label, color: SEED_COLOR, faint: true, points: pts});
   }
   return out;
 }
