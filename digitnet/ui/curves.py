@@ -54,10 +54,10 @@ HTML_TEMPLATE = """
   </div>
   <div class="curves-charts">
     <figure class="curves-chart" data-chart="loss"><figcaption data-i18n="loss">Loss</figcaption>
-      <svg role="img" aria-label="loss curves"></svg><div class="curves-legend"></div><div class="curves-note"></div>
+      <svg role="img" aria-label="loss curves" data-i18n-aria="loss_aria"></svg><div class="curves-legend"></div><div class="curves-note"></div>
     </figure>
     <figure class="curves-chart" data-chart="acc"><figcaption data-i18n="accuracy">Accuracy (%)</figcaption>
-      <svg role="img" aria-label="accuracy curves"></svg><div class="curves-legend"></div><div class="curves-note"></div>
+      <svg role="img" aria-label="accuracy curves" data-i18n-aria="acc_aria"></svg><div class="curves-legend"></div><div class="curves-note"></div>
     </figure>
   </div>
   <div class="curves-probe"></div>

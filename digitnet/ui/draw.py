@@ -181,7 +181,7 @@ def random_digit(ctx: Context, ws: Workspace) -> tuple[str, str]:
     try:
         image, label, index = random_test_digit(data_root=ctx.data_root)
     except Exception as exc:  # no MNIST on this deployment (a Space without it and no network)
-        raise gr.Error(f"No MNIST test set here: {exc}") from exc
+        raise gr.Error(say("no_mnist_test", error=exc)) from exc
     return pad_payload(enlarge(image, 1)), say("random_note", index=index, label=label)
 
 

@@ -1,5 +1,6 @@
-"""More of the page's words: the Draw tab's folds (Fool it, looks most like, every layer), the seed article's
-mistakes, the curves' captions and legends. ``words.py`` merges these into its dictionaries (same rules: a
+"""More of the page's words: the Draw tab's folds (Fool it, looks most like, every layer) and answers (Explain,
+my digits), the seed article's mistakes, the curves' captions and legends, the run table, the Compare table's
+cells. ``words.py`` merges these into its dictionaries (same rules: a
 key without ``js.`` and without braces is a fixed text, ``t(key)``; one with braces is for ``say``; ``js.``
 keys are for the page's JavaScript, ``DigitNetWords.t``). No imports: words.py imports this module.
 """
@@ -87,6 +88,8 @@ EN: dict[str, str] = {
     "js.line_run_validation": "{name} · validation",
     "js.tip_epoch": "epoch {x}: {y}",
     "js.tip_second": "second {x}: {y}",
+    "js.loss_aria": "loss curves", "js.acc_aria": "accuracy curves",
+    "no_mnist_test": "No MNIST test set here: {error}",
     "js.seed_measured": "seed article's recipe · {name} (SGD 0.01, batch 64, StepLR; measured {date})",
     "js.seed_vs": "seed article's recipe · {name} (test accuracy, first epoch, vs_seed {date})",
     # ---- the Draw tab's answers (ui/draw.py) ----
@@ -202,6 +205,8 @@ ZH: dict[str, str] = {
     "js.line_run_validation": "{name} · 验证",
     "js.tip_epoch": "第 {x} 轮：{y}",
     "js.tip_second": "第 {x} 秒：{y}",
+    "js.loss_aria": "损失曲线", "js.acc_aria": "准确率曲线",
+    "no_mnist_test": "这里没有 MNIST 测试集：{error}",
     "js.seed_measured": "原文的配方 · {name}（SGD 0.01，批量 64，StepLR；{date} 测得）",
     "js.seed_vs": "原文的配方 · {name}（测试准确率，第一轮，vs_seed {date}）",
     "no_drawing": "先写一个数字（或上传一张照片）。",
