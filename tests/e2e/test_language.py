@@ -48,6 +48,7 @@ def test_a_chinese_browser_gets_the_chinese_page(browser, pad_app_url):
         expect(page.locator("#nearest-text")).to_contain_text("与你的手写最接近")
         page.get_by_role("button", name="骗过它：让它认成别的数字").click()
         expect(page.locator("#fool-button")).to_have_text("骗过它")
+        expect(page.locator("#fool-target")).to_contain_text("最容易的")  # a radio's choice (words.js)
         expect(page.locator("#fool-text")).to_contain_text("它会寻找对模型看到的 28x28 图像最小的改动")
         page.get_by_role("button", name="为什么是这个答案？").click()
         expect(page.locator("#explain-text")).to_contain_text("看看是哪几笔决定了答案")  # reset by the drawing
@@ -55,6 +56,9 @@ def test_a_chinese_browser_gets_the_chinese_page(browser, pad_app_url):
         expect(page.get_by_role("button", name="训练", exact=True)).to_be_visible()
         expect(page.locator("#train-status")).to_contain_text("空闲")
         expect(page.locator("#recipe-note")).to_contain_text("LeNet 的快速配方")
+        page.get_by_role("button", name=re.compile(r"^设置：批量大小、优化器")).click()  # the settings fold
+        expect(page.get_by_text("SGD + 动量", exact=True)).to_be_visible()  # the optimizer's choices (words.js)
+        expect(page.get_by_text("StepLR（原文用的）", exact=True)).to_be_visible()
         page.get_by_role("button", name="原文的错误").click()  # the seed's mistakes fold, its sentences and switches
         expect(page.locator("#mistake-softmax-before-loss")).to_contain_text("损失永远降不到约 1.46 以下")
         expect(page.get_by_label("Softmax 放在损失之前")).to_be_visible()
