@@ -61,7 +61,7 @@ from tests.conftest import SMALL_TRAIN, running_app, sketch_value, wait_until_fi
 
 with running_app(train_overrides=SMALL_TRAIN) as app:
     config = app.demo.config
-    out["choices"] = {c["props"].get("elem_id") or c["props"].get("label"): c["props"]["choices"]
+    out["choices"] = {str(c["props"].get("elem_id") or c["props"].get("label")): c["props"]["choices"]
                       for c in config["components"] if c["props"].get("choices")}
     panel = next(c["props"] for c in config["components"] if c["props"].get("elem_id") == "answer-panel")
     out["panel_models"] = panel.get("models") or (panel.get("props") or {}).get("models")
