@@ -99,8 +99,10 @@ def test_the_command_line_offers_and_trains_the_registered_model(tiny):
 
 def test_the_train_form_and_the_draw_tab_offer_it_and_the_page_gets_its_forward_pass(tiny):
     offered = [key for key, choices in tiny["choices"].items() if ["Tiny", "tiny"] in choices]
-    # the Draw tab's model radio, the Train form's model (labelled "Model"), /predict's hidden model
-    assert {"model-choice", "Model", "model"} <= set(offered)
+    # the Draw tab's model radio, the Train form's model (labelled "Model": a gr.I18n key), /predict's hidden model
+    from digitnet.ui.words import form_label
+
+    assert {"model-choice", str(form_label("model", "model")), "model"} <= set(offered)
     assert tiny["panel_models"][-1] == "tiny"  # the in-page answer cards
     assert tiny["page_layers"] == ["fc1", "out"]
 
