@@ -169,3 +169,24 @@ def test_measuring_a_training_step_leaves_the_shared_model_and_rng_alone():
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     assert torch.equal(torch.get_rng_state(), rng)  # a run training in another thread keeps its sequence
     assert torch.get_num_threads() == threads
+
+
+def test_the_compare_tab_words_its_cells_in_the_visitors_language(drawn_json, no_training_step):
+    """In English the tab's table is the library's compare_table; in Chinese its headers and notes are Chinese."""
+    from digitnet.ui import words
+    from digitnet.ui.compare import compare_frame
+
+    rows = compare.compare_models(drawn_path=drawn_json, runs=1)
+    rows[0]["drawn_stale"] = True
+    broken = dict(rows[1], error="broken file")
+    assert compare_frame(rows + [broken]).equals(compare.compare_table(rows + [broken]))
+    words.use("zh-CN")
+    try:
+        table = compare_frame(rows + [broken])
+    finally:
+        words.use("en")
+    assert list(table.columns) == ["模型", "参数量", "测试准确率", "手写数字准确率", "延迟（中位数，毫秒）",
+                                   f"训练步（中位数，毫秒，批量 {compare.TRAIN_BATCH}）"]
+    assert list(table["模型"]) == ["MLP", "CNNNet", "LeNet", "CNNNet"]
+    assert table.loc[0, "手写数字准确率"].endswith("（在较早的权重上测得）")
+    assert set(table.loc[3][1:]) == {"不可用"}

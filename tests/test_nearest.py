@@ -159,4 +159,4 @@ def test_without_mnist_the_page_says_so_instead_of_failing(visitors, tmp_path, m
     monkeypatch.setenv("DIGITNET_DOWNLOAD", "0")
     ctx = Context(scheduler=None, visitors=visitors, data_root=tmp_path / "no-mnist")
     text, grid = nearest_ui.nearest_view(ctx, visitors.get("carol"), pad_payload(seeded_seven()), None, "mlp")
-    assert text.startswith(nearest_ui.NO_MNIST) and grid == ""
+    assert text.startswith("The MNIST training set is not available on this server") and grid == ""

@@ -119,19 +119,21 @@ def test_a_run_with_a_mistake_overlays_against_one_without(served_app, idle_queu
 def test_the_fold_says_what_goes_wrong(served_app):
     import gradio as gr
 
-    from digitnet.ui.mistakes import TITLE
+    from digitnet.ui.words import EN, ZH, form_label, t
 
-    blocks = list(served_app.demo.blocks.values())
-    fold = next(b for b in blocks if isinstance(b, gr.Accordion) and b.label == TITLE)
+    blocks = list(served_app.demo.blocks.values())  # texts are gr.I18n keys (ui/words.py): compared as such
+    fold = next(b for b in blocks if isinstance(b, gr.Accordion) and str(b.label) == str(t("mistakes_title")))
     inside, todo = [], list(fold.children)  # its checkboxes and sentences, in order
     while todo:
         c = todo.pop(0)
         inside.append(c)
         todo[:0] = getattr(c, "children", [])
-    texts = [c.value for c in inside if isinstance(c, gr.Markdown)]
-    boxes = [c.label for c in inside if isinstance(c, gr.Checkbox)]
-    assert boxes == ["Softmax before the loss", "Random horizontal flips"]
-    assert all(any(WHAT_GOES_WRONG[name] == t for t in texts) for name in MISTAKES)
+    texts = [str(c.value) for c in inside if isinstance(c, gr.Markdown)]
+    boxes = [str(c.label) for c in inside if isinstance(c, gr.Checkbox)]
+    assert boxes == [str(form_label(name, name)) for name in MISTAKES]
+    assert [EN[f"setting_{name}"] for name in MISTAKES] == ["softmax before the loss", "random horizontal flips"]
+    assert all(str(t(f"mistake_{name}")) in texts for name in MISTAKES)
+    assert EN[f"mistake_{MISTAKES[0]}"] == WHAT_GOES_WRONG[MISTAKES[0]] and "1.46" in ZH[f"mistake_{MISTAKES[0]}"]
     assert all(c.value is False for c in inside if isinstance(c, gr.Checkbox))  # off by default
     # A preset (fast recipe, seed's recipe) leaves the switches as the visitor set them.
     assert not {s.name for s in train_tab.PRESET} & set(MISTAKES)

@@ -35,6 +35,8 @@ def test_the_chinese_is_chinese(key):
     """Every Chinese entry says something in Chinese (but the switch, which names the other language)."""
     if key == "switch":
         assert (words.EN[key], words.ZH[key]) == ("中文", "English")
+    elif not re.search(r"[A-Za-z]", re.sub(r"\{\w+\}", "", words.EN[key])):  # no words, only numbers and signs
+        assert words.ZH[key] == words.EN[key], key
     else:
         assert HAN.search(words.ZH[key]) and not HAN.search(words.EN[key]), key
 
@@ -146,3 +148,87 @@ def test_the_forms_settings_keep_their_english_names():
     named = [s for s in visitor_settings(TrainConfig) if f"setting_{s.name}" in words.EN]
     assert len(named) >= 12
     assert all(words.EN[f"setting_{s.name}"] == s.label for s in named)
+
+
+def test_the_draw_folds_and_the_seed_mistakes_answer_in_chinese():
+    """Fool it's result, a run with a seed mistake and the curves' captions, worded in the request's language."""
+    import numpy as np
+
+    from digitnet.fool import FoolResult
+    from digitnet.ui.curves import captions, overlay_value
+    from digitnet.ui.fool import fool_markdown
+    from digitnet.ui.mistakes import run_name
+
+    probs = [0.01] * 10
+    probs[3] = 0.91
+    r = FoolResult(model="lenet", original=7, target=3, label=3, fooled=True, linf=0.1234, bound=0.15, probs=probs,
+                   original_probs=[0.0] * 7 + [0.98, 0.01, 0.01], seen=np.zeros((28, 28)), altered=np.zeros((28, 28)))
+    run = state(config={"softmax_before_loss": True, "hflip": True})
+    done = state(state="done", news=News.DONE, loss_points=[(1.0, 0.2512)], history=[
+        {"epoch": 1, "val_acc": 0.9871, "val_loss": 0.05, "val_images": 5000, "epoch_end": True}])
+    assert fool_markdown(r).startswith("**LeNet now reads a 3** (91%) where it read a 7 (98%). No pixel changed by "
+                                       "more than **0.123** of full ink (31 of 255 grey levels)")
+    assert run_name(run) == "run 2: LeNet with softmax before the loss and flipped digits"
+    assert captions(done)["acc"] == "validation 98.71% at epoch 1 (all 5,000 validation images)"
+    words.use("zh-CN")
+    try:
+        text = fool_markdown(r)
+        assert text.startswith("**LeNet 现在认成 3**（91%），原来认成 7（98%）。没有一个像素的改动超过满墨的 **0.123**")
+        assert "**为什么这很重要**：" in text and "Why" not in text
+        assert run_name(run) == "第 2 次训练：LeNet（带错误：softmax 放在损失之前和镜像的数字）"
+        assert captions(done) == {"loss": "第 1.00 轮的训练损失 0.251 · 验证损失 0.050",
+                                  "acc": "第 1 轮验证准确率 98.71%（全部 5,000 张验证图像）"}
+        assert captions(None)["loss"].startswith("点“训练”")
+        assert overlay_value([])["caption"]["acc"] == "在上面勾选几次训练，比较它们的曲线"
+    finally:
+        words.use("en")
+
+
+def test_the_folds_titles_are_page_texts_in_both_languages():
+    """The fold titles are gr.I18n keys (Gradio's page shows them in its language); the layer view's are words.js'."""
+    fixed, page = words.fixed_words(), words.page_words()
+    for key, zh in [("fool_title", "骗过它：让它认成别的数字"), ("nearest_title", "你的手写最像这些"),
+                    ("mistakes_title", "原文的错误")]:
+        assert fixed["zh-CN"][key] == zh and key in fixed["en"] and str(words.t(key))
+    assert page["zh-CN"]["layers_title"] == "每一层，实时" and page["en"]["layers_output"] == "{layer} (probabilities)"
+    assert page["zh-CN"]["own"] == "你写的 {digit}：{probs}"
+
+
+def test_the_draw_tabs_answers_in_chinese():
+    """The Explain text, the my-digits line and the no-drawing message follow the request's language."""
+    import numpy as np
+
+    from digitnet.explain import Explanation
+    from digitnet.ui.common import NO_DRAWING_MESSAGE
+    from digitnet.ui.draw import explanation_markdown, my_digits_markdown
+
+    assert words.EN["no_drawing"] == NO_DRAWING_MESSAGE
+    e = Explanation(model="lenet", digit=7, probs=[0.0] * 7 + [0.97, 0.02, 0.01], saliency=np.zeros((28, 28)),
+                    saliency_image=np.zeros((1, 1, 3)), maps=np.zeros((6, 24, 24)), maps_image=np.zeros((1, 1, 3)),
+                    maps_title="conv1 feature maps (6 channels, after BatchNorm and ReLU)",
+                    filters=np.zeros((6, 5, 5)), filters_image=np.zeros((1, 1, 3)), seconds=0.0421)
+    digits = [(np.zeros((28, 28)), 7), (np.zeros((28, 28)), 7), (np.zeros((28, 28)), 1)]
+    english = explanation_markdown(e)
+    assert english.startswith("**LeNet reads a 7** (97%), explained in 42 ms.") and e.maps_title in english
+    assert my_digits_markdown(digits) == "**My digits**: 3 digits: 1 x1, 7 x2 · fine-tuning needs at least 5"
+    words.use("zh-CN")
+    try:
+        text = explanation_markdown(e)
+        assert text.startswith("**LeNet 认成 7**（97%），解释用时 42 毫秒。") and "conv1 特征图（6 个通道" in text
+        assert "学到的 6 个 5x5 conv1 卷积核" in text and not re.search(r"\b(the|reads|Middle)\b", text)
+        assert my_digits_markdown(digits) == "**我的数字**：3 个数字：1 x1, 7 x2 · 微调至少需要 5 个"
+        assert my_digits_markdown([]) == "**我的数字**：还没有数字 · 微调至少需要 5 个"
+        assert explanation_markdown(None) == "先写一个数字（或上传一张照片）。"
+    finally:
+        words.use("en")
+
+
+def test_the_seed_curves_legend_is_worded_in_the_page_as_on_the_server():
+    """curves.js words the seed's legend from its fields: in English exactly the server's label."""
+    from digitnet.ui.curves import load_seed_curves
+
+    seeds = load_seed_curves()
+    assert seeds
+    for seed in seeds.values():
+        assert words.EN["js." + seed["words"]].format(**seed) == seed["label"]
+        assert words.ZH["js." + seed["words"]].format(**seed).startswith("原文的配方 · " + seed["name"])

@@ -28,7 +28,7 @@ from . import words
 
 MODEL_CHOICES = list(training.MODEL_CHOICES)  # (shown, API value)
 BLANK_MESSAGE = "Draw a digit"  # what a blank pad shows instead of a guess
-NO_DRAWING_MESSAGE = "Draw a digit (or upload a photo) first."
+NO_DRAWING_MESSAGE = "Draw a digit (or upload a photo) first."  # words.EN["no_drawing"]: handlers say() it
 STATE_ICONS = {"idle": "💤", "queued": "🕒", "running": "⏳", "done": "✅", "stopped": "⏹️", "error": "❌"}
 
 

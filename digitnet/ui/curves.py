@@ -34,6 +34,7 @@ from ..models import DISPLAY_NAMES
 from ..scheduler import RunState
 from ..training import PROBE_INDICES
 from .mistakes import run_name
+from .words import say
 
 STATIC = Path(__file__).resolve().parent / "static"
 CURVES_JS = (STATIC / "curves.js").read_text(encoding="utf-8")
@@ -53,10 +54,10 @@ HTML_TEMPLATE = """
   </div>
   <div class="curves-charts">
     <figure class="curves-chart" data-chart="loss"><figcaption data-i18n="loss">Loss</figcaption>
-      <svg role="img" aria-label="loss curves"></svg><div class="curves-legend"></div><div class="curves-note"></div>
+      <svg role="img" aria-label="loss curves" data-i18n-aria="loss_aria"></svg><div class="curves-legend"></div><div class="curves-note"></div>
     </figure>
     <figure class="curves-chart" data-chart="acc"><figcaption data-i18n="accuracy">Accuracy (%)</figcaption>
-      <svg role="img" aria-label="accuracy curves"></svg><div class="curves-legend"></div><div class="curves-note"></div>
+      <svg role="img" aria-label="accuracy curves" data-i18n-aria="acc_aria"></svg><div class="curves-legend"></div><div class="curves-note"></div>
     </figure>
   </div>
   <div class="curves-probe"></div>
@@ -121,6 +122,7 @@ def _speed_seed_curves(path: Path) -> dict:
         if name in DISPLAY_NAMES and curve:
             out[name] = {"label": f"seed article's recipe · {DISPLAY_NAMES[name]} (test accuracy, first epoch, "
                                   f"vs_seed {report.get('date', '')[:10]})",
+                         "words": "seed_vs", "name": DISPLAY_NAMES[name], "date": report.get("date", "")[:10],
                          "loss": [], "val": [[round(e, 4), round(t, 2), acc, None] for t, e, acc in curve]}
     return out
 
@@ -140,6 +142,7 @@ def load_seed_curves(path: str = str(SEED_CURVES_JSON)) -> dict:
         if name in DISPLAY_NAMES and seed.get("val"):
             out[name] = {"label": f"seed article's recipe · {DISPLAY_NAMES[name]} (SGD 0.01, batch 64, StepLR; "
                                   f"measured {report.get('date', '')[:10]})",
+                         "words": "seed_measured", "name": DISPLAY_NAMES[name], "date": report.get("date", "")[:10],
                          "loss": [[p[0], p[1], p[2]] for p in seed.get("loss", [])],
                          "val": [[p[0], p[1], p[2], p[3]] for p in seed["val"]]}
     return out
@@ -205,25 +208,24 @@ def progress_data(s: RunState | None, position: int | None = None, starts_in: fl
 def captions(s: RunState | None) -> dict:
     """The words under each chart: the latest values, and why the training loss sits above the validation loss."""
     if s is None:
-        return {"loss": "Click Train: points appear from the first batches.", "acc": ""}
+        return {"loss": say("cap_click_train"), "acc": ""}
     loss = acc = ""
     if s.loss_points:
         x, value = s.loss_points[-1]
-        loss = f"training loss {value:.3f} at epoch {x:.2f}"
+        loss = say("cap_train_loss", value=f"{value:.3f}", epoch=f"{x:.2f}")
     last = s.history[-1] if s.history else None
     if last is not None and last.get("val_loss") is not None:
-        loss += f" · validation loss {last['val_loss']:.3f}"
+        loss += say("cap_val_loss", value=f"{last['val_loss']:.3f}")
     smoothing = (s.config or {}).get("label_smoothing") or 0
     if smoothing and s.kind == "training":
-        loss += (f". The training loss is measured with label smoothing {smoothing:g}: the targets are never "
-                 "100% sure, so it cannot fall near 0 and sits above the validation loss.")
+        loss += say("cap_smoothing", smoothing=f"{smoothing:g}")
     if last is not None and last.get("val_acc") is not None:
         images = last.get("val_images") or 0
-        what = f"all {images:,} validation images" if last.get("epoch_end") and s.ended else \
-            f"{images:,} validation images" if images else "the validation images"
-        acc = f"validation {last['val_acc']:.2%} at epoch {last['epoch']:g} ({what})"
+        what = say("cap_val_all", images=f"{images:,}") if last.get("epoch_end") and s.ended else \
+            say("cap_val_some", images=f"{images:,}") if images else say("cap_val_the")
+        acc = say("cap_val", acc=f"{last['val_acc']:.2%}", epoch=f"{last['epoch']:g}", what=what)
     elif s.state == "running":
-        acc = "the first validation point comes after a twelfth of the run"
+        acc = say("cap_first_val")
     return {"loss": loss, "acc": acc}
 
 
@@ -280,6 +282,5 @@ class LiveFeed:
 def overlay_value(runs: list[RunState]) -> dict:
     """The overlay: every ticked run in the same charts (training loss, validation accuracy), each its colour."""
     return reset_value([run_series(s) for s in runs], sorted({s.model for s in runs}), overlay=True,
-                       caption={"loss": "training loss of each ticked run",
-                                "acc": "validation accuracy of each ticked run" if runs else
-                                "tick runs above to compare their curves"})
+                       caption={"loss": say("cap_overlay_loss"),
+                                "acc": say("cap_overlay_acc") if runs else say("cap_overlay_tick")})

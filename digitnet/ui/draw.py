@@ -30,7 +30,7 @@ from pydantic import ConfigDict
 from ..data import random_test_digit
 from ..explain import Explanation, explain
 from ..finetune import (MAX_MY_DIGITS, MY_DIGITS_FILENAME, MyDigits, MyDigitsError, add_digit, load_my_digits,
-                        my_digits_summary, save_my_digits)
+                        save_my_digits)
 from ..models import DISPLAY_NAMES, MODELS
 from ..predict import ModelUnavailable, Prediction, label_value, predict
 from ..preprocess import ImageError, confine_uploads, pad_payload, to_mnist_array, uploaded_path
@@ -39,7 +39,7 @@ from ..workspace import AlreadyTraining, Workspace
 # The server's reading of a drawing as the tab showed it before the page computed it (tests use these names).
 from .answer import SEEN_SCALE, answer_note, probability_frame, recognise, recognise_pad, show  # noqa: F401
 from .answer import answer_panel, keeper, page_digits, page_weights, restore, shipped_spec_urls
-from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, NO_DRAWING_MESSAGE, Context, enlarge, percent,
+from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, Context, enlarge, percent,
                      visitor_handler)
 from .pad import drawing_pad, pad_value
 from . import facts, words
@@ -127,34 +127,29 @@ def weights_view(ws: Workspace, model: str):
 def explanation_markdown(e: Explanation | None) -> str:
     """What the Explain view shows, in words, and how long it took."""
     if e is None:
-        return NO_DRAWING_MESSAGE
-    name = DISPLAY_NAMES[e.model]
-    text = (f"**{name} reads a {e.digit}** ({e.probs[e.digit]:.0%}), explained in {1000 * e.seconds:.0f} ms.\n\n"
-            f"**Left, saliency**: your drawing (grey) with the pixels that made it a {e.digit} in red and those "
-            f"that spoke against it in blue (integrated gradients from a blank canvas; they add up to the "
-            f"{e.digit}'s score).\n\n")
+        return say("no_drawing")
+    text = say("explain_head", name=DISPLAY_NAMES[e.model], digit=e.digit, prob=f"{e.probs[e.digit]:.0%}",
+               ms=f"{1000 * e.seconds:.0f}")
     if e.filters_image is not None:
-        text += (f"**Middle**: the {e.maps_title}: bright where a filter found its pattern in your strokes. "
-                 f"**Right**: the {len(e.filters)} learned 5x5 conv1 filters themselves (red +, blue -), "
-                 f"one per map, in the same order.")
+        text += say("explain_conv", maps=facts.maps_title(e), count=len(e.filters))
     else:
-        text += (f"**Middle**: the {e.maps_title}, strongest first: the strokes each unit looks for. "
-                 "The MLP has no convolution filters, so there is no right-hand picture.")
+        text += say("explain_fc", maps=facts.maps_title(e))
     return text
 
 
 def my_digits_gallery(digits: MyDigits) -> list[tuple[np.ndarray, str]]:
     """The latest "my digits" as (enlarged image, "a 7") for a gr.Gallery."""
-    return [(enlarge(image, MY_DIGITS_SCALE), f"a {label}") for image, label in digits[-MY_DIGITS_SHOWN:]][::-1]
+    return [(enlarge(image, MY_DIGITS_SCALE), say("a_digit", label=label))
+            for image, label in digits[-MY_DIGITS_SHOWN:]][::-1]
 
 
 def my_digits_markdown(digits: MyDigits) -> str:
     """'My digits: 12 digits: 0 x2, ...' plus what fine-tuning needs."""
-    text = f"**My digits**: {my_digits_summary(digits)}"
+    text = say("my_digits_line", summary=facts.digits_summary(digits))
     if len(digits) > MY_DIGITS_SHOWN:
-        text += f" (showing the latest {MY_DIGITS_SHOWN})"
+        text += say("my_digits_latest", shown=MY_DIGITS_SHOWN)
     if len(digits) < MIN_FINETUNE_DIGITS:
-        text += f" · fine-tuning needs at least {MIN_FINETUNE_DIGITS}"
+        text += say("my_digits_need", need=MIN_FINETUNE_DIGITS)
     return text
 
 
@@ -186,7 +181,7 @@ def random_digit(ctx: Context, ws: Workspace) -> tuple[str, str]:
     try:
         image, label, index = random_test_digit(data_root=ctx.data_root)
     except Exception as exc:  # no MNIST on this deployment (a Space without it and no network)
-        raise gr.Error(f"No MNIST test set here: {exc}") from exc
+        raise gr.Error(say("no_mnist_test", error=exc)) from exc
     return pad_payload(enlarge(image, 1)), say("random_note", index=index, label=label)
 
 
@@ -250,7 +245,7 @@ def restore_kept(ctx: Context, ws: Workspace, kept: str, model: str):
     """The page handed back the weights and digits it kept (a refresh, a restart): load them, checked."""
     refused = restore(ws, kept)
     if refused:
-        gr.Warning("Some of what your browser kept could not be loaded: " + "; ".join(refused))
+        gr.Warning(say("kept_refused", reasons="; ".join(refused)))
     return (*weights_view(ws, model), page_weights(ws), *digits_view(ws.my_digits))
 
 
@@ -267,12 +262,12 @@ def explain_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
     """Why this answer: text, saliency overlay, first-layer maps, conv1 filters (hidden for the MLP)."""
     seen = drawing_or_photo(drawing, photo)
     if seen is None:
-        return NO_DRAWING_MESSAGE, None, None, gr.Image(value=None, visible=True)
+        return say("no_drawing"), None, None, gr.Image(value=None, visible=True)
     try:
         e = explain(seen, model, weights=ws)
     except (ValueError, ModelUnavailable) as exc:
         raise gr.Error(str(exc)) from exc
-    maps_label = "First layer: conv1 feature maps" if e.filters_image is not None else "First layer: fc1 weight patterns"
+    maps_label = say("maps_label_conv" if e.filters_image is not None else "maps_label_fc")
     return (explanation_markdown(e), e.saliency_image, gr.Image(value=e.maps_image, label=maps_label),
             gr.Image(value=e.filters_image, visible=e.filters_image is not None))
 
@@ -286,7 +281,7 @@ def add_to_my_digits(ctx: Context, ws: Workspace, drawing, photo, digit):
     """"That was a ...": the preprocessed drawing joins the visitor's digits with the right label."""
     seen = drawing_or_photo(drawing, photo)
     if seen is None:
-        raise gr.Error(f"{NO_DRAWING_MESSAGE} Then say which digit it was and add it.")
+        raise gr.Error(say("add_no_drawing"))
     if digit is None or digit == "":
         raise gr.Error(say("pick_truth"))
     try:
@@ -311,10 +306,10 @@ def load_digits(ctx: Context, ws: Workspace, file):
         raise gr.Error(str(exc)) from exc
     merged = list(ws.my_digits) + loaded
     if len(merged) > MAX_MY_DIGITS:
-        raise gr.Error(f"With this file you would have {len(merged)} digits; this app keeps at most "
-                       f"{MAX_MY_DIGITS}. Clear yours first, or load a smaller file.")
+        raise gr.Error(say("digits_over", count=len(merged), limit=MAX_MY_DIGITS))
     ws.my_digits = merged
-    gr.Info(f"Loaded {len(loaded)} digit{'s' if len(loaded) != 1 else ''} from {Path(file).name}.")
+    gr.Info(say("digits_loaded_one", file=Path(file).name) if len(loaded) == 1 else
+            say("digits_loaded", count=len(loaded), file=Path(file).name))
     return digits_view(merged)
 
 

@@ -82,3 +82,21 @@ def refusal(exc: Exception) -> str:
     if isinstance(exc, OverBudget):
         return say("refused_budget", held=f"{exc.held / 2**20:.0f}", limit=exc.limit // 2**20)
     return str(exc)
+
+
+def digits_summary(digits) -> str:
+    """'12 digits: 0 x2, 3 x1, 7 x9' or 'no digits yet' (finetune.my_digits_summary's facts, in words)."""
+    if not digits:
+        return say("digits_none")
+    counts = [0] * 10
+    for _, label in digits:
+        counts[int(label)] += 1
+    parts = ", ".join(f"{d} x{c}" for d, c in enumerate(counts) if c)
+    return say("digits_one", parts=parts) if len(digits) == 1 else say("digits_many", count=len(digits), parts=parts)
+
+
+def maps_title(e) -> str:
+    """What the Explain view's middle picture shows (``explain.Explanation``'s maps), in words."""
+    if e.filters is not None:
+        return say("maps_conv", channels=e.maps.shape[0])
+    return say("maps_fc", units=len(e.units))

@@ -15,17 +15,16 @@ from ..models import DISPLAY_NAMES
 from ..predict import ModelUnavailable
 from ..preprocess import ImageError
 from ..workspace import Workspace
+from . import words
 from .common import Context, enlarge, visitor_handler
 from .draw import api_image, drawing_or_photo
+from .words import say, t
 
 SEEN_SCALE = 8  # 28x28 shown at 224x224, as the altered image
 EASIEST = "easiest"  # the target radio's value for "whichever other digit is easiest"
-BLANK_REFUSAL = "Draw a digit first: there is nothing to change on a blank canvas."
-PROMPT = ("Draw a digit, pick a target (or let it find the easiest one) and click the button: it searches for the "
-          "smallest change to the 28x28 image the model saw that makes it read another digit.")
-WHY = ("**Why this matters:** a change too faint for you to notice can make a model that reads 99% of digits right "
-       "give a confident wrong answer, so a model that scores well is not yet one you can trust where someone "
-       "may alter its input (cheques, road signs, spam filters).")
+BLANK_REFUSAL = words.EN["fool_blank"]  # the English of each text; the page gets them in its language
+PROMPT = words.EN["fool_prompt"]
+WHY = words.EN["fool_why"]
 
 
 def confidences(probs: list[float]) -> list[dict]:
@@ -48,31 +47,30 @@ def fool_api(ctx: Context, ws: Workspace, sketch, model: str, target: int | None
     except (ValueError, ImageError, ModelUnavailable) as exc:  # FoolError is a ValueError
         raise gr.Error(str(exc)) from exc
     if result is None:
-        raise gr.Error(BLANK_REFUSAL)
+        raise gr.Error(say("fool_blank"))
     return fool_json(result)
 
 
 def fool_markdown(r: FoolResult) -> str:
     """The result in words: what it reads now, what it read, how big the change is, why it matters."""
-    name = DISPLAY_NAMES[r.model]
-    grey = round(r.linf * 255)
-    size = (f"No pixel changed by more than **{r.linf:.3f}** of full ink ({grey} of 255 grey levels); "
-            f"the largest change tried is {MAX_LINF:g}.")
+    name, most = DISPLAY_NAMES[r.model], f"{MAX_LINF:g}"
+    linf, grey = f"{r.linf:.3f}", round(r.linf * 255)
     if r.fooled:
-        head = (f"**{name} now reads a {r.label}** ({r.probs[r.label]:.0%}) where it read a {r.original} "
-                f"({r.original_probs[r.original]:.0%}).")
+        head = say("fool_fooled", name=name, label=r.label, prob=f"{r.probs[r.label]:.0%}", original=r.original,
+                   original_prob=f"{r.original_probs[r.original]:.0%}")
+        size = say("fool_size", linf=linf, grey=grey, most=most)
     else:
-        head = (f"**{name} still reads a {r.label}**: no change up to {MAX_LINF:g} made it read a {r.target}. "
-                "Try another target, or the easiest.")
-        size = f"The best try changed pixels by up to **{r.linf:.3f}** of full ink ({grey} of 255 grey levels)."
-    return f"{head} {size}\n\n{WHY}"
+        head = say("fool_held", name=name, label=r.label, most=most, target=r.target)
+        size = say("fool_best", linf=linf, grey=grey)
+    gap = "" if words.current() == "zh-CN" else " "  # Chinese sentences follow each other without a space
+    return f"{head}{gap}{size}\n\n{say('fool_why')}"
 
 
 def fool_view(ctx: Context, ws: Workspace, drawing, photo, model: str, target: str | None):
     """The button: text, the drawing as seen, the altered image, the amplified change, the new probabilities."""
     seen = drawing_or_photo(drawing, photo)
     if seen is None:
-        raise gr.Error(BLANK_REFUSAL)
+        raise gr.Error(say("fool_blank"))
     try:
         r = fool(seen, model, weights=ws, target=None if target in (None, "", EASIEST) else target)
     except (ValueError, ModelUnavailable) as exc:
@@ -84,21 +82,21 @@ def fool_view(ctx: Context, ws: Workspace, drawing, photo, model: str, target: s
 def build(ctx: Context, pad, photo, model, api_sketch, api_model) -> None:
     """The "Fool it" fold (inside the caller's tab) and the API's /fool."""
     bind = lambda fn: visitor_handler(fn, ctx)  # noqa: E731
-    with gr.Accordion("Fool it: make it read something else", open=False):
+    with gr.Accordion(t("fool_title"), open=False):
         with gr.Row(equal_height=True):
             target = gr.Radio([("easiest", EASIEST)] + [(str(d), str(d)) for d in range(10)], value=EASIEST,
-                              label="Make it read", scale=4, elem_id="fool-target")
-            button = gr.Button("Fool it", variant="primary", scale=1, min_width=120, elem_id="fool-button")
-        text = gr.Markdown(PROMPT, elem_id="fool-text")
+                              label=t("fool_target"), scale=4, elem_id="fool-target")
+            button = gr.Button(t("fool_button"), variant="primary", scale=1, min_width=120, elem_id="fool-button")
+        text = gr.Markdown(t("fool_prompt"), elem_id="fool-text")
         with gr.Row():
             image = dict(interactive=False, height=200, buttons=[], format="png", min_width=120)
-            seen = gr.Image(label="What the model saw", elem_id="fool-seen", **image)
-            altered = gr.Image(label="Altered", elem_id="fool-altered", **image)
-            diff = gr.Image(label="The change, amplified (red added, blue removed)", elem_id="fool-diff", **image)
-        probs = gr.Label(label="Its probabilities now", num_top_classes=3, elem_id="fool-probs")
+            seen = gr.Image(label=t("fool_seen"), elem_id="fool-seen", **image)
+            altered = gr.Image(label=t("fool_altered"), elem_id="fool-altered", **image)
+            diff = gr.Image(label=t("fool_diff"), elem_id="fool-diff", **image)
+        probs = gr.Label(label=t("fool_probs"), num_top_classes=3, elem_id="fool-probs")
     outputs = [text, seen, altered, diff, probs]
     # A new drawing makes the result stale: cleared in the page ({} is an empty Label; null breaks it).
-    pad.change(None, None, outputs, js="() => [%r, null, null, null, {}]" % PROMPT)
+    pad.change(None, None, outputs, js="() => [%r, null, null, null, {}]" % str(t("fool_prompt")))
     button.click(bind(fool_view), [pad, photo, model, target], outputs, concurrency_id="explain",
                  concurrency_limit=2, api_visibility="private")
     # The documented /fool: API only, like /predict (the sketch is checked by SketchData and api_image).

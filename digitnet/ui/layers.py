@@ -23,20 +23,19 @@ import gradio as gr
 
 from ..models import MODELS
 from ..webmodel import LAYERS
+from . import words
 from .pad import script_tag
 
-TITLE = "Every layer, live"
-NOTE = ("What each layer of the chosen model makes of your drawing, computed in this page as you draw: "
-        "conv feature maps after ReLU and pooling (white = strongest), fully connected units as bars.")
-EMPTY = "Draw a digit to see every layer."
+TITLE, NOTE, EMPTY = (words.EN[f"js.layers_{k}"] for k in ("title", "note", "empty"))  # English; words.js
+# puts each in the page's language (data-i18n: DigitNetWords)
 
 # gr.HTML renders its template with Handlebars and then as a JavaScript template literal: no
 # backticks, "${", "{{" or backslashes.
 TEMPLATE = f"""
 <div class="dn-layers">
-  <details><summary>{TITLE}</summary>
-    <div class="dn-layers-note">{NOTE}</div>
-    <div class="dn-layers-empty">{EMPTY}</div>
+  <details><summary data-i18n="layers_title">{TITLE}</summary>
+    <div class="dn-layers-note" data-i18n="layers_note">{NOTE}</div>
+    <div class="dn-layers-empty" data-i18n="layers_empty">{EMPTY}</div>
     <div class="dn-layer-rows" hidden></div>
   </details>
 </div>

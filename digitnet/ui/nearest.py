@@ -25,14 +25,12 @@ from ..nearest import FeatureIndex, Neighbour, NothingDrawn, nearest, train_imag
 from ..predict import ModelUnavailable
 from ..preprocess import ImageError
 from ..workspace import Workspace
+from . import words
 from .common import Context
+from .words import say, t
 
-HEADING = "Your drawing looks most like these"
-BUTTON = "Which training digits does it look like?"
-PROMPT = ("The 8 MNIST training images whose features in the model's last hidden layer are closest to your "
-          "drawing's (cosine similarity): what the model thinks your digit is like. Draw, then click the button.")
-NO_DRAWING = "Draw a digit first: a blank pad looks like nothing."
-NO_MNIST = "The MNIST training set is not available on this server, so there is nothing to compare with"
+HEADING = words.EN["nearest_title"]  # the English of each text; the page gets them in its language
+NO_DRAWING = words.EN["nearest_blank"]
 
 CSS = """
 & .dn-nearest-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(72px, 1fr)); gap: 6px; }
@@ -60,11 +58,11 @@ def _neighbours(ctx: Context, ws: Workspace, image: Any, model: str) -> list[Nei
     try:
         return nearest(image, model, weights=ws, index=feature_index(ctx))
     except NothingDrawn as exc:
-        raise gr.Error(NO_DRAWING) from exc
+        raise gr.Error(say("nearest_blank")) from exc
     except (ValueError, ModelUnavailable, ImageError) as exc:  # unknown model, unreadable image, broken file
         raise gr.Error(str(exc)) from exc
     except (OSError, RuntimeError) as exc:  # no MNIST here (DataNotFoundError is a RuntimeError)
-        raise gr.Error(f"{NO_MNIST}: {exc}") from exc
+        raise gr.Error(say("nearest_no_mnist", error=exc)) from exc
 
 
 def nearest_api(ctx: Context, ws: Workspace, sketch, model: str) -> dict:
@@ -91,7 +89,7 @@ def gallery_html(ctx: Context, neighbours: list[Neighbour]) -> str:
     figures = "".join(
         f'<figure class="dn-near" data-label="{n.label}" data-train-index="{n.train_index}">'
         f'<img src="{png_data_url(train_image(n.train_index, ctx.data_root))}" width="28" height="28" '
-        f'alt="MNIST training image {n.train_index}, a {n.label}">'
+        f'alt="{say("nearest_alt", index=n.train_index, label=n.label)}">'
         f'<figcaption><b>{n.label}</b> <span>#{n.train_index} · {n.similarity:.2f}</span></figcaption></figure>'
         for n in neighbours)
     return f'<div class="dn-nearest-grid">{figures}</div>' if figures else ""
@@ -103,27 +101,27 @@ def nearest_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
 
     image = drawing_else_photo(drawing, photo)
     if image is None:
-        return NO_DRAWING, ""
+        return say("nearest_blank"), ""
     try:
         neighbours = _neighbours(ctx, ws, image, model)
     except gr.Error as exc:
         return exc.message, ""
     labels = [n.label for n in neighbours]
     common = max(set(labels), key=lambda d: (labels.count(d), -d))
-    text = (f"**{HEADING}** ({DISPLAY_NAMES[model]}): {labels.count(common)} of {len(labels)} are "
-            f"{common}s. Under each: its label, its number in the training set, and the cosine similarity.")
+    text = say("nearest_found", name=DISPLAY_NAMES[model], count=labels.count(common), total=len(labels),
+               digit=common)
     return text, gallery_html(ctx, neighbours)
 
 
 def build(ctx: Context, bind: Callable, pad, photo, model, api_sketch, api_model, **event_options) -> None:
     """The "looks most like" fold and the /nearest API event, inside the caller's Blocks context."""
-    with gr.Accordion(HEADING, open=True, elem_id="nearest"):
-        button = gr.Button(BUTTON, variant="secondary", size="sm", elem_id="nearest-button")
-        text = gr.Markdown(PROMPT, elem_id="nearest-text")
+    with gr.Accordion(t("nearest_title"), open=True, elem_id="nearest"):
+        button = gr.Button(t("nearest_button"), variant="secondary", size="sm", elem_id="nearest-button")
+        text = gr.Markdown(t("nearest_prompt"), elem_id="nearest-text")
         gallery = gr.HTML("", elem_id="nearest-gallery", css_template=CSS, padding=False)
     result = gr.JSON(visible=False, label="neighbours")
     button.click(bind(nearest_view), [pad, photo, model], [text, gallery], api_visibility="private",
                  **event_options)
-    pad.change(None, None, [text, gallery], js=f"() => [{json.dumps(PROMPT)}, '']")  # a new drawing: stale neighbours go
+    pad.change(None, None, [text, gallery], js=f"() => [{json.dumps(str(t('nearest_prompt')))}, '']")  # a new drawing: stale neighbours go
     gr.on([], bind(nearest_api), [api_sketch, api_model], result, api_name="nearest", show_progress="hidden",
           preprocess=False, **event_options)

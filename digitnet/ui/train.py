@@ -110,20 +110,21 @@ def settings_text(s: RunState) -> str:
     """A run's settings in a few words: "2 ep · adamw lr 0.005 · onecycle · batch 128"."""
     c = s.config
     if s.kind == "upload":
-        return "loaded from a file"
+        return say("set_upload")
     if s.kind == "finetune":
-        return f"fine-tune: {c.get('epochs')}x{c.get('steps_per_epoch')} steps, lr {c.get('lr')}"
-    text = f"{c.get('epochs')} ep · {c.get('optimizer')} lr {c.get('lr'):g} · {c.get('schedule')} · batch {c.get('batch_size')}"
+        return say("set_finetune", epochs=c.get("epochs"), steps=c.get("steps_per_epoch"), lr=c.get("lr"))
+    text = say("set_main", epochs=c.get("epochs"), optimizer=c.get("optimizer"), lr=f"{c.get('lr'):g}",
+               schedule=c.get("schedule"), batch=c.get("batch_size"))
     if c.get("dropout"):
-        text += f" · dropout {c['dropout']:g}"
+        text += say("set_dropout", dropout=f"{c['dropout']:g}")
     if c.get("augment"):
-        text += " · augmented"
+        text += say("set_augmented")
     return " · ".join([text, *mistakes_of(c)])
 
 
 # The run table's columns and their shares of its width, so that the whole table fits a phone's 390 px
 # (the settings wrap; "#" is the run's number, "test" its test accuracy).
-RUNS_COLUMNS = ["#", "model", "settings", "state", "test", "time"]
+RUNS_COLUMNS = ["#", "model", "settings", "state", "test", "time"]  # in English; the page's words: col_<name>
 RUNS_COLUMN_WIDTHS = ["8%", "19%", "26%", "17%", "15%", "15%"]
 
 
@@ -132,9 +133,10 @@ def runs_frame(ws: Workspace) -> pd.DataFrame:
     rows = []
     for run in reversed(ws.runs()):
         s = run.snapshot()
-        time_text = "" if s.train_seconds is None else f"{s.train_seconds:.0f} s"
-        rows.append((s.number, DISPLAY_NAMES[s.model], settings_text(s), s.state, percent(s.test_acc), time_text))
-    return pd.DataFrame(rows, columns=RUNS_COLUMNS)
+        time_text = "" if s.train_seconds is None else say("seconds", s=f"{s.train_seconds:.0f}")
+        rows.append((s.number, DISPLAY_NAMES[s.model], settings_text(s), say(f"state_{s.state}"), percent(s.test_acc),
+                     time_text))
+    return pd.DataFrame(rows, columns=[say("col_" + ("number" if c == "#" else c)) for c in RUNS_COLUMNS])
 
 
 def overlay_choices(ws: Workspace) -> list[tuple[str, str]]:
@@ -433,7 +435,8 @@ def control(s: Setting, max_epochs: int, interactive: bool) -> gr.components.Com
         return gr.Checkbox(value, **common)
     if s.step is not None:
         top = max_epochs if s.hi == "max_epochs" else s.hi
-        info = f"at most {max_epochs} here (DIGITNET_MAX_EPOCHS)" if s.hi == "max_epochs" else None
+        info = words.in_both(f"epochs_hint_{max_epochs}", lambda: say("epochs_hint", limit=max_epochs)) \
+            if s.hi == "max_epochs" else None
         return gr.Slider(s.lo, top, value=min(value, top), step=s.step, info=info, **common)
     return gr.Number(value, precision=0 if s.kind is int else None, **common)
 

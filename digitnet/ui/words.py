@@ -19,6 +19,8 @@ import json
 
 import gradio as gr
 
+from . import words_folds
+
 
 LANGUAGES = ("en", "zh-CN")
 DEFAULT = "en"
@@ -337,6 +339,8 @@ ZH: dict[str, str] = {
     "js.probe": "模型在每个验证点对 16 个测试数字（其中 6 个难认）的识别",
 }
 
+EN.update(words_folds.EN)  # the Draw tab's folds, the seed's mistakes, the curves (words_folds.py)
+ZH.update(words_folds.ZH)
 WORDS = {"en": EN, "zh-CN": ZH}
 _language: contextvars.ContextVar[str] = contextvars.ContextVar("digitnet_language", default=DEFAULT)
 

@@ -40,12 +40,29 @@ def test_a_chinese_browser_gets_the_chinese_page(browser, pad_app_url):
         expect(answer(page)).to_have_attribute("data-label", "7", timeout=ANSWER_TIMEOUT_MS)
         expect(answer(page)).to_have_text(re.compile(r"^是 7（\d+%）$|^不确定：7 还是 \d？$"))
         expect(page.locator("#weights-in-use")).to_contain_text("LeNet：自带，MNIST 测试")
+        # The Draw tab's folds: every layer (words.js), looks most like and Fool it (gr.I18n), and their texts.
+        expect(page.locator("#layers-panel summary")).to_have_text("每一层，实时")
+        expect(page.locator("#layers-panel .dn-layer-name").last).to_have_text("fc3 10（概率）")
+        expect(page.locator("#nearest")).to_contain_text("你的手写最像这些")
+        expect(page.get_by_role("button", name="它像哪些训练数字？")).to_be_visible()
+        expect(page.locator("#nearest-text")).to_contain_text("与你的手写最接近")
+        page.get_by_role("button", name="骗过它：让它认成别的数字").click()
+        expect(page.locator("#fool-button")).to_have_text("骗过它")
+        expect(page.locator("#fool-target")).to_contain_text("最容易的")  # a radio's choice (words.js)
+        expect(page.locator("#fool-text")).to_contain_text("它会寻找对模型看到的 28x28 图像最小的改动")
         page.get_by_role("button", name="为什么是这个答案？").click()
         expect(page.locator("#explain-text")).to_contain_text("看看是哪几笔决定了答案")  # reset by the drawing
         page.locator(TABS).nth(1).click()
         expect(page.get_by_role("button", name="训练", exact=True)).to_be_visible()
         expect(page.locator("#train-status")).to_contain_text("空闲")
         expect(page.locator("#recipe-note")).to_contain_text("LeNet 的快速配方")
+        page.get_by_role("button", name=re.compile(r"^设置：批量大小、优化器")).click()  # the settings fold
+        expect(page.get_by_text("SGD + 动量", exact=True)).to_be_visible()  # the optimizer's choices (words.js)
+        expect(page.get_by_text("StepLR（原文用的）", exact=True)).to_be_visible()
+        page.get_by_role("button", name="原文的错误").click()  # the seed's mistakes fold, its sentences and switches
+        expect(page.locator("#mistake-softmax-before-loss")).to_contain_text("损失永远降不到约 1.46 以下")
+        expect(page.get_by_label("Softmax 放在损失之前")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^这里最多 \d+ 轮（DIGITNET_MAX_EPOCHS）$"))).to_be_visible()  # the slider's hint
         page.get_by_role("button", name="原文的配方").click()  # the server's answer, in the page's language
         expect(page.locator("#recipe-note")).to_contain_text("原文的配方：")
         screenshot(page, "language-zh-CN")
@@ -65,6 +82,8 @@ def test_the_english_page_switches_to_chinese_and_stays(browser, pad_app_url):
         expect(page.locator(TABS)).to_have_text(["手写", "训练", "比较"])
         expect(page.get_by_role("button", name="为什么是这个答案？")).to_be_visible()
         expect(answer(page)).to_have_text("写一个数字")
+        expect(page.get_by_role("button", name="骗过它：让它认成别的数字")).to_be_visible()
+        expect(page.locator("#layers-panel summary")).to_have_text("每一层，实时")
         expect(page.locator("#digit-pad button[data-action=clear]")).to_have_text("清除")
         expect(page.locator("#language-switch")).to_have_text("English")
         assert {c["name"]: c["value"] for c in context.cookies()}.get("digitnet-lang") == "zh-CN"

@@ -65,24 +65,27 @@ function lines(chart) {
   state.series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
     if (chart === 'loss') {
-      out.push({name: many ? s.name + ' · training' : 'training (smoothed)', color: many ? color : COLORS[0],
+      out.push({name: many ? T('line_run_training', {name: s.name}, s.name + ' · training')
+                             : T('line_training', {}, 'training (smoothed)'), color: many ? color : COLORS[0],
                 points: s.loss.map((p) => [X(p), p[2]])});
       if (!many) {
-        out.push({name: 'validation', color: COLORS[1], markers: true, dashed: true,
+        out.push({name: T('line_validation', {}, 'validation'), color: COLORS[1], markers: true, dashed: true,
                   points: s.val.filter((p) => p[3] !== null).map((p) => [X(p), p[3]])});
       }
     } else {
-      out.push({name: many ? s.name + ' · validation' : 'validation', color: many ? color : COLORS[1], markers: true,
+      out.push({name: many ? T('line_run_validation', {name: s.name}, s.name + ' · validation')
+                             : T('line_validation', {}, 'validation'), color: many ? color : COLORS[1], markers: true,
                 points: s.val.filter((p) => p[2] !== null).map((p) => [X(p), 100 * p[2]])});
       if (!many) {
-        out.push({name: 'training (since the previous point)', color: COLORS[0], dashed: true,
+        out.push({name: T('line_train_since', {}, 'training (since the previous point)'), color: COLORS[0], dashed: true,
                   points: s.val.filter((p) => p[4] !== null && p[4] !== undefined).map((p) => [X(p), 100 * p[4]])});
       }
     }
   });
   for (const seed of seedCurves()) {
     const pts = chart === 'loss' ? seed.loss.map((p) => [X(p), p[2]]) : seed.val.map((p) => [X(p), 100 * p[2]]);
-    out.push({name: seed.label, color: SEED_COLOR, faint: true, points: pts});
+    const label = seed.words ? T(seed.words, {name: seed.name, date: seed.date}, seed.label) : seed.label;
+    out.push({name: label, color: SEED_COLOR, faint: true, points: pts});
   }
   return out;
 }
@@ -158,8 +161,9 @@ function draw(chart) {
     if (l.markers || l.points.length === 1) {  // a single point shows as a marker
       for (const p of l.points) {
         const c = el('circle', {cx: px(p[0]), cy: py(p[1]), r: l.points.length === 1 ? 4 : 2.6, fill: l.color}, g);
-        el('title', {}, c).textContent = (xAxis === 'epoch' ? 'epoch ' : 'second ') + tickLabel(p[0], 0.01) + ': ' +
-          tickLabel(p[1], chart === 'acc' ? 0.01 : 0.001) + (chart === 'acc' ? '%' : '');
+        const x = tickLabel(p[0], 0.01), y = tickLabel(p[1], chart === 'acc' ? 0.01 : 0.001) + (chart === 'acc' ? '%' : '');
+        el('title', {}, c).textContent = xAxis === 'epoch' ? T('tip_epoch', {x, y}, 'epoch ' + x + ': ' + y)
+          : T('tip_second', {x, y}, 'second ' + x + ': ' + y);
       }
     }
   }
@@ -235,13 +239,14 @@ function drawProbe() {
     const cell = document.createElement('figure');
     const img = document.createElement('img');
     img.src = src;
-    img.alt = 'test digit ' + pr.labels[i];
+    img.alt = T('probe_alt', {label: pr.labels[i]}, 'test digit ' + pr.labels[i]);
     const answer = pr.answers ? pr.answers[i] : null;
     const cap = document.createElement('figcaption');
     cap.textContent = answer === null ? '?' : String(answer);
     cell.className = answer === null ? 'waiting' : answer === pr.labels[i] ? 'right' : 'wrong';
     if (answer === pr.labels[i]) right += 1;
-    cell.title = 'true ' + pr.labels[i] + (answer === null ? '' : ', read as ' + answer);
+    cell.title = T('probe_true', {label: pr.labels[i]}, 'true ' + pr.labels[i]) +
+      (answer === null ? '' : T('probe_read', {answer}, ', read as ' + answer));
     cell.append(img, cap);
     grid.appendChild(cell);
   });
@@ -261,12 +266,13 @@ function drawOwn(own) {
   box.className = 'curves-own';
   const img = document.createElement('img');
   img.src = own.image;
-  img.alt = 'your drawing of a ' + own.digit;
+  img.alt = T('own_alt', {digit: own.digit}, 'your drawing of a ' + own.digit);
   const cap = document.createElement('figcaption');
   // At most five, evenly spaced from the first to the latest, so the climb shows.
   const shown = probs.length > 5 ? [0, 1, 2, 3, 4].map((i) => probs[Math.round(i * (probs.length - 1) / 4)]) : probs;
   const words = shown.map((p) => Math.round(100 * p) + '%');
-  cap.textContent = 'your ' + own.digit + ': ' + (words.length ? words.join(' → ') : 'waiting for the first validation point');
+  const shownProbs = words.length ? words.join(' → ') : T('own_waiting', {}, 'waiting for the first validation point');
+  cap.textContent = T('own', {digit: own.digit, probs: shownProbs}, 'your ' + own.digit + ': ' + shownProbs);
   box.append(img, cap);
   probeBox.appendChild(box);
 }
@@ -321,5 +327,6 @@ if (seedBox) {
   seedBox.addEventListener('change', render);
 }
 watch('value', () => apply(props.value));
+window.addEventListener('digitnet-language', render);  // the switch: legends, captions, the probe in the new language
 apply(props.value);
 render();

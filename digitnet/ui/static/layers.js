@@ -13,6 +13,10 @@
   const MAP_PX = 34;  // a feature map's side on screen (CSS pixels), whatever its size in units
 
   function shapeText(name, shape) { return name + ' ' + shape.join('\u00d7'); }
+  // The page's words (words.js, from digitnet/ui/words_folds.py) in the page's language; English without them.
+  function T(key, values, english) {
+    return window.DigitNetWords ? window.DigitNetWords.t(key, values, english) : english;
+  }
 
   function mount(element, props) {
     const root = element.querySelector('.dn-layers');
@@ -67,7 +71,8 @@
         r.canvas = strip ? canvas(r.body, l.shape[0], 1, 'dn-strip') : canvas(r.body, l.shape[0] * 2, 40, 'dn-bars-c');
         return r;
       });
-      const out = row(shapeText(outputs[model] || 'output', [10]) + ' (probabilities)', 'bars');
+      const layer = shapeText(outputs[model] || 'output', [10]);
+      const out = row(T('layers_output', { layer }, layer + ' (probabilities)'), 'bars');
       out.canvas = canvas(out.body, 10 * 2, 40, 'dn-bars-c');
       out.output = true;
       rows.push(out);
@@ -112,8 +117,10 @@
       }
     }
 
-    document.addEventListener('digitnet-answer', (e) => {
-      const { model, result } = e.detail;
+    let last = null;  // the latest answer's detail, redrawn in the new language after a switch
+    function show(detail) {
+      last = detail;
+      const { model, result } = detail;
       root.dataset.model = model;
       if (!result) {
         empty.hidden = false;
@@ -131,7 +138,9 @@
         else drawBars(r, l.data, peak(l.data));
       });
       drawBars(rows[rows.length - 1], result.probs, 1);
-    });
+    }
+    document.addEventListener('digitnet-answer', (e) => show(e.detail));
+    window.addEventListener('digitnet-language', () => { built = null; if (last) show(last); });
   }
 
   window.DigitNetLayers = { mount };

@@ -58,6 +58,13 @@
       if (el.dataset.i18n && el.textContent !== t(el.dataset.i18n)) el.textContent = t(el.dataset.i18n);
       if (el.dataset.i18nAria) el.setAttribute('aria-label', t(el.dataset.i18nAria));
     }
+    // A radio's choice labels are no gr.I18n texts: a label whose English (Gradio puts it in data-testid)
+    // has words (choice.<English>) gets them in its text node, which Gradio writes only when the choice changes.
+    for (const el of rootEl.querySelectorAll('label[data-testid$="-radio-label"]')) {
+      const key = 'choice.' + el.dataset.testid.slice(0, -'-radio-label'.length);
+      const text = el.querySelector('span') && el.querySelector('span').firstChild;
+      if (key in (data.words.en || {}) && text && text.nodeType === 3 && text.nodeValue !== t(key)) text.nodeValue = t(key);
+    }
     // Gradio 6.31 translates a tab's button only when the tab renders: after a switch, the others kept
     // the old language until visited. The tabs' names are among the words (tab_<id>).
     for (const el of rootEl.querySelectorAll('button[role=tab][data-tab-id]')) {
