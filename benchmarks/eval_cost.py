@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import record
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "eval_cost.json"
@@ -108,14 +109,6 @@ def components(model: str, data: str | None, repeats: int) -> dict:
             "per_epoch_share": before / (training + before)}
 
 
-def commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="lenet", help="model (default: lenet, the default model)")
@@ -126,14 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="time a step and each evaluation in one process instead of whole runs (a busy machine)")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    header = record.start(argv)  # date, commit, command, machine and load before (benchmarks/record.py)
     if args.components:
         out = components(args.model, args.data, args.repeats)
-        report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit(),
-                  "command": "python -m benchmarks.eval_cost " + " ".join(argv if argv is not None else sys.argv[1:]),
-                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "model": args.model, "components": out,
-                  "checks": {"dense_evaluation_under_5pct": out["dense_share"] <= LIMIT_EVAL_SHARE}}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        record.write(args.json, header, {"model": args.model, "components": out,
+                                         "checks": {"dense_evaluation_under_5pct": out["dense_share"] <= LIMIT_EVAL_SHARE}})
         print(f"{args.model}: {out['steps']} steps of {out['seconds']['step'] * 1000:.1f} ms; a subset point "
               f"{out['seconds']['subset'] * 1000:.1f} ms, the whole split {out['seconds']['full'] * 1000:.1f} ms, the "
               f"probe {out['seconds']['probe'] * 1000:.2f} ms -> evaluation {out['dense_share']:.1%} of the run "
@@ -162,14 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = {name: {key: median(name, key) for key in ("total_seconds", "validate_seconds", "test_and_save_seconds",
                                                           "validation_share", "evaluation_share", "val_acc")}
                for name in SCHEDULES}
-    report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit(),
-              "command": "python -m benchmarks.eval_cost " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average_during": loads,
-              "model": args.model, "schedules": SCHEDULES, "runs": runs, "median": summary,
+    report = {"load_average_during": loads, "model": args.model, "schedules": SCHEDULES, "runs": runs, "median": summary,
               "checks": {"dense_evaluation_under_5pct": summary["dense"]["evaluation_share"] <= LIMIT_EVAL_SHARE,
                          "dense_validation_under_5pct": summary["dense"]["validation_share"] <= LIMIT_EVAL_SHARE}}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1))
+    record.write(args.json, header, report)
     for name, s in summary.items():
         print(f"{name}: run {s['total_seconds']:.1f} s, validation {s['validation_share']:.1%}, validation + test + "
               f"calibration {s['evaluation_share']:.1%} (medians)")

@@ -262,7 +262,7 @@ ZH: dict[str, str] = {
     "results_none": "训练完成后，结果会显示在这里。",
     "results_line": "### {run}，{what}：测试准确率 **{acc}**\n{total} 个测试数字中认错 {wrong} 个 · 训练用时 {seconds} 秒 · "
                     "你的手写识别现在用这些权重（“手写”页）；可以在下面下载。",
-    "finetuned_on_yours": "用你的数字微调的 {name}", "read_as": "{true} 认成 {pred} · {prob}",
+    "finetuned_on_yours": "用你的数字微调的 {name}", "read_as": "{true} → {pred} · {prob}",
     "results_unfinished": "上一次训练没有完成：没有测试结果，你的手写识别仍用原来的权重。",
     "models_table": "模型",
     "run_title": "第 {number} 次训练：{name}",
