@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from . import data as mdata
 from .events import TrainResult
+from .models import folded
 
 
 @torch.inference_mode()
@@ -20,7 +21,7 @@ def evaluate(
     std: float = mdata.MNIST_STD,
 ) -> tuple[float, float, torch.Tensor]:
     """Return (mean loss, accuracy, probabilities (N, 10)) of ``model`` on ``split``."""
-    model.eval()
+    model = folded(model)  # eval mode, BatchNorm folded: the same answers, faster
     probs, loss_sum = [], 0.0
     for x, y in mdata.iterate_batches(split, batch_size, shuffle=False, mean=mean, std=std):
         logits = model(x.to(device))

@@ -106,3 +106,26 @@ def test_the_models_give_the_seed_orders_numbers(name):
     else:
         expected = model.fc2(torch.relu(model.fc1(h)))
     torch.testing.assert_close(model(x), expected)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_folded_copy_for_evaluation_gives_the_models_answers_and_leaves_it_alone(name):
+    from digitnet.models import folded
+
+    torch.manual_seed(0)
+    model = build_model(name)
+    for bn in model.modules():  # BatchNorm statistics far from the identity, as after training
+        if isinstance(bn, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.data.normal_()
+    model.train()
+    x = torch.randn(50, 1, 28, 28)
+    copy = folded(model)
+    assert copy is not model and not model.training  # evaluation mode, as evaluate() always set
+    assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)) for m in copy.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d) for m in model.modules())
+    with torch.no_grad():
+        expected = model(x)
+        assert torch.allclose(copy(x), expected, atol=1e-4)
+        assert torch.equal(copy(x).argmax(1), expected.argmax(1))
