@@ -19,7 +19,14 @@ MNIST_TRAIN_IMAGES = 60_000  # train + validation images in MNIST's training fil
 # before any run of that model has finished here; each finished run replaces the guess with what this
 # machine really did. A step of batch B costs STEP_SECONDS + B x the rest of SECONDS_PER_IMAGE: batch 1
 # is ~40x dearer an image than the recipe's 128, not the same.
-RUN_OVERHEAD_SECONDS = 3.0  # loading MNIST, the test evaluation: paid once per run
+# What a run costs beyond its steps and validation points, before any run of its model has finished
+# here: the worker taking it, the data (cached after the first run), the optimiser, the test pass, the
+# checkpoint. Measured in one process on 2 cores: 0.04 s (a 5,000-image LeNet run) to 0.44 s (a default
+# LeNet run), and ~1.3 s for the first run of a process (torch.optim's first import). Each finished run
+# replaces it, for its model, with what this machine really took (``Estimator.learn``).
+RUN_OVERHEAD_SECONDS = 1.0
+FINISH_SECONDS = 0.3  # of which after the last validation point (the test pass, the checkpoint)
+OVERHEAD_RANGE = (0.0, 30.0)  # a learned overhead is kept within these seconds
 # How far one finished run may move the estimates from the constants above: a run slowed by a busy
 # machine (or one a test held at its first batch) must not make every later run look ten times dearer.
 SPEED_RANGE = (1 / 3, 3.0)
@@ -46,6 +53,10 @@ class Estimator:
     def __init__(self) -> None:
         # A model's time on this machine / its constants' (learned; 1 until then, also for a model registered later).
         self.speed: dict[str, float] = dict.fromkeys(SECONDS_PER_IMAGE, 1.0)
+        # Seconds a run of a model takes beyond its steps, and of those after its last validation point
+        # (learned from its last finished run; the constants above until then).
+        self.overhead: dict[str, float] = {}
+        self.finish: dict[str, float] = {}
 
     def step_seconds(self, model: str, batch: int) -> float:
         """A training step of ``batch`` images of ``model``: a fixed cost plus a cost an image."""
@@ -56,21 +67,30 @@ class Estimator:
     def expected(self, s) -> float:
         """How long a run takes from its start: its steps x a step's time at its batch, plus overhead."""
         steps, batch = run_shape(s)
-        return RUN_OVERHEAD_SECONDS + steps * self.step_seconds(s.model, batch)
+        return self.overhead.get(s.model, RUN_OVERHEAD_SECONDS) + steps * self.step_seconds(s.model, batch)
 
     def remaining(self, s) -> float:
-        """What is left of a running run (its own ETA once it has one), or all of a waiting one."""
+        """What is left of a running run (its own ETA, once it has one, plus its test pass), or all of a
+        waiting one."""
+        finish = self.finish.get(s.model, FINISH_SECONDS)
         if s.state == "running":
             if s.eta_seconds is not None:
-                return s.eta_seconds
-            return max(0.0, self.expected(s) - s.elapsed)
+                return s.eta_seconds + finish
+            return max(finish, self.expected(s) - s.elapsed)
         return self.expected(s)
 
-    def learn(self, s, result: TrainResult) -> None:
+    def learn(self, s, result: TrainResult, wall_seconds: float | None = None) -> None:
         """Keep how this machine's speed for a model compares with the constants, from its last finished
-        training run: every later estimate of that model (any batch) is scaled by it."""
+        training run: every later estimate of that model (any batch) is scaled by it. With the run's
+        ``wall_seconds`` (from leaving the queue to its weights being ready), also keep what it took beyond
+        its steps and validation points, and of that what came after its last validation point."""
         if s.kind != "training" or not result.history:
             return
+        if wall_seconds is not None:
+            lo, hi = OVERHEAD_RANGE
+            stepping = sum(m.seconds for m in result.history)  # first step to last validation point
+            self.overhead[s.model] = min(max(wall_seconds - stepping, lo), hi)
+            self.finish[s.model] = min(max(wall_seconds - result.history[-1].elapsed, lo), hi)
         steps, batch = run_shape(replace(s, epochs=result.history[-1].epoch))  # 1.5: 1.5 passes
         seconds = sum(m.seconds for m in result.history)
         predicted = steps * self.step_seconds(s.model, batch) / self.speed.get(s.model, 1.0)

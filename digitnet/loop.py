@@ -253,6 +253,7 @@ class TrainingRun:
         keep_freed_memory()
         steps = self.prepare()  # notes data_seconds itself
         self.timings["setup_seconds"] = time.perf_counter() - t0 - self.timings["data_seconds"]
+        t_train = time.perf_counter()  # the ETA extrapolates the steps' pace, not the data and set-up before them
         history: list[EpochMetrics] = []
         total_steps = run_steps(cfg.epochs, steps)
         # Dense curves whatever the run's length: a loss report at least every total/loss_points steps,
@@ -298,7 +299,7 @@ class TrainingRun:
                 last_report[0] = now
                 self.callback(BatchProgress(
                     epoch=epoch, epochs=cfg.epochs, batch=step, batches=epoch_steps, train_loss=loss,
-                    samples_per_second=rate, eta_seconds=(now - t0) / done * (total_steps - done), elapsed=now - t0,
+                    samples_per_second=rate, eta_seconds=(now - t_train) / done * (total_steps - done), elapsed=now - t0,
                     done=done / steps,
                 ))
 

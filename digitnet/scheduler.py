@@ -19,7 +19,10 @@ import collections
 import os
 import sys
 import threading
+import time
 from dataclasses import asdict
+
+import torch
 
 from . import data as mdata
 from .eta import RUN_OVERHEAD_SECONDS, Estimator, run_shape, train_images  # noqa: F401 (RUN_OVERHEAD: tests)
@@ -78,6 +81,14 @@ class TooFewDigits(ValueError):
         super().__init__(f"Fine-tuning needs at least {need} of your digits; you have {have}.")
 
 
+def warm_up() -> None:
+    """Build each kind of optimiser once: torch.optim's first use imports torch._dynamo, 1-1.7 s on 2 cores,
+    which the first run of a process would otherwise spend before its first step (run at start-up, in a thread)."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    torch.optim.AdamW([p])
+    torch.optim.SGD([p], lr=0.1)
+
+
 def lower_thread_priority(increment: int) -> bool:
     """Raise the calling thread's nice value by ``increment`` (Linux only); False where unsupported."""
     if increment <= 0 or not sys.platform.startswith("linux"):
@@ -132,6 +143,8 @@ class Scheduler:
         self._closed = False
         self._worker: threading.Thread | None = None
         self.eta = Estimator()  # how long runs take here, learned from the ones that finished
+        if allow:  # the first visitor's run should not pay torch.optim's first use (its start estimate assumes so)
+            threading.Thread(target=warm_up, name="digitnet-warm-up", daemon=True).start()
 
     # ---- configs ------------------------------------------------------------------------------
 
@@ -326,6 +339,7 @@ class Scheduler:
         if run.stop_requested:
             run._end("stopped", News.NOT_STARTED)
             return
+        started = time.perf_counter()
         run.update(state="running", news=News.LOADING)
         run._started.set()
         try:
@@ -341,7 +355,7 @@ class Scheduler:
             overran = dict(limit_seconds=self.max_run_seconds) if run.overran else {}
             run._end("stopped", News.OVERRAN if run.overran else News.STOPPED, full_epochs=done, **overran)
             return
-        self.eta.learn(run.snapshot(), result)
         run.weights = runner.checkpoint(result)
+        self.eta.learn(run.snapshot(), result, wall_seconds=time.perf_counter() - started)
         info = getattr(runner, "finetune_info", None)
         run._end("done", News.DONE, result, finetune=None if info is None else dict(info))

@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from digitnet import settings, training
+from digitnet.eta import RUN_OVERHEAD_SECONDS, Estimator, run_shape
 from digitnet.scheduler import TRAINER_NICENESS, News, QueueFull, Scheduler, TrainingDisabled
 
 SLICE = dict(train_limit=300, val_size=100, test_limit=100)  # a run takes well under a second
@@ -140,3 +141,46 @@ def test_the_worker_runs_nicer_than_the_server(scheduler, monkeypatch):
     assert run.wait_ended(WAIT) and run.snapshot().state == "done"
     assert seen and all(nice == min(19, mine + TRAINER_NICENESS) for nice in seen)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller is untouched
+
+
+def test_the_estimator_learns_a_runs_overhead_and_then_predicts_the_same_run_as_it_took():
+    from dataclasses import asdict
+
+    from digitnet.run import Run
+    from digitnet.training import EpochMetrics, TrainConfig, TrainResult
+
+    cfg = TrainConfig(model="mlp", epochs=1, train_limit=3_000)
+    run = Run("a", 1, "training", "mlp", asdict(cfg), cfg.epochs)
+    eta = Estimator()
+    steps, batch = run_shape(run.snapshot())
+    before, prior_steps = eta.expected(run.snapshot()), steps * eta.step_seconds("mlp", batch)
+    # What the run did: 2 validation points, 0.1 s of steps (1.8x the prior); it left the queue 1.0 s before
+    # its weights were ready, and its last validation point came 0.5 s after it started.
+    history = [EpochMetrics(epoch=e, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5, seconds=0.05, lr=0.1,
+                            elapsed=el) for e, el in ((0.5, 0.45), (1, 0.5))]
+    eta.learn(run.snapshot(), TrainResult(config=asdict(cfg), history=history, state="done", train_seconds=0.5),
+              wall_seconds=1.0)
+    assert eta.overhead["mlp"] == pytest.approx(0.9) and eta.finish["mlp"] == pytest.approx(0.5)
+    assert eta.expected(run.snapshot()) == pytest.approx(1.0)  # the same run again: what it took
+    assert before == pytest.approx(RUN_OVERHEAD_SECONDS + prior_steps)  # the priors, before
+    assert "lenet" not in eta.overhead  # another model keeps the prior until one of its runs finishes
+    # A running run with its own ETA still has its test pass and checkpoint to come.
+    running = run.snapshot()
+    running.state, running.eta_seconds = "running", 3.0
+    assert eta.remaining(running) == pytest.approx(3.5)
+
+
+def test_a_finished_run_teaches_the_queue_its_real_overhead(scheduler):
+    run = scheduler.submit_training("a", 1, model="mlp", epochs=1)
+    assert run.wait_ended(WAIT) and run.snapshot().state == "done"
+    learned = scheduler.eta.overhead["mlp"]
+    history = run.snapshot().history
+    # Leaving the queue to weights ready, less the steps: at least the set-up and test pass after the last point.
+    assert 0 < scheduler.eta.finish["mlp"] <= learned
+    assert learned >= history[-1]["elapsed"] - sum(m["seconds"] for m in history) > 0
+    second = scheduler.submit_training("a", 2, model="mlp", epochs=1)
+    steps, batch = run_shape(second.snapshot())
+    # The same run again: its learned overhead plus its steps at the learned speed (= what the first one
+    # took, unless this machine was over 3x off the speed prior and the learned speed was clamped).
+    assert scheduler.expected_seconds(second) == pytest.approx(learned + steps * scheduler.eta.step_seconds("mlp", batch))
+    assert learned != RUN_OVERHEAD_SECONDS
