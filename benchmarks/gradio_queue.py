@@ -33,6 +33,9 @@ Runs sleep in ``--step`` slices (``--work sleep``, default) or compute a small t
 (``--work torch``): the questions are about the queue, not the compute. About a minute and a half.
 
     nice -n 10 python -m benchmarks.gradio_queue --json benchmarks/results/gradio_queue.json
+    nice -n 10 python -m benchmarks.gradio_queue --work torch --json benchmarks/results/gradio_queue-torch.json
+
+What the figures decided is in CONTRIBUTING.md ("Why a queue of our own, and why visitor_handler").
 """
 
 import argparse
