@@ -11,6 +11,9 @@ never imports gradio and knows nothing of visitors beyond an owner id on each ru
 A run is a training run (``training.Trainer``) or a fine-tune on a visitor's digits
 (``finetune.FineTuner``). Neither writes a file: a finished run's weights stay in memory,
 in ``Run.weights`` (a checkpoint dict), until the owner downloads them or leaves.
+
+Why not Gradio's own queue (``concurrency_limit=1``): CONTRIBUTING.md, "Why a queue of our own"
+(``benchmarks/gradio_queue.py`` measures it).
 """
 
 from __future__ import annotations

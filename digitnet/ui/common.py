@@ -3,7 +3,8 @@
 Handlers are module-level functions whose first two parameters are the app's ``Context``
 and the visitor's ``Workspace``; tests call them directly. ``visitor_handler`` turns one
 into what Gradio calls: the same parameters minus those two, plus a ``gr.Request`` from
-which the visitor's session is found.
+which the visitor's session is found. Why not ``gr.State`` or a ``gr.Request`` in each handler:
+CONTRIBUTING.md, "Why a queue of our own, and why visitor_handler".
 """
 
 from __future__ import annotations
