@@ -200,7 +200,8 @@ def test_the_draw_tabs_answers_in_chinese():
 
     from digitnet.explain import Explanation
     from digitnet.ui.common import NO_DRAWING_MESSAGE
-    from digitnet.ui.draw import explanation_markdown, my_digits_markdown
+    from digitnet.ui.draw import explanation_markdown
+    from digitnet.ui.teach import my_digits_markdown
 
     assert words.EN["no_drawing"] == NO_DRAWING_MESSAGE
     e = Explanation(model="lenet", digit=7, probs=[0.0] * 7 + [0.97, 0.02, 0.01], saliency=np.zeros((28, 28)),
