@@ -34,7 +34,7 @@ def settings_text(s: RunState) -> str:
     if s.kind == "upload":
         return say("set_upload")
     if s.kind == "finetune":
-        return say("set_finetune", epochs=c.get("epochs"), steps=c.get("steps_per_epoch"), lr=c.get("lr"))
+        return say("set_finetune", rounds=c.get("rounds"), steps=c.get("steps_per_round"), lr=c.get("lr"))
     text = say("set_main", epochs=c.get("epochs"), optimizer=c.get("optimizer"), lr=f"{c.get('lr'):g}",
                schedule=c.get("schedule"), batch=c.get("batch_size"))
     if c.get("dropout"):

@@ -182,7 +182,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("col_test", "test", "测试"),
     ("col_time", "time", "用时"),
     ("set_upload", "loaded from a file", "从文件载入"),
-    ("set_finetune", "fine-tune: {epochs}x{steps} steps, lr {lr}", "微调：{epochs}x{steps} 步，lr {lr}"),
+    ("set_finetune", "fine-tune: {rounds}x{steps} steps, lr {lr}", "微调：{rounds}x{steps} 步，lr {lr}"),
     ("set_main", "{epochs} ep · {optimizer} lr {lr} · {schedule} · batch {batch}",
      "{epochs} 轮 · {optimizer} lr {lr} · {schedule} · 批量 {batch}"),
     ("set_dropout", " · dropout {dropout}", " · dropout 比例 {dropout}"),
