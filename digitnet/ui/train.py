@@ -293,10 +293,10 @@ def follow_model(ctx: Context, model: str, *values) -> tuple:
     return tuple(gr.skip() for _ in PRESET)
 
 
-# ---- the documented API: typed, keyword-callable (scripts call it by these names) --------------------------------------
+# ---- the documented API (/train, /status, /stop): typed, keyword-callable by these api_names ---------------
 
 @with_form_parameters
-def train(ctx: Context, ws: Workspace, *values, **params) -> dict:
+def train_api(ctx: Context, ws: Workspace, *values, **params) -> dict:
     """Queue a training run for this session and return at once with its /status (queued with position, or running)."""
     try:
         run = ws.train(**form_values(values, params))
@@ -307,14 +307,14 @@ def train(ctx: Context, ws: Workspace, *values, **params) -> dict:
     return run_status(ws, run_message)
 
 
-def status(ctx: Context, ws: Workspace) -> dict:
+def status_api(ctx: Context, ws: Workspace) -> dict:
     """This session's latest run: state (idle, queued, running, done, stopped, error), model, epoch, epochs,
     history (every validation point), running_loss (every training-loss point: [epochs done, loss]) and
     running_loss_seconds, test_acc, message, and its queue position while it waits."""
     return run_status(ws, run_message)
 
 
-def stop(ctx: Context, ws: Workspace) -> dict:
+def stop_api(ctx: Context, ws: Workspace) -> dict:
     """Stop this session's run (or take it out of the queue); returns its /status once it has stopped."""
     ws.stop()
     return run_status(ws, run_message)
@@ -411,7 +411,7 @@ def build(ctx: Context, draw: DrawTab) -> None:
     stop_btn.click(bind(stop_click), None, form_msg, concurrency_limit=None, **private)
     uploaded.then(watching, watch_inputs, live, **stream)
 
-    gr.api(bind(train), api_name="train", concurrency_limit=None)
-    gr.api(bind(status), api_name="status", concurrency_limit=None)
-    gr.api(bind(stop), api_name="stop", concurrency_limit=None)
+    gr.api(bind(train_api), api_name="train", concurrency_limit=None)
+    gr.api(bind(status_api), api_name="status", concurrency_limit=None)
+    gr.api(bind(stop_api), api_name="stop", concurrency_limit=None)
 
