@@ -374,8 +374,7 @@ def test_a_phone_shows_a_finished_run_whole(browser, app_server):
 
 def test_a_run_follows_the_visitors_last_drawing(browser, app_server):
     """Beside the test digits: the 7 the visitor drew, with the model's probability for a 7 at every point."""
-    from .browser import ANSWER_TIMEOUT_MS, PAD_CANVAS, SEVEN, answer, mouse_draw
-    from .browser import open_pad
+    from .browser import ANSWER_TIMEOUT_MS, PAD_CANVAS, SEVEN, answer, mouse_draw, open_pad
 
     context = browser.new_context(viewport=VIEWPORT)
     try:
