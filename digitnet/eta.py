@@ -42,7 +42,7 @@ def run_shape(s) -> tuple[int, int]:
     """(optimiser steps, images a step) of a run (a ``RunState``: kind, config, epochs)."""
     c = s.config
     if s.kind == "finetune":
-        return c["epochs"] * c["steps_per_epoch"], c["personal_per_batch"] + c["mnist_per_batch"]
+        return c["rounds"] * c["steps_per_round"], c["personal_per_batch"] + c["mnist_per_batch"]
     cfg = TrainConfig.from_dict(c)
     return run_steps(s.epochs, math.ceil(train_images(cfg) / cfg.batch_size)), cfg.batch_size
 

@@ -218,10 +218,10 @@ class FineTuneConfig(Config):
     # (4x25 steps, lr 3e-4, distill 10, 64 MNIST images) forgot nothing but taught LeNet only
     # +2 points; a higher learning rate alone taught more but forgot up to 0.3 points, which
     # twice as many MNIST images per batch bring back down.
-    epochs: int = setting(12, "rounds of steps_per_epoch steps, each ending with a validation point on the curves",
-                          lo=1, hi="max_epochs")
+    rounds: int = setting(12, "rounds of steps_per_round steps, each ending with a validation point on the curves",
+                          lo=1, hi="max_rounds")
     # 300 steps in all: seconds on 2 cores (benchmarks/RESULTS-explain.md).
-    steps_per_epoch: int = setting(25, "steps per round", label="steps per epoch", lo=1, hi=100_000)
+    steps_per_round: int = setting(25, "steps per round", lo=1, hi=100_000)
     personal_per_batch: int = setting(16, "my digits per batch, drawn with replacement, each freshly augmented",
                                       label="personal digits per batch", lo=1, hi=4096)
     mnist_per_batch: int = setting(128, "MNIST training images in the rest of each batch, so MNIST is not forgotten",
@@ -238,7 +238,7 @@ class FineTuneConfig(Config):
     val_limit: int = setting(1000, "MNIST validation images behind each round's validation point", lo=0)
     test_limit: int | None = setting(None, "evaluate on only this many test images (default: all 10,000)", lo=1)
     log_every: int = setting(5, "steps between running-loss reports", lo=1)
-    max_epochs: int = setting(1000, "upper bound on rounds", lo=1, cli=False)
+    max_rounds: int = setting(1000, "upper bound on rounds", lo=1, cli=False)
 
 
 def _freeze_batchnorm(model: nn.Module) -> None:
@@ -323,14 +323,17 @@ class FineTuner(TrainingRun):
                                            self.mean, self.std)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        return cfg.steps_per_epoch
+        return cfg.steps_per_round
+
+    def passes(self) -> float:
+        return self.config.rounds  # reported as the run's "epochs" (/status), worded as rounds on the page
 
     def train_mode(self) -> None:
         self.model.train()
         _freeze_batchnorm(self.model)
 
     def batches(self) -> Iterable:
-        return (self._batch() for _ in range(self.config.steps_per_epoch))
+        return (self._batch() for _ in range(self.config.steps_per_round))
 
     def step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y, n_mnist = batch
@@ -362,7 +365,7 @@ class FineTuner(TrainingRun):
             result.temperature = float(self.base["temperature"])
         self.finetune_info = {
             "personal_digits": len(self.labels),
-            "steps": cfg.epochs * cfg.steps_per_epoch,
+            "steps": cfg.rounds * cfg.steps_per_round,
             "seconds": result.train_seconds,
             "personal_acc_before": self.personal_before,
             "personal_acc_after": accuracy_on(self.model, self.images.to(device), self.labels.to(device),

@@ -171,6 +171,11 @@ class TrainingRun:
         return the steps per epoch."""
         raise NotImplementedError
 
+    def passes(self) -> float:
+        """How many times the run goes through ``batches()``: a run from scratch, its epochs (1.5 = one pass and
+        half of another); a fine-tune, its rounds. Progress reports it as ``epochs``."""
+        return self.config.epochs
+
     def batches(self) -> Iterable:
         """One epoch's batches, as ``step`` takes them."""
         raise NotImplementedError
@@ -255,7 +260,8 @@ class TrainingRun:
         self.timings["setup_seconds"] = time.perf_counter() - t0 - self.timings["data_seconds"]
         t_train = time.perf_counter()  # the ETA extrapolates the steps' pace, not the data and set-up before them
         history: list[EpochMetrics] = []
-        total_steps = run_steps(cfg.epochs, steps)
+        passes = self.passes()
+        total_steps = run_steps(passes, steps)
         # Dense curves whatever the run's length: a loss report at least every total/loss_points steps,
         # and validation points at evenly spaced steps (the last one at the run's last step).
         log_every = min(cfg.log_every, max(1, total_steps // max(1, getattr(cfg, "loss_points", 1))))
@@ -298,7 +304,7 @@ class TrainingRun:
                 rate = images / max(now - last_report[0], 1e-9)
                 last_report[0] = now
                 self.callback(BatchProgress(
-                    epoch=epoch, epochs=cfg.epochs, batch=step, batches=epoch_steps, train_loss=loss,
+                    epoch=epoch, epochs=passes, batch=step, batches=epoch_steps, train_loss=loss,
                     samples_per_second=rate, eta_seconds=(now - t_train) / done * (total_steps - done), elapsed=now - t0,
                     done=done / steps,
                 ))

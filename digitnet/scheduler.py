@@ -131,7 +131,7 @@ class Scheduler:
         shared = {k: v for k, v in self.overrides.items() if k in SHARED_EVAL_OVERRIDES}
         self.finetune_overrides = {**shared, **(finetune_overrides or {})}
         unknown = set(self.finetune_overrides) - set(FineTuneConfig.__dataclass_fields__) | \
-            ({"model", "max_epochs", "threads"} & set(finetune_overrides or {}))
+            ({"model", "max_rounds", "threads"} & set(finetune_overrides or {}))
         if unknown:
             raise ValueError(f"unknown or reserved FineTuneConfig override(s): {', '.join(sorted(unknown))}")
         self.max_epochs = max_epochs
@@ -201,7 +201,7 @@ class Scheduler:
             tuner.callback = run.on_event
             return tuner
 
-        run = Run(owner, number, "finetune", cfg.model, asdict(cfg), cfg.epochs, work)
+        run = Run(owner, number, "finetune", cfg.model, asdict(cfg), cfg.rounds, work)
         self._check_cost(run)
         return self._enqueue(run)
 

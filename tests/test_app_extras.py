@@ -31,10 +31,10 @@ from digitnet.models import DISPLAY_NAMES, MODELS, build_model, count_parameters
 from digitnet.preprocess import to_mnist_array
 from digitnet.scheduler import MIN_FINETUNE_DIGITS
 from digitnet.ui.common import NO_DRAWING_MESSAGE
-from digitnet.ui.draw import MY_DIGITS_SCALE
+from digitnet.ui.teach import MY_DIGITS_SCALE
 
 # A fine-tune of 2 rounds x 5 steps: seconds on the slice, still the real FineTuner and queue path.
-QUICK_FINETUNE = dict(epochs=2, steps_per_epoch=5, val_limit=200)
+QUICK_FINETUNE = dict(rounds=2, steps_per_round=5, val_limit=200)
 RUN_TIMEOUT = 120
 ONE_AT_A_TIME = r"A visitor has one run at a time"
 

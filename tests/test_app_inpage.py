@@ -20,7 +20,7 @@ import torch
 from digitnet.finetune import add_digit
 from digitnet.predict import CACHE
 from digitnet.scheduler import Scheduler
-from digitnet.ui import answer, draw
+from digitnet.ui import answer, draw, teach
 from digitnet.webmodel import page_model
 from digitnet.workspace import MAX_UPLOAD_BYTES, Visitors
 
@@ -120,7 +120,7 @@ def test_shipped_weights_for_all_three_resets_every_model(visitors, tmp_path):
 
 def test_a_refused_fine_tune_is_a_message_not_an_error(visitors):
     ws = visitors.get("dave")
-    text = draw.finetune_click(None, ws, "lenet")
+    text = teach.finetune_click(None, ws, "lenet")
     assert text.startswith("⚠️") and "at least" in text
     with pytest.raises(Exception, match="at least"):
-        draw.finetune(None, ws, "lenet")  # the API (/finetune) still raises, for gradio_client
+        teach.finetune(None, ws, "lenet")  # the API (/finetune) still raises, for gradio_client

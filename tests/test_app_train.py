@@ -19,6 +19,7 @@ from digitnet.checkpoint import SHIPPED_DIR
 from digitnet.scheduler import RunState
 from digitnet.training import TrainConfig
 from digitnet.ui import curves
+from digitnet.ui import runs as runs_ui
 from digitnet.ui import train as train_tab
 from digitnet.webmodel import page_model
 from digitnet.workspace import run_status
@@ -259,14 +260,14 @@ def test_overlay_compares_the_visitors_runs(served_app, idle_queue):
     for params in (dict(epochs=2), dict(epochs=2, optimizer="sgd", lr=0.01, schedule="step")):
         run = ws.train(model="mlp", **params)
         assert run.wait_ended(WAIT) and run.snapshot().state == "done"
-    assert [value for _, value in train_tab.overlay_choices(ws)] == ["1", "2"]
-    value = train_tab.overlay_value(ws, ["1", "2"])  # every ticked run, not only one
+    assert [value for _, value in runs_ui.overlay_choices(ws)] == ["1", "2"]
+    value = runs_ui.overlay_value(ws, ["1", "2"])  # every ticked run, not only one
     assert value["overlay"] and [s["name"] for s in value["series"]] == ["run 1: MLP", "run 2: MLP"]
     assert all(len(s["val"]) == 12 and len(s["loss"]) == 12 for s in value["series"])  # 12 steps: a report each
     assert value["series"][0]["val"] != value["series"][1]["val"]
-    assert train_tab.overlay_value(ws, [])["series"] == []
-    assert train_tab.default_overlay(ws, ["1"]) == ["1", "2"]  # the latest run joins the visitor's ticks
-    table = train_tab.runs_frame(ws)
+    assert runs_ui.overlay_value(ws, [])["series"] == []
+    assert runs_ui.default_overlay(ws, ["1"]) == ["1", "2"]  # the latest run joins the visitor's ticks
+    table = runs_ui.runs_frame(ws)
     assert list(table["#"]) == [2, 1] and all(table["test"].str.endswith("%"))
     assert "2 ep · sgd lr 0.01 · step" in table["settings"][0]  # which run is which
 

@@ -48,7 +48,7 @@ def test_the_form_the_presets_and_train_follow_the_visitor_settings():
     assert {"model", "epochs", "lr", "label_smoothing", "momentum"} <= set(names)
     assert not {"threads", "device", "train_limit", "max_epochs"} & set(names)  # the deployment's choices
     # /train's keywords: the same names, TrainConfig's defaults and types.
-    params = list(inspect.signature(train_tab.train).parameters.values())[2:]
+    params = list(inspect.signature(train_tab.train_api).parameters.values())[2:]
     assert [(p.name, p.annotation) for p in params] == [(s.name, train_tab.annotation(s)) for s in train_tab.FORM]
     assert [p.default for p in params[2:]] == [s.default for s in train_tab.FORM[2:]]
     assert params[0].default is params[1].default is inspect.Parameter.empty  # /train(model, epochs, ...)

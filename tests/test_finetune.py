@@ -129,7 +129,7 @@ def test_finetune_learns_the_style_and_keeps_mnist(mnist, thick_style, tmp_path)
 
     # The run reports like a training run, then saves a checkpoint in the same format.
     kinds = [type(e) for e in events]
-    assert kinds[-1] is TrainResult and kinds.count(EpochMetrics) == tuner.config.epochs and BatchProgress in kinds
+    assert kinds[-1] is TrainResult and kinds.count(EpochMetrics) == tuner.config.rounds and BatchProgress in kinds
     assert result.state == "done" and len(result.confusion) == 10
     model, saved = load_model(tmp_path / "mlp.pt")
     assert saved["arch"] == "mlp" and saved["metrics"]["test_acc"] == result.test_acc
@@ -148,7 +148,7 @@ def test_background_run_stop_and_shared_model_untouched(thick_style, tmp_path):
     shared, _ = CACHE.get("lenet")
     before = {k: v.clone() for k, v in shared.state_dict().items()}
     seen = []
-    cfg = FineTuneConfig(model="lenet", epochs=50, steps_per_epoch=20, log_every=1, val_limit=100, test_limit=200, threads=1)
+    cfg = FineTuneConfig(model="lenet", rounds=50, steps_per_round=20, log_every=1, val_limit=100, test_limit=200, threads=1)
 
     def callback(event):
         seen.append(event)
@@ -173,8 +173,8 @@ def test_errors_are_clear(thick_style, tmp_path):
         FineTuner(FineTuneConfig(model="lenet"), [])
     with pytest.raises(ValueError, match="learning rate"):
         FineTuner(FineTuneConfig(model="lenet", lr=float("nan")), mine)
-    with pytest.raises(ValueError, match="epochs"):
-        FineTuner(FineTuneConfig(model="lenet", epochs=0), mine)
+    with pytest.raises(ValueError, match="rounds"):
+        FineTuner(FineTuneConfig(model="lenet", rounds=0), mine)
     broken = tmp_path / "lenet.pt"
     broken.write_bytes(b"not a checkpoint")
     events = []

@@ -34,8 +34,10 @@ from digitnet.ui import facts, words
 from digitnet.settings import DEFAULT_MAX_RUN_SECONDS
 from digitnet.training import FAST_RECIPES
 from digitnet.ui import draw as draw_tab
+from digitnet.ui import teach as teach_tab
 from digitnet.ui import guard
 from digitnet.ui import train as train_tab
+from digitnet.ui import weight_files
 from digitnet.visitors import BUDGET_CHECK_SECONDS, NO_HEARTBEAT_IDLE_SECONDS
 from digitnet.workspace import Workspace, tensor_bytes
 
@@ -144,10 +146,10 @@ def test_the_upload_handlers_refuse_a_path_that_gradio_did_not_upload(served_app
     weights = save_checkpoint(tmp_path / "lenet.pt", build_model("lenet"), "lenet", 0.1307, 0.3081)
     for path in (digits, weights, "/etc/passwd", "/nonexistent.pt", "../../etc/passwd"):
         with pytest.raises(draw_tab.gr.Error) as refused:
-            draw_tab.load_digits(ctx, ws, str(path))
+            teach_tab.load_digits(ctx, ws, str(path))
         assert refused.value.message == UPLOAD_REFUSED
         with pytest.raises(train_tab.gr.Error) as refused:
-            train_tab.upload_weights(ctx, ws, str(path))
+            weight_files.upload_weights(ctx, ws, str(path))
         assert refused.value.message == UPLOAD_REFUSED
     assert ws.my_digits == [] and ws.runs() == []
     # A stranger's raw call with a bare path is stopped by Gradio before the handler (no meta).

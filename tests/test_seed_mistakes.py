@@ -16,6 +16,7 @@ from gradio_client.exceptions import AppError
 from digitnet import data as mdata
 from digitnet.loop import supervised_step, training_loss
 from digitnet.training import TrainConfig, Trainer
+from digitnet.ui import runs as runs_ui
 from digitnet.ui import train as train_tab
 from digitnet.ui.mistakes import MISTAKES, WHAT_GOES_WRONG, run_name
 
@@ -103,15 +104,15 @@ def test_a_run_with_a_mistake_overlays_against_one_without(served_app, idle_queu
     for params in (dict(), dict(softmax_before_loss=True)):
         run = ws.train(model="mlp", epochs=1, **params)
         assert run.wait_ended(WAIT) and run.snapshot().state == "done"
-    choices = train_tab.overlay_choices(ws)
+    choices = runs_ui.overlay_choices(ws)
     assert choices == [("run 1: MLP", "1"), ("run 2: MLP with softmax before the loss", "2")]
-    value = train_tab.overlay_value(ws, ["1", "2"])
+    value = runs_ui.overlay_value(ws, ["1", "2"])
     assert [s["name"] for s in value["series"]] == [name for name, _ in choices]
     plain, wrong = value["series"]
     assert plain["loss"] and wrong["loss"] and plain["val"] and wrong["val"]
     # The curve tells them apart: the mistaken loss stays above log(1 + 9/e) = 1.46, the plain one falls below.
     assert min(p[-1] for p in wrong["loss"]) > 1.46 > min(p[-1] for p in plain["loss"])
-    table = train_tab.runs_frame(ws)
+    table = runs_ui.runs_frame(ws)
     assert "softmax before the loss" in table["settings"][0] and "softmax" not in table["settings"][1]
     assert run_name(run.snapshot()).endswith("with softmax before the loss")
 

@@ -25,6 +25,21 @@ def test_every_english_text_has_a_chinese_one_and_back():
     assert all(words.ZH[k].strip() for k in words.ZH)
 
 
+@pytest.mark.parametrize("rows, why", [
+    ([("greeting", "Hello")], "needs a key, an English and a Chinese text"),  # the Chinese forgotten
+    ([("greeting", "Hello", "  ")], "needs a key, an English and a Chinese text"),  # an empty Chinese
+    ([("greeting", "Hello" "你好")], "needs a key, an English and a Chinese text"),  # a comma forgotten: one text
+    ([("greeting", "Hello", "你好"), ("greeting", "Hi", "嗨")], "'greeting' is written twice"),
+])
+def test_a_key_is_written_once_with_both_its_texts(rows, why):
+    """The dictionaries are built from (key, English, Chinese) rows: a row that lacks its Chinese, or a key written
+    twice, stops the app at start rather than leave a blank or a stale text on the page."""
+    with pytest.raises(ValueError, match=re.escape(why)):
+        words.dictionaries(rows)
+    en, zh = words.dictionaries([("greeting", "Hello", "你好")], [("bye", "Bye", "再见")])
+    assert (en, zh) == ({"greeting": "Hello", "bye": "Bye"}, {"greeting": "你好", "bye": "再见"})
+
+
 @pytest.mark.parametrize("key", sorted(words.EN))
 def test_both_languages_fill_in_the_same_numbers(key):
     assert placeholders(words.EN[key]) == placeholders(words.ZH[key]), key
@@ -200,7 +215,8 @@ def test_the_draw_tabs_answers_in_chinese():
 
     from digitnet.explain import Explanation
     from digitnet.ui.common import NO_DRAWING_MESSAGE
-    from digitnet.ui.draw import explanation_markdown, my_digits_markdown
+    from digitnet.ui.draw import explanation_markdown
+    from digitnet.ui.teach import my_digits_markdown
 
     assert words.EN["no_drawing"] == NO_DRAWING_MESSAGE
     e = Explanation(model="lenet", digit=7, probs=[0.0] * 7 + [0.97, 0.02, 0.01], saliency=np.zeros((28, 28)),

@@ -20,7 +20,7 @@ WAIT = 120
 
 @pytest.fixture
 def visitors(mnist):
-    s = Scheduler(overrides=SLICE, finetune_overrides=dict(epochs=1, steps_per_epoch=3, val_limit=50))
+    s = Scheduler(overrides=SLICE, finetune_overrides=dict(rounds=1, steps_per_round=3, val_limit=50))
     yield Visitors(s)
     s.close()
 

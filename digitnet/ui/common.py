@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shutil
+import tempfile
+import threading
+import time
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
@@ -30,6 +35,9 @@ from . import words
 MODEL_CHOICES = list(training.MODEL_CHOICES)  # (shown, API value)
 BLANK_MESSAGE = "Draw a digit"  # what a blank pad shows instead of a guess
 NO_DRAWING_MESSAGE = "Draw a digit (or upload a photo) first."  # words.EN["no_drawing"]: handlers say() it
+# A file handed to Gradio (a saved my-digits file, a weights download) is copied into Gradio's own cache;
+# our copy is deleted by a later one once it is this old.
+DOWNLOAD_KEEP_SECONDS = 120
 STATE_ICONS = {"idle": "💤", "queued": "🕒", "running": "⏳", "done": "✅", "stopped": "⏹️", "error": "❌"}
 
 
@@ -95,3 +103,30 @@ def enlarge(image: np.ndarray, scale: int) -> np.ndarray:
 def percent(value: float | None, digits: int = 2) -> str:
     """0.9912 -> '99.12%'; None -> '–'."""
     return "–" if value is None else f"{100 * value:.{digits}f}%"
+
+
+class Downloads:
+    """A temp folder for files handed to Gradio (which copies them into its cache at once), made on first use."""
+
+    def __init__(self) -> None:
+        self._folder: Path | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        """The folder (created the first time it is asked for, not when the module is imported)."""
+        with self._lock:
+            if self._folder is None:
+                self._folder = Path(tempfile.mkdtemp(prefix="digitnet-downloads-"))
+            return self._folder
+
+    def new_file(self, name: str) -> Path:
+        """A fresh path ``<new folder>/<name>``; folders older than DOWNLOAD_KEEP_SECONDS go first."""
+        now = time.time()
+        for old in self.folder.iterdir():
+            if now - old.stat().st_mtime > DOWNLOAD_KEEP_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=self.folder)) / name
+
+
+DOWNLOADS = Downloads()  # the my-digits files (ui/teach.py) and weights downloads (ui/weight_files.py)

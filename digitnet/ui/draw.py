@@ -1,4 +1,4 @@
-"""The Draw tab: a drawing pad -> the chosen model's answer, what it saw, all three models, why; my digits.
+"""The Draw tab: a drawing pad -> the chosen model's answer, what it saw, all three models, why.
 
 The answer is computed in the page (``answer.py``: the pad's ink -> the page's MNIST-style
 preprocessing -> three forward passes): drawing sends the server nothing. The server sends
@@ -8,52 +8,39 @@ fine-tune, a photo or a random MNIST digit (both shown on the pad), and the API'
 ``/predict``. Each of those uses the visitor's own weights for a model when they have chosen
 some, else the shipped ones: ``predict(..., weights=workspace)``. ``recognise``/``show`` are
 the server's reading of a drawing with the outputs the tab had before the page computed it
-(``answer.py``; tests compare the page with them).
+(``answer.py``; tests compare the page with them). The folds below the pad have modules of their own,
+mounted from ``build``: ``nearest.py``, ``fool.py`` and ``teach.py`` (my digits and the fine-tune); what
+their handlers read (the pad, a photo, /predict's value) is ``inputs.py``.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
-import numpy as np
-from gradio.components.image_editor import EditorData
-from gradio.data_classes import FileData
-from gradio.utils import get_upload_folder
-from pydantic import ConfigDict
 
 from ..data import random_test_digit
 from ..explain import Explanation, explain
-from ..finetune import (MAX_MY_DIGITS, MY_DIGITS_FILENAME, MyDigits, MyDigitsError, add_digit, load_my_digits,
-                        save_my_digits)
 from ..models import DISPLAY_NAMES, MODELS
 from ..predict import ModelUnavailable, Prediction, label_value, predict
-from ..preprocess import ImageError, confine_uploads, pad_payload, to_mnist_array, uploaded_path
-from ..scheduler import MIN_FINETUNE_DIGITS, QueueFull, TrainingDisabled
-from ..workspace import AlreadyTraining, Workspace
+from ..preprocess import ImageError, pad_payload, to_mnist_array
+from ..workspace import Workspace
 # The server's reading of a drawing as the tab showed it before the page computed it (tests use these names).
 from .answer import SEEN_SCALE, answer_note, probability_frame, recognise, recognise_pad, show  # noqa: F401
-from .answer import answer_panel, keeper, page_digits, page_weights, restore, shipped_spec_urls
+from .answer import answer_panel, keeper, page_weights, restore, shipped_spec_urls
 from .common import (BLANK_MESSAGE, DEFAULT_MODEL, MODEL_CHOICES, Context, enlarge, percent,
                      visitor_handler)
-from .pad import drawing_pad, pad_value
+from .inputs import SketchData, api_image, photo_file, seen_28x28
+from .pad import drawing_pad
 from . import facts, words
+from . import fool as fool_ui
 from . import nearest as nearest_ui
+from . import teach
 from .facts import run_title
 from .layers import layers_panel
 from .words import say, t
 
-MY_DIGITS_SCALE = 3  # "my digits" gallery thumbnails at 84x84
-MY_DIGITS_SHOWN = 40  # the gallery shows the latest ones; the count covers all
 PREDICT_CONCURRENCY = 4  # recognition takes milliseconds: several at once, never behind training
-# A saved my-digits file is handed to Gradio, which copies it into its own cache; our copy is
-# deleted by a later save once it is this old.
-DOWNLOAD_KEEP_SECONDS = 120
 SHIPPED = "shipped"  # the weights dropdown's value for the shipped checkpoint
 
 CSS = """
@@ -69,7 +56,7 @@ CSS = """
   #intro h1 { font-size: 1.25rem; }
   #intro p { font-size: 0.9rem; line-height: 1.25; }
   /* The Train tab's results on a phone: the mistakes' three columns fit the screen, with their short
-     captions whole, and the runs table (its column widths in train.py) uses the page's font, small,
+     captions whole, and the runs table (its column widths in runs.py) uses the page's font, small,
      broken between words. */
   #misclassified .grid-container { grid-template-columns: repeat(3, minmax(0, 1fr)) !important; }
   #misclassified .caption-label { font-size: 12px; max-width: 100%; }
@@ -81,21 +68,6 @@ CSS = """
   #runs-table .cell-menu-button { display: none !important; }  /* its sort menu: room for the headings */
 }
 """
-
-
-class SketchData(EditorData):
-    """/predict's input: a Sketchpad value whose ``layers`` may also be null (API callers send that for
-    "no layers"), or an uploaded image file, whose ``path`` (and other FileData keys) are kept."""
-
-    model_config = ConfigDict(extra="allow")
-    layers: list[FileData] | None = None
-
-
-def api_image(value):
-    """/predict's input as ``predict`` takes it: the Sketchpad value, or the uploaded image file, with every
-    file checked to be one Gradio uploaded for this request (``confine_uploads``); any other path, a
-    bare ``{"path": ...}`` included, is refused with one message that says nothing about the server's files."""
-    return confine_uploads(value, get_upload_folder())
 
 
 # ------------------------------------------------------------------------------ pure functions
@@ -137,43 +109,7 @@ def explanation_markdown(e: Explanation | None) -> str:
     return text
 
 
-def my_digits_gallery(digits: MyDigits) -> list[tuple[np.ndarray, str]]:
-    """The latest "my digits" as (enlarged image, "a 7") for a gr.Gallery."""
-    return [(enlarge(image, MY_DIGITS_SCALE), say("a_digit", label=label))
-            for image, label in digits[-MY_DIGITS_SHOWN:]][::-1]
-
-
-def my_digits_markdown(digits: MyDigits) -> str:
-    """'My digits: 12 digits: 0 x2, ...' plus what fine-tuning needs."""
-    text = say("my_digits_line", summary=facts.digits_summary(digits))
-    if len(digits) > MY_DIGITS_SHOWN:
-        text += say("my_digits_latest", shown=MY_DIGITS_SHOWN)
-    if len(digits) < MIN_FINETUNE_DIGITS:
-        text += say("my_digits_need", need=MIN_FINETUNE_DIGITS)
-    return text
-
-
 # ------------------------------------------------------------------------------ handlers
-
-
-def drawing_else_photo(drawing: str, photo):
-    """What the Draw tab reads: the pad's drawing when something is drawn, else the photo (None: neither).
-
-    The pad's value is a browser's string: checked to be "" or a pad payload, never read as a path.
-    """
-    return pad_value(drawing) or photo_file(photo)
-
-
-def photo_file(photo):
-    """The photo as the handlers read it: the path of the file Gradio uploaded (checked to be one: the photo is
-    decoded by ``preprocess``, at most MAX_INPUT_PIXELS as decoded, not by Gradio at full size), or an array
-    (tests, scripts)."""
-    if isinstance(photo, (str, Path)):
-        try:
-            return uploaded_path(photo, get_upload_folder())
-        except ImageError as exc:
-            raise gr.Error(str(exc)) from exc
-    return photo
 
 
 def random_digit(ctx: Context, ws: Workspace) -> tuple[str, str]:
@@ -246,21 +182,12 @@ def restore_kept(ctx: Context, ws: Workspace, kept: str, model: str):
     refused = restore(ws, kept)
     if refused:
         gr.Warning(say("kept_refused", reasons="; ".join(refused)))
-    return (*weights_view(ws, model), page_weights(ws), *digits_view(ws.my_digits))
-
-
-def drawing_or_photo(drawing: str, photo) -> np.ndarray | None:
-    """The preprocessed 28x28 of the pad's drawing, or of the photo when nothing is drawn; None if neither."""
-    image = drawing_else_photo(drawing, photo)
-    try:
-        return None if image is None else to_mnist_array(image)
-    except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
+    return (*weights_view(ws, model), page_weights(ws), *teach.digits_view(ws.my_digits))
 
 
 def explain_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
     """Why this answer: text, saliency overlay, first-layer maps, conv1 filters (hidden for the MLP)."""
-    seen = drawing_or_photo(drawing, photo)
+    seen = seen_28x28(drawing, photo)
     if seen is None:
         return say("no_drawing"), None, None, gr.Image(value=None, visible=True)
     try:
@@ -270,107 +197,6 @@ def explain_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
     maps_label = say("maps_label_conv" if e.filters_image is not None else "maps_label_fc")
     return (explanation_markdown(e), e.saliency_image, gr.Image(value=e.maps_image, label=maps_label),
             gr.Image(value=e.filters_image, visible=e.filters_image is not None))
-
-
-def digits_view(digits: MyDigits) -> tuple:
-    """Summary line and gallery for the visitor's digits."""
-    return my_digits_markdown(digits), my_digits_gallery(digits)
-
-
-def add_to_my_digits(ctx: Context, ws: Workspace, drawing, photo, digit):
-    """"That was a ...": the preprocessed drawing joins the visitor's digits with the right label."""
-    seen = drawing_or_photo(drawing, photo)
-    if seen is None:
-        raise gr.Error(say("add_no_drawing"))
-    if digit is None or digit == "":
-        raise gr.Error(say("pick_truth"))
-    try:
-        ws.my_digits = add_digit(ws.my_digits, seen, digit)
-    except MyDigitsError as exc:
-        raise gr.Error(str(exc)) from exc
-    return digits_view(ws.my_digits)
-
-
-def keep_digits(ctx: Context, ws: Workspace) -> str:
-    """The visitor's digits changed: the panel's value that has the page keep them in the browser."""
-    return page_digits(ws.my_digits)
-
-
-def load_digits(ctx: Context, ws: Workspace, file):
-    """Upload a my-digits file saved earlier: its digits join the visitor's."""
-    if file is None:
-        raise gr.Error(say("no_file"))
-    try:
-        loaded = load_my_digits(uploaded_path(file, get_upload_folder()))
-    except (MyDigitsError, ImageError) as exc:
-        raise gr.Error(str(exc)) from exc
-    merged = list(ws.my_digits) + loaded
-    if len(merged) > MAX_MY_DIGITS:
-        raise gr.Error(say("digits_over", count=len(merged), limit=MAX_MY_DIGITS))
-    ws.my_digits = merged
-    gr.Info(say("digits_loaded_one", file=Path(file).name) if len(loaded) == 1 else
-            say("digits_loaded", count=len(loaded), file=Path(file).name))
-    return digits_view(merged)
-
-
-class Downloads:
-    """A temp folder for files handed to Gradio (which copies them into its cache at once), made on first use."""
-
-    def __init__(self) -> None:
-        self._folder: Path | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def folder(self) -> Path:
-        """The folder (created the first time it is asked for, not when the module is imported)."""
-        with self._lock:
-            if self._folder is None:
-                self._folder = Path(tempfile.mkdtemp(prefix="digitnet-downloads-"))
-            return self._folder
-
-    def new_file(self, name: str) -> Path:
-        """A fresh path ``<new folder>/<name>``; folders older than DOWNLOAD_KEEP_SECONDS go first."""
-        now = time.time()
-        for old in self.folder.iterdir():
-            if now - old.stat().st_mtime > DOWNLOAD_KEEP_SECONDS:
-                shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(dir=self.folder)) / name
-
-
-DOWNLOADS = Downloads()
-
-
-def save_digits(ctx: Context, ws: Workspace):
-    """Write the visitor's digits to a file for download."""
-    if not ws.my_digits:
-        raise gr.Error(say("no_digits_yet"))
-    path = save_my_digits(ws.my_digits, DOWNLOADS.new_file(MY_DIGITS_FILENAME))
-    return gr.File(value=str(path), visible=True)
-
-
-def clear_digits(ctx: Context, ws: Workspace):
-    """Forget the visitor's digits."""
-    ws.my_digits = []
-    return digits_view(ws.my_digits)
-
-
-def finetune(ctx: Context, ws: Workspace, model: str) -> str:
-    """Queue a fine-tune of the visitor's weights for ``model`` on their digits."""
-    try:
-        run = ws.finetune(model)
-    except (AlreadyTraining, TrainingDisabled, QueueFull, ValueError) as exc:
-        raise gr.Error(facts.refusal(exc)) from exc
-    return say("finetune_queued", title=run_title(run.snapshot()))
-
-
-def finetune_click(ctx: Context, ws: Workspace, model: str) -> str:
-    """The fine-tune button: as ``finetune``, but a refusal is a message (and a toast), not an error that
-    covers the "My digits" panel with red badges."""
-    try:
-        return finetune(ctx, ws, model)
-    except gr.Error as exc:
-        gr.Warning(exc.message)
-        return f"⚠️ {exc.message}"
 
 
 # ------------------------------------------------------------------------------ the tab
@@ -446,29 +272,13 @@ def build(ctx: Context) -> DrawTab:
                                 elem_id="explain-maps")
             filters_img = gr.Image(label=t("filters"), interactive=False, height=260, buttons=[],
                                    format="png", elem_id="explain-filters")
-    from .fool import build as fool_fold  # here: ui/fool.py uses this module's handlers
-    fool_fold(ctx, pad, photo, model, api_sketch, api_model)
-    with gr.Accordion(t("teach"), open=False):
-        gr.Markdown(t("teach_help"))  # "at least five": MIN_FINETUNE_DIGITS (tests/test_words.py)
-        with gr.Row(equal_height=True):
-            truth = gr.Radio([str(d) for d in range(10)], value=None, label=t("truth"), scale=4,
-                             elem_id="truth")
-            add_btn = gr.Button(t("add_digit"), scale=1, min_width=160)
-        my_md = gr.Markdown(my_digits_markdown([]), elem_id="my-digits-text")
-        my_gallery = gr.Gallery(label=t("my_gallery"), elem_id="my-digits", columns=10, height=220,
-                                object_fit="contain", interactive=False)
-        with gr.Row():
-            finetune_btn = gr.Button(t("finetune"), variant="primary", interactive=ctx.allow_training)
-            save_btn = gr.Button(t("save_digits"))
-            upload_btn = gr.UploadButton(t("load_digits"), file_types=[".npz"], type="filepath")
-            forget_btn = gr.Button(t("forget_digits"))
-        my_file = gr.File(label=t("digits_file"), visible=False, interactive=False)
-        teach_msg = gr.Markdown(elem_id="teach-msg")
+    fool_ui.build(ctx, pad, photo, model, api_sketch, api_model)
+    taught = teach.build(ctx, bind, pad, photo, model, api_model, panel)  # "Teach it your handwriting"
 
     # ---- wiring ----------------------------------------------------------------------------------
     # Drawing costs the server nothing: the pad's ink goes to the panel in the page (pad.js ->
     # answer.js). These two events run in the page only (fn None).
-    pad.change(None, None, [explain_md, saliency_img, maps_img, filters_img, truth],
+    pad.change(None, None, [explain_md, saliency_img, maps_img, filters_img, taught.truth],
                js=ON_DRAWING_JS % str(t("explain_prompt")))
     model.change(None, model, None, js=CHOOSE_MODEL_JS)
     private = dict(api_visibility="private")
@@ -476,8 +286,7 @@ def build(ctx: Context) -> DrawTab:
     model.change(bind(model_changed), model, weights, queue=False, **private)
     weights_pick.input(bind(choose_weights), [model, weights_pick], [*weights, panel], **private)
     shipped_btn.click(bind(use_shipped), model, [*weights, panel], **private)
-    mine = [my_md, my_gallery]
-    kept.change(bind(restore_kept), [kept, model], [*weights, panel, *mine], concurrency_limit=None, **private)
+    kept.change(bind(restore_kept), [kept, model], [*weights, panel, *taught.mine], concurrency_limit=None, **private)
     fast = dict(show_progress="hidden", concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY, **private)
     random_btn.click(bind(random_digit), None, [pad, pad_note], **fast)
     photo.change(bind(photo_to_pad), photo, [pad, pad_note], trigger_mode="always_last", **fast)
@@ -490,16 +299,5 @@ def build(ctx: Context) -> DrawTab:
     extra = dict(api_visibility="undocumented")
     explain_btn.click(bind(explain_view), [pad, photo, model], [explain_md, saliency_img, maps_img, filters_img],
                       api_name="explain", concurrency_id="explain", concurrency_limit=2, **extra)
-    # Each change of the visitor's digits is then kept in their browser (the panel's value).
-    keep = dict(fn=bind(keep_digits), inputs=None, outputs=panel, concurrency_limit=None, **private)
-    add_btn.click(bind(add_to_my_digits), [pad, photo, truth], mine, api_name="add_digit",
-                  concurrency_limit=None, **extra).success(**keep)
-    upload_btn.upload(bind(load_digits), upload_btn, mine, api_name="load_digits", concurrency_limit=None,
-                      **extra).success(**keep)
-    save_btn.click(bind(save_digits), None, my_file, api_name="save_digits", concurrency_limit=None, **extra)
-    forget_btn.click(bind(clear_digits), None, mine, api_name="clear_digits", concurrency_limit=None,
-                     **extra).then(lambda: gr.File(value=None, visible=False), None, my_file, **private).success(**keep)
-    gr.on([], bind(finetune), api_model, teach_msg, api_name="finetune", concurrency_limit=None, **extra)
-    finetune_event = finetune_btn.click(bind(finetune_click), model, teach_msg, concurrency_limit=None, **private)
     return DrawTab(model=model, weights_md=weights_md, weights_pick=weights_pick, drawing=pad, panel=panel,
-                   teach_msg=teach_msg, finetune_event=finetune_event)
+                   teach_msg=taught.teach_msg, finetune_event=taught.finetune_event)

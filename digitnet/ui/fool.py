@@ -17,7 +17,7 @@ from ..preprocess import ImageError
 from ..workspace import Workspace
 from . import words
 from .common import Context, enlarge, visitor_handler
-from .draw import api_image, drawing_or_photo
+from .inputs import api_image, seen_28x28
 from .words import say, t
 
 SEEN_SCALE = 8  # 28x28 shown at 224x224, as the altered image
@@ -68,7 +68,7 @@ def fool_markdown(r: FoolResult) -> str:
 
 def fool_view(ctx: Context, ws: Workspace, drawing, photo, model: str, target: str | None):
     """The button: text, the drawing as seen, the altered image, the amplified change, the new probabilities."""
-    seen = drawing_or_photo(drawing, photo)
+    seen = seen_28x28(drawing, photo)
     if seen is None:
         raise gr.Error(say("fool_blank"))
     try:

@@ -5,7 +5,7 @@ cached per weights). This module holds the API event ``/nearest(sketch, model)``
 view: a button (one request per click, not one per frame) and a grid of the 8 images with
 their labels. Both read the visitor's own weights for a model when they have chosen some
 (``weights=ws``), like ``/predict``; the API's input goes through the same upload checks
-(``draw.api_image``) and every request through the same per-session guard (``guard.py``).
+(``inputs.api_image``) and every request through the same per-session guard (``guard.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..preprocess import ImageError
 from ..workspace import Workspace
 from . import words
 from .common import Context
+from .inputs import api_image, drawing_input
 from .words import say, t
 
 HEADING = words.EN["nearest_title"]  # the English of each text; the page gets them in its language
@@ -68,8 +69,6 @@ def _neighbours(ctx: Context, ws: Workspace, image: Any, model: str) -> list[Nei
 def nearest_api(ctx: Context, ws: Workspace, sketch, model: str) -> dict:
     """The 8 MNIST training images nearest to a drawing in ``model``'s penultimate features (cosine):
     ``{"neighbours": [{"label", "train_index", "similarity"}, ...]}``, most similar first."""
-    from .draw import api_image  # the same upload confinement as /predict (draw imports this module)
-
     try:
         image = api_image(sketch)
     except ImageError as exc:  # a bare path, a file not uploaded with this request
@@ -97,9 +96,7 @@ def gallery_html(ctx: Context, neighbours: list[Neighbour]) -> str:
 
 def nearest_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
     """The button: a line of text and the gallery of the 8 nearest training digits (a message when blank)."""
-    from .draw import drawing_else_photo
-
-    image = drawing_else_photo(drawing, photo)
+    image = drawing_input(drawing, photo)
     if image is None:
         return say("nearest_blank"), ""
     try:

@@ -2,7 +2,9 @@
 
 Live updates are a streaming event that starts with the Train click (or a fine-tune click
 on the Draw tab) and ends with the run: the server pushes each change to the tab of the
-run's owner, and an idle tab asks for nothing.
+run's owner, and an idle tab asks for nothing. Its folds have modules of their own: the seed article's
+mistakes (``mistakes.py``), the runs table and the overlay of their curves (``runs.py``), and the weights as
+files, downloaded or loaded (``weight_files.py``).
 """
 
 from __future__ import annotations
@@ -10,31 +12,28 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import shutil
 from dataclasses import asdict
 from typing import Callable
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
-from ..checkpoint import SHIPPED_DIR, CheckpointError
-from ..preprocess import ImageError, uploaded_path
 from ..models import DEFAULT_MODEL, DISPLAY_NAMES
 from ..scheduler import QueueFull, Run, RunState, TrainingDisabled
 from ..training import FAST_RECIPES, SEED_RECIPE, Setting, TrainConfig, visitor_settings
 from .gallery import misclassified_images
 from ..workspace import AlreadyTraining, Workspace, run_status
 from . import curves, facts, words
+from . import runs as runs_ui
+from . import weight_files
 from .facts import run_message, run_title
 from .words import say, t
-from .common import STATE_ICONS, Context, enlarge, percent, visitor_handler
+from .common import STATE_ICONS, Context, enlarge, visitor_handler
 from .answer import page_weights
-from .mistakes import MISTAKES, mistakes_of, run_name
+from .mistakes import MISTAKES
 from .mistakes import fold as mistakes_fold
-from .draw import DOWNLOADS, DrawTab, weights_view
+from .draw import DrawTab, weights_view
 
 # The form's controls and /train's keywords: TrainConfig's visitor settings, in field order.
 FORM = visitor_settings(TrainConfig)
@@ -44,7 +43,6 @@ GALLERY_SCALE = 3  # misclassified digits at 84x84
 MISCLASSIFIED_SHOWN = 24
 WATCH_SECONDS = 0.5  # how often the live view looks at its run (server side: no request from the tab)
 ETA_STEP_SECONDS = 5  # a waiting visitor's start estimate is redrawn when it moves by this much
-OVERLAY_DEFAULT = 4  # runs ticked in the overlay at most by default (the latest ones)
 START_WAIT_SECONDS = 1.0  # /train waits at most this long for a run that starts at once
 
 
@@ -104,64 +102,6 @@ def results_markdown(s: RunState | None) -> str:
     what = say("finetuned_on_yours", name=name) if s.kind == "finetune" else name
     return say("results_line", run=say("run_number", number=s.number), what=what, acc=f"{r.test_acc:.2%}",
                wrong=wrong, total=f"{total:,}", seconds=f"{r.train_seconds:.0f}")
-
-
-def settings_text(s: RunState) -> str:
-    """A run's settings in a few words: "2 ep · adamw lr 0.005 · onecycle · batch 128"."""
-    c = s.config
-    if s.kind == "upload":
-        return say("set_upload")
-    if s.kind == "finetune":
-        return say("set_finetune", epochs=c.get("epochs"), steps=c.get("steps_per_epoch"), lr=c.get("lr"))
-    text = say("set_main", epochs=c.get("epochs"), optimizer=c.get("optimizer"), lr=f"{c.get('lr'):g}",
-               schedule=c.get("schedule"), batch=c.get("batch_size"))
-    if c.get("dropout"):
-        text += say("set_dropout", dropout=f"{c['dropout']:g}")
-    if c.get("augment"):
-        text += say("set_augmented")
-    return " · ".join([text, *mistakes_of(c)])
-
-
-# The run table's columns and their shares of its width, so that the whole table fits a phone's 390 px
-# (the settings wrap; "#" is the run's number, "test" its test accuracy).
-RUNS_COLUMNS = ["#", "model", "settings", "state", "test", "time"]  # in English; the page's words: col_<name>
-RUNS_COLUMN_WIDTHS = ["8%", "19%", "26%", "17%", "15%", "15%"]
-
-
-def runs_frame(ws: Workspace) -> pd.DataFrame:
-    """The visitor's run history: one row per run, newest first."""
-    rows = []
-    for run in reversed(ws.runs()):
-        s = run.snapshot()
-        time_text = "" if s.train_seconds is None else say("seconds", s=f"{s.train_seconds:.0f}")
-        rows.append((s.number, DISPLAY_NAMES[s.model], settings_text(s), say(f"state_{s.state}"), percent(s.test_acc),
-                     time_text))
-    return pd.DataFrame(rows, columns=[say("col_" + ("number" if c == "#" else c)) for c in RUNS_COLUMNS])
-
-
-def overlay_choices(ws: Workspace) -> list[tuple[str, str]]:
-    """The runs with curves to overlay: (title, run number)."""
-    return [(run_name(s), str(s.number)) for s in (r.snapshot() for r in ws.runs()) if s.history]
-
-
-def overlay_runs(ws: Workspace, selected: list[str] | None) -> list[RunState]:
-    """The ticked runs, oldest first (one series each in the overlay)."""
-    return [s for s in (run.snapshot() for run in ws.runs()) if str(s.number) in (selected or [])]
-
-
-def overlay_value(ws: Workspace, selected: list[str] | None) -> dict:
-    """The overlay chart's value: every ticked run's curves in the same charts as the live view."""
-    return curves.overlay_value(overlay_runs(ws, selected))
-
-
-def default_overlay(ws: Workspace, selected: list[str] | None) -> list[str]:
-    """What is ticked: the visitor's ticks that still exist plus their latest run (else the latest few runs)."""
-    available = [value for _, value in overlay_choices(ws)]
-    kept = [v for v in (selected or []) if v in available]
-    latest = ws.latest()
-    if kept and latest is not None and str(latest.number) in available and str(latest.number) not in kept:
-        kept.append(str(latest.number))  # a run that just ended joins the comparison
-    return kept or available[-OVERLAY_DEFAULT:]
 
 
 # ------------------------------------------------------------------------------ handlers
@@ -271,9 +211,7 @@ def view(ctx: Context, ws: Workspace, selected: list[str] | None, feed: curves.L
         done = (results_markdown(s), None, [])
     if not tables:
         return (status_line(s), live, *done, gr.skip(), gr.skip(), gr.skip())
-    ticked = default_overlay(ws, selected)
-    return (status_line(s), live, *done, runs_frame(ws), gr.CheckboxGroup(choices=overlay_choices(ws), value=ticked),
-            overlay_value(ws, ticked))
+    return (status_line(s), live, *done, *runs_ui.tables(ws, selected))
 
 
 async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: str, train_model: str = DEFAULT_MODEL):
@@ -288,7 +226,7 @@ async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: 
     run = ws.latest()
     if run is None:
         yield (*view(ctx, ws, selected, feed), gr.skip(), gr.skip(), *weights_view(ws, model),
-               download_file(ws, train_model), gr.skip())
+               weight_files.download_file(ws, train_model), gr.skip())
         return
     last = state = None
     while True:
@@ -298,7 +236,7 @@ async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: 
         if s.ended:
             # "Your run 1: LeNet is training." is history now: the status line and the chart say how it ended.
             teach = run_message(s) if s.kind == "finetune" else gr.skip()
-            yield (*view(ctx, ws, selected, feed), "", teach, *weights_view(ws, model), download_file(ws, train_model),
+            yield (*view(ctx, ws, selected, feed), "", teach, *weights_view(ws, model), weight_files.download_file(ws, train_model),
                    page_weights(ws, [s.model]))
             return
         if key != last:
@@ -307,34 +245,6 @@ async def watch(ctx: Context, ws: Workspace, selected: list[str] | None, model: 
                    "" if changed else gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
             last, state = key, s.state
         await asyncio.sleep(WATCH_SECONDS)
-
-
-def show_overlay(ctx: Context, ws: Workspace, selected: list[str] | None) -> dict:
-    """The overlay ticks changed: redraw the overlay with every ticked run."""
-    return overlay_value(ws, selected)
-
-
-def download_file(ws: Workspace, model: str) -> str:
-    """A checkpoint file of the weights the visitor draws with for ``model`` (the download button's value)."""
-    return str(ws.export_file(model, DOWNLOADS.folder))  # written once per run; Gradio's copy is reused too
-
-
-def refresh_download(ctx: Context, ws: Workspace, model: str) -> str:
-    """The model or the weights in use changed: the download button holds their file, ready for one click."""
-    return download_file(ws, model)
-
-
-def upload_weights(ctx: Context, ws: Workspace, file) -> tuple[str, str]:
-    """Load a checkpoint file: it joins the visitor's runs, their drawings use it for its model (pushed to the page)."""
-    if file is None:
-        raise gr.Error(say("no_file"))
-    try:
-        run = ws.load(uploaded_path(file, get_upload_folder()))
-    except (CheckpointError, ImageError) as exc:
-        raise gr.Error(facts.refusal(exc)) from exc
-    s = run.snapshot()
-    return (say("loaded_as", title=run_title(s), acc=percent(s.test_acc)),
-            page_weights(ws, [s.model]))
 
 
 def preset(ctx: Context, model: str, recipe: dict) -> tuple:
@@ -369,16 +279,6 @@ def preset_click(ctx: Context, model: str, seed: bool, request: gr.Request | Non
     return (*(seed_preset if seed else fast_preset)(ctx, model), recipe_note(ctx, model, seed))
 
 
-def shipped_download(model: str) -> str | None:
-    """A copy of the shipped checkpoint of ``model``: the download button's value before the visitor trains."""
-    source = SHIPPED_DIR / f"{model}.pt"
-    if not source.exists():
-        return None
-    path = DOWNLOADS.new_file(source.name.replace(".pt", "-shipped.pt"))
-    shutil.copyfile(source, path)
-    return str(path)
-
-
 def seed_preset(ctx: Context, model: str) -> tuple:
     """The seed article's recipe (SGD + StepLR, 20 epochs, capped by the deployment)."""
     return preset(ctx, model, SEED_RECIPE)
@@ -393,10 +293,10 @@ def follow_model(ctx: Context, model: str, *values) -> tuple:
     return tuple(gr.skip() for _ in PRESET)
 
 
-# ---- the documented API: typed, keyword-callable (scripts call it by these names) --------------------------------------
+# ---- the documented API (/train, /status, /stop): typed, keyword-callable by these api_names ---------------
 
 @with_form_parameters
-def train(ctx: Context, ws: Workspace, *values, **params) -> dict:
+def train_api(ctx: Context, ws: Workspace, *values, **params) -> dict:
     """Queue a training run for this session and return at once with its /status (queued with position, or running)."""
     try:
         run = ws.train(**form_values(values, params))
@@ -407,14 +307,14 @@ def train(ctx: Context, ws: Workspace, *values, **params) -> dict:
     return run_status(ws, run_message)
 
 
-def status(ctx: Context, ws: Workspace) -> dict:
+def status_api(ctx: Context, ws: Workspace) -> dict:
     """This session's latest run: state (idle, queued, running, done, stopped, error), model, epoch, epochs,
     history (every validation point), running_loss (every training-loss point: [epochs done, loss]) and
     running_loss_seconds, test_acc, message, and its queue position while it waits."""
     return run_status(ws, run_message)
 
 
-def stop(ctx: Context, ws: Workspace) -> dict:
+def stop_api(ctx: Context, ws: Workspace) -> dict:
     """Stop this session's run (or take it out of the queue); returns its /status once it has stopped."""
     ws.stop()
     return run_status(ws, run_message)
@@ -479,19 +379,8 @@ def build(ctx: Context, draw: DrawTab) -> None:
                 # Three columns and short captions ("4 → 9 · 87%") fit a phone's width.
                 gallery = gr.Gallery(label=t("mistakes"), elem_id="misclassified", columns=3, height=480,
                                      object_fit="contain")
-    with gr.Accordion(t("runs_fold"), open=True):
-        runs_df = gr.Dataframe(runs_frame_empty(), label=t("runs_table"), interactive=False, wrap=True,
-                               elem_id="runs-table", max_height=300, column_widths=RUNS_COLUMN_WIDTHS)
-        overlay_pick = gr.CheckboxGroup([], value=[], label=t("overlay"), elem_id="overlay-pick")
-        overlay = curves.curves_component("overlay-curves", seed=curves.load_seed_curves(),
-                                          value=curves.overlay_value([]))
-    with gr.Accordion(t("weights_fold"), open=False):
-        gr.Markdown(t("weights_help"))
-        with gr.Row():
-            download_btn = gr.DownloadButton(t("download"), value=shipped_download(DEFAULT_MODEL),
-                                             elem_id="download-weights")
-            upload_btn = gr.UploadButton(t("upload"), file_types=[".pt"], type="filepath")
-        weights_msg = gr.Markdown()
+    runs_df, overlay_pick, overlay = runs_ui.build(bind)  # "Your runs": the table and the overlay
+    download_btn, uploaded = weight_files.build(bind, controls["model"], draw.panel)  # "Your models": files
 
     # ---- wiring ----------------------------------------------------------------------------------
     form = [controls[c.name] for c in FORM]
@@ -512,8 +401,6 @@ def build(ctx: Context, draw: DrawTab) -> None:
                    [*presets, recipe_md], queue=False, **private)
     controls["model"].input(lambda model, *values: follow_model(ctx, model, *values), [controls["model"], *presets],
                             presets, queue=False, **private)
-    controls["model"].change(bind(refresh_download), controls["model"], download_btn, concurrency_limit=None,
-                             show_progress="hidden", **private)
     watching = bind(watch)
     watch_inputs = [overlay_pick, draw.model, controls["model"]]
     own_box = gr.Textbox(visible=False, elem_id="own-drawing")  # filled by OWN_DRAWING_JS at the click
@@ -522,15 +409,9 @@ def build(ctx: Context, draw: DrawTab) -> None:
         watching, watch_inputs, live, **stream)
     draw.finetune_event.then(watching, watch_inputs, live, **stream)
     stop_btn.click(bind(stop_click), None, form_msg, concurrency_limit=None, **private)
-    overlay_pick.input(bind(show_overlay), overlay_pick, overlay, concurrency_limit=None, **private)
-    upload_btn.upload(bind(upload_weights), upload_btn, [weights_msg, draw.panel], concurrency_limit=None, **private).then(
-        watching, watch_inputs, live, **stream)
+    uploaded.then(watching, watch_inputs, live, **stream)
 
-    gr.api(bind(train), api_name="train", concurrency_limit=None)
-    gr.api(bind(status), api_name="status", concurrency_limit=None)
-    gr.api(bind(stop), api_name="stop", concurrency_limit=None)
+    gr.api(bind(train_api), api_name="train", concurrency_limit=None)
+    gr.api(bind(status_api), api_name="status", concurrency_limit=None)
+    gr.api(bind(stop_api), api_name="stop", concurrency_limit=None)
 
-
-def runs_frame_empty() -> pd.DataFrame:
-    """The run table's columns, no rows."""
-    return pd.DataFrame(columns=RUNS_COLUMNS)

@@ -27,6 +27,9 @@ DOC_PNG_MAX_BYTES = 300_000
 PAGE_TIMEOUT_MS = 180_000
 ANSWER_TIMEOUT_MS = 180_000
 
+LAPTOP = {"width": 1000, "height": 900}  # a viewport
+PHONE = dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, device_scale_factor=2)  # a context
+
 BLANK_MESSAGE = "Draw a digit"  # digitnet.ui.common.BLANK_MESSAGE
 SKETCH = "#digit-sketch"  # the Sketchpad's elem_id
 CANVAS = f"{SKETCH} canvas"
@@ -61,6 +64,26 @@ def chromium_missing_reason() -> str | None:
     except ImportError:
         return "the playwright package is not installed (pip install -r requirements-dev.txt)"
     return None
+
+
+def open_pad(context, url: str):
+    """A page on the app, loaded, with a blank answer."""
+    from playwright.sync_api import expect
+
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.goto(url)
+    page.locator(PAD_CANVAS).wait_for(state="visible")
+    expect(answer(page)).to_have_text(BLANK_MESSAGE)
+    return page
+
+
+def open_page(context, url: str):
+    """The app's Draw tab, loaded, its shipped weights in the page, the answer blank."""
+    page = open_pad(context, url)
+    # Every model's shipped spec is in the page (fetched once at load): the source line names them.
+    page.wait_for_function("() => ['mlp', 'cnnnet', 'lenet'].every(m => window.DigitNetAnswer.ready(m))")
+    return page
 
 
 def canvas_points(page, strokes: Sequence[Sequence[tuple[float, float]]], canvas: str = CANVAS) -> list[list[tuple[float, float]]]:

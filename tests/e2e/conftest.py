@@ -16,7 +16,7 @@ import pytest
 
 from conftest import SMALL_TRAIN, RunningApp, running_app
 
-from .browser import CHROMIUM, CHROMIUM_ARGS, chromium_missing_reason
+from .browser import CHROMIUM, CHROMIUM_ARGS, PHONE, chromium_missing_reason, open_page
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,3 +57,14 @@ def app_server(checkpoints_dir) -> Iterator[RunningApp]:
     """The app on a free local port, a small MNIST slice for training, checkpoints in a temp folder."""
     with running_app(train_overrides=SMALL_TRAIN) as running:
         yield running
+
+
+@pytest.fixture
+def phone_page(browser, app_server) -> Iterator[object]:
+    """The app's Draw tab on a phone (390x844, touch, 2x pixels), shipped weights loaded, in a browser context
+    of its own, closed after the test (touches: ``page.context.new_cdp_session(page)``)."""
+    context = browser.new_context(**PHONE)
+    try:
+        yield open_page(context, app_server.url)
+    finally:
+        context.close()

@@ -19,9 +19,8 @@ from digitnet.models import MODELS
 from digitnet.preprocess import to_tensor
 from digitnet.ui.answer import KEPT_SUFFIX
 
-from .browser import (ANSWER_TIMEOUT_MS, BLANK_MESSAGE, DIGIT_STROKES, PAD_CANVAS, PAD_CLEAR, PAGE_TIMEOUT_MS,
-                      PREDICTION, SEVEN, answer, canvas_points, label, mouse_draw, screenshot)
-from .test_pad import LAPTOP, PHONE, open_pad
+from .browser import (ANSWER_TIMEOUT_MS, BLANK_MESSAGE, DIGIT_STROKES, LAPTOP, PAD_CANVAS, PAD_CLEAR, PREDICTION,
+                      SEVEN, answer, canvas_points, label, mouse_draw, open_page, screenshot)
 from .test_train import RUN_TIMEOUT_S, expect_state
 
 pytestmark = pytest.mark.browser
@@ -29,14 +28,6 @@ pytestmark = pytest.mark.browser
 PAGE_VS_TORCH = 1e-4  # the page's probabilities against PyTorch's on the same 28x28 (issue 19)
 TRAIN_EPOCHS = 1
 STATUS_STRONG = "#train-status strong"
-
-
-def open_page(context, url: str):
-    """The app's Draw tab, loaded, its shipped weights in the page, the answer blank."""
-    page = open_pad(context, url)
-    # Every model's shipped spec is in the page (fetched once at load): the source line names them.
-    page.wait_for_function("() => ['mlp', 'cnnnet', 'lenet'].every(m => window.DigitNetAnswer.ready(m))")
-    return page
 
 
 def queue_joins(page) -> list[str]:
@@ -152,27 +143,23 @@ def test_a_finished_run_is_what_the_page_draws_with_and_a_refresh_keeps_it(brows
         context.close()
 
 
-def test_a_phone_sees_the_answer_while_drawing(browser, app_server):
-    context = browser.new_context(**PHONE)
-    try:
-        page = open_page(context, app_server.url)
-        cdp = context.new_cdp_session(page)
-        view = page.viewport_size
-        (stroke,) = canvas_points(page, DIGIT_STROKES["1"], PAD_CANVAS)
-        (x0, y0), (x1, y1) = stroke
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
-        for t in np.linspace(0, 1, 20)[1:]:
-            cdp.send("Input.dispatchTouchEvent",
-                     {"type": "touchMove", "touchPoints": [{"x": x0 + (x1 - x0) * t, "y": y0 + (y1 - y0) * t}]})
-        # The finger is still down: the answer is there, and on screen.
-        expect(answer(page)).to_have_attribute("data-label", "1", timeout=ANSWER_TIMEOUT_MS)
-        box = page.locator(PREDICTION).bounding_box()
-        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= view["height"]
-        assert box["x"] >= 0 and box["x"] + box["width"] <= view["width"]
-        screenshot(page, "inpage-phone")
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-    finally:
-        context.close()
+def test_a_phone_sees_the_answer_while_drawing(phone_page):
+    page = phone_page
+    cdp = page.context.new_cdp_session(page)
+    view = page.viewport_size
+    (stroke,) = canvas_points(page, DIGIT_STROKES["1"], PAD_CANVAS)
+    (x0, y0), (x1, y1) = stroke
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
+    for t in np.linspace(0, 1, 20)[1:]:
+        cdp.send("Input.dispatchTouchEvent",
+                 {"type": "touchMove", "touchPoints": [{"x": x0 + (x1 - x0) * t, "y": y0 + (y1 - y0) * t}]})
+    # The finger is still down: the answer is there, and on screen.
+    expect(answer(page)).to_have_attribute("data-label", "1", timeout=ANSWER_TIMEOUT_MS)
+    box = page.locator(PREDICTION).bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= view["height"]
+    assert box["x"] >= 0 and box["x"] + box["width"] <= view["width"]
+    screenshot(page, "inpage-phone")
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
 def test_what_a_newcomer_sees_stays_in_step_with_the_pad(browser, app_server, mnist):

@@ -22,8 +22,7 @@ from digitnet.predict import CACHE
 from digitnet.ui import nearest as nearest_ui
 
 from .browser import ANSWER_TIMEOUT_MS, PAD_CANVAS, PAD_CLEAR, SEVEN, answer, mouse_draw, screenshot, touch_draw
-from .test_inpage import open_page
-from .test_pad import LAPTOP, PHONE
+from .browser import LAPTOP, open_page
 
 pytestmark = pytest.mark.browser
 
@@ -95,24 +94,20 @@ def test_every_layer_matches_pytorch_and_is_labelled_with_its_shape(browser, app
         context.close()
 
 
-def test_on_a_phone_the_layers_fold_and_nothing_runs_off_the_side(browser, app_server):
-    context = browser.new_context(**PHONE)
-    try:
-        page = open_page(context, app_server.url)
-        cdp = context.new_cdp_session(page)
-        fold = page.locator(f"{LAYERS} details")
-        assert not fold.evaluate("d => d.open")  # folded: the pad and the answer come first
-        touch_draw(page, cdp, seeded_seven(), PAD_CANVAS)
-        expect(answer(page)).to_have_attribute("data-label", "7", timeout=ANSWER_TIMEOUT_MS)
-        page.locator(f"{LAYERS} summary").click()
-        expect(page.locator(f"{LAYERS} .dn-layer-name")).to_have_text(SHAPES["lenet"])
-        no_sideways_overflow(page)
-        page.get_by_label("CNNNet", exact=True).check()  # 30 maps of conv2 wrap, within the screen
-        expect(page.locator(f"{LAYERS} .dn-layer-name")).to_have_text(SHAPES["cnnnet"])
-        no_sideways_overflow(page)
-        screenshot(page, "layers-phone", full_page=True)
-    finally:
-        context.close()
+def test_on_a_phone_the_layers_fold_and_nothing_runs_off_the_side(phone_page):
+    page = phone_page
+    cdp = page.context.new_cdp_session(page)
+    fold = page.locator(f"{LAYERS} details")
+    assert not fold.evaluate("d => d.open")  # folded: the pad and the answer come first
+    touch_draw(page, cdp, seeded_seven(), PAD_CANVAS)
+    expect(answer(page)).to_have_attribute("data-label", "7", timeout=ANSWER_TIMEOUT_MS)
+    page.locator(f"{LAYERS} summary").click()
+    expect(page.locator(f"{LAYERS} .dn-layer-name")).to_have_text(SHAPES["lenet"])
+    no_sideways_overflow(page)
+    page.get_by_label("CNNNet", exact=True).check()  # 30 maps of conv2 wrap, within the screen
+    expect(page.locator(f"{LAYERS} .dn-layer-name")).to_have_text(SHAPES["cnnnet"])
+    no_sideways_overflow(page)
+    screenshot(page, "layers-phone", full_page=True)
 
 
 def test_the_page_shows_the_training_digits_a_seven_looks_like(browser, app_server, monkeypatch, tmp_path):

@@ -14,7 +14,7 @@ from digitnet.detector import DETECTOR
 from digitnet.nondigits import STROKE_LETTERS
 
 from .browser import ANSWER_TIMEOUT_MS, DIGIT_STROKES, PAD_CANVAS, PAD_CLEAR, answer, label, mouse_draw
-from .test_inpage import LAPTOP, open_page
+from .browser import LAPTOP, open_page
 
 pytestmark = pytest.mark.browser
 

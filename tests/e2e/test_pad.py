@@ -13,22 +13,9 @@ import pytest
 from playwright.sync_api import expect
 
 from .browser import (
-    ANSWER_TIMEOUT_MS, BLANK_MESSAGE, DIGIT_STROKES, ONE, PAD, PAD_CANVAS, PAD_CLEAR, PAD_UNDO, PAGE_TIMEOUT_MS,
-    PREDICTION, SEVEN, SEVEN_BAR, answer, label, mouse_draw, screenshot, settled_answer, touch_draw,
+    ANSWER_TIMEOUT_MS, BLANK_MESSAGE, DIGIT_STROKES, LAPTOP, ONE, PAD, PAD_CANVAS, PAD_CLEAR, PAD_UNDO, PHONE,
+    PREDICTION, SEVEN, SEVEN_BAR, answer, label, mouse_draw, open_pad, screenshot, settled_answer, touch_draw,
 )
-
-LAPTOP = {"width": 1000, "height": 900}
-PHONE = dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, device_scale_factor=2)
-
-
-def open_pad(context, url: str):
-    """A page on the app, loaded, with a blank answer."""
-    page = context.new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    page.goto(url)
-    page.locator(PAD_CANVAS).wait_for(state="visible")
-    expect(answer(page)).to_have_text(BLANK_MESSAGE)
-    return page
 
 
 @pytest.fixture(scope="module")

@@ -341,7 +341,7 @@ def test_the_fast_recipe_follows_the_model_until_the_visitor_changes_it(browser,
 
 def test_a_phone_shows_a_finished_run_whole(browser, app_server):
     """390x844: the run table, the mistakes and their captions fit the screen, nothing cut off."""
-    from .test_pad import PHONE
+    from .browser import PHONE
 
     context, page = open_train_tab(browser, app_server.url, **PHONE)
     try:
@@ -374,8 +374,7 @@ def test_a_phone_shows_a_finished_run_whole(browser, app_server):
 
 def test_a_run_follows_the_visitors_last_drawing(browser, app_server):
     """Beside the test digits: the 7 the visitor drew, with the model's probability for a 7 at every point."""
-    from .browser import ANSWER_TIMEOUT_MS, PAD_CANVAS, SEVEN, answer, mouse_draw
-    from .test_pad import open_pad
+    from .browser import ANSWER_TIMEOUT_MS, PAD_CANVAS, SEVEN, answer, mouse_draw, open_pad
 
     context = browser.new_context(viewport=VIEWPORT)
     try:
