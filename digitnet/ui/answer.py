@@ -202,14 +202,14 @@ def restore(ws: Workspace, kept: Any) -> list[str]:
                 path.write_bytes(_decoded(entry.get("ckpt"), DISPLAY_NAMES[name], MAX_UPLOAD_BYTES))
                 ws.load(path, name)
             except (ValueError, CheckpointError) as exc:
-                refused.append(f"{DISPLAY_NAMES[name]}: {exc}")
+                refused.append(f"{DISPLAY_NAMES[name]}: {facts.refusal(exc)}")
         if data.get("digits") and not ws.my_digits:
             path = Path(folder) / MY_DIGITS_FILENAME
             try:
                 path.write_bytes(_decoded(data["digits"], "my digits", 8 * 2**20))
                 ws.my_digits = load_my_digits(path)
             except (ValueError, MyDigitsError) as exc:
-                refused.append(f"my digits: {exc}")
+                refused.append(f"my digits: {facts.refusal(exc)}")
     return refused
 
 
@@ -260,7 +260,7 @@ def read(ws: Workspace, image) -> dict | None:
     try:
         return predict_all(image, weights=ws)
     except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
 
 
 def show(results: dict | None, model: str) -> tuple:

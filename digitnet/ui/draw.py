@@ -172,7 +172,7 @@ def photo_file(photo):
         try:
             return uploaded_path(photo, get_upload_folder())
         except ImageError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(facts.refusal(exc)) from exc
     return photo
 
 
@@ -192,7 +192,7 @@ def photo_to_pad(ctx: Context, ws: Workspace, photo) -> tuple[str, str]:
     try:
         seen = to_mnist_array(photo_file(photo))
     except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     if seen is None:
         return "", say("photo_empty")
     return pad_payload(enlarge(seen, 1)), say("photo_note")
@@ -207,7 +207,7 @@ def predict_api(ctx: Context, ws: Workspace, sketch, model: str):
     try:
         pred = predict(api_image(sketch), model, weights=ws)
     except (ValueError, ModelUnavailable) as exc:  # unknown model, unreadable image, broken checkpoint
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     return verdict_label(pred)
 
 
@@ -225,7 +225,7 @@ def choose_weights(ctx: Context, ws: Workspace, model: str, choice: str | None):
     try:
         ws.use(model, None if choice in (None, "", SHIPPED) else int(choice))
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     return (*weights_view(ws, model), page_weights(ws, [model]))
 
 
@@ -255,7 +255,7 @@ def drawing_or_photo(drawing: str, photo) -> np.ndarray | None:
     try:
         return None if image is None else to_mnist_array(image)
     except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
 
 
 def explain_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
@@ -266,7 +266,7 @@ def explain_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
     try:
         e = explain(seen, model, weights=ws)
     except (ValueError, ModelUnavailable) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     maps_label = say("maps_label_conv" if e.filters_image is not None else "maps_label_fc")
     return (explanation_markdown(e), e.saliency_image, gr.Image(value=e.maps_image, label=maps_label),
             gr.Image(value=e.filters_image, visible=e.filters_image is not None))
@@ -287,7 +287,7 @@ def add_to_my_digits(ctx: Context, ws: Workspace, drawing, photo, digit):
     try:
         ws.my_digits = add_digit(ws.my_digits, seen, digit)
     except MyDigitsError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     return digits_view(ws.my_digits)
 
 
@@ -303,7 +303,7 @@ def load_digits(ctx: Context, ws: Workspace, file):
     try:
         loaded = load_my_digits(uploaded_path(file, get_upload_folder()))
     except (MyDigitsError, ImageError) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     merged = list(ws.my_digits) + loaded
     if len(merged) > MAX_MY_DIGITS:
         raise gr.Error(say("digits_over", count=len(merged), limit=MAX_MY_DIGITS))
