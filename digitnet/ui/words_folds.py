@@ -136,6 +136,9 @@ EN: dict[str, str] = {
     "cmp_step": "Training step (median, ms, batch {batch})",
     "cmp_unavailable": "unavailable", "cmp_unknown": "unknown", "cmp_not_measured": "not measured",
     "cmp_finetuned": " (fine-tuned on {digits} digits)", "cmp_stale": " (measured on earlier weights)",
+    # The confusion matrix's picture has numbers only (no CJK font on a Space): its meaning is this caption.
+    "confusion_caption": "Rows: the true digit · columns: the model's answer · each cell: how many test digits; "
+                         "the diagonal is read right, every other cell is a mistake (darker: more, on a log scale).",
 }
 
 ZH: dict[str, str] = {
@@ -252,4 +255,6 @@ ZH: dict[str, str] = {
     "cmp_step": "训练步（中位数，毫秒，批量 {batch}）",
     "cmp_unavailable": "不可用", "cmp_unknown": "未知", "cmp_not_measured": "未测量",
     "cmp_finetuned": "（用 {digits} 个数字微调过）", "cmp_stale": "（在较早的权重上测得）",
+    "confusion_caption": "行：真实数字 · 列：模型的答案 · 每一格：测试数字的个数；对角线上是认对的，其余每一格都是认错的"
+                         "（颜色越深，个数越多，按对数刻度）。",
 }
