@@ -63,7 +63,7 @@ class Setting:
         return tuple(value for _, value in self.choices or ())
 
     def check(self, value, config=None):
-        """``value`` converted to this setting's type, or ValueError saying what is wrong."""
+        """``value`` converted to this setting's type, or SettingError (a ValueError) saying what is wrong."""
         if value is None and self.optional:
             return None
         if self.choices:
