@@ -298,3 +298,30 @@ def test_a_setting_out_of_range_is_refused_in_chinese(ctx, ws, params, en, zh):
         words.use("en")
     assert train_tab.train_click(ctx, ws, **params) == f"⚠️ {said['en']} Nothing new was queued."
     assert ws.runs() == []
+
+
+def test_what_the_browser_kept_is_refused_in_chinese(ctx, ws):
+    """A refresh hands back what the page kept; what cannot be loaded is said in the page's language."""
+    import base64
+    import json
+
+    from digitnet.ui import answer
+
+    junk = base64.b64encode(b"no checkpoint, no digits").decode()
+    kept = json.dumps({"weights": {"resnet": {"ckpt": junk}, "lenet": {"ckpt": "%%%"}, "mlp": {"ckpt": junk}},
+                       "digits": junk})
+    english = answer.restore(ws, kept)
+    assert english[0] == "'resnet': not a digitnet model" and english[1].startswith("LeNet: not base64 (")
+    assert english[2].startswith("MLP: checkpoint mlp-") and "could not be read" in english[2]
+    assert english[3] == "my digits: my-digits.npz is not a my-digits file (expected the .npz this app lets you download)"
+    assert answer.restore(ws, "{not json") == ["what your browser kept is not JSON: ignored"]
+    words.use("zh-CN")
+    try:
+        chinese = answer.restore(ws, kept)
+        assert chinese[0] == "'resnet'：不是 digitnet 的模型" and chinese[1].startswith("LeNet: 不是 base64（")
+        assert chinese[2].startswith("MLP: 无法读取检查点 mlp-")
+        assert chinese[3] == "我的数字: my-digits.npz 不是“我的数字”文件（应为本应用让你下载的 .npz 文件）"
+        assert answer.restore(ws, "{not json") == ["浏览器保存的内容不是 JSON：已忽略"]
+    finally:
+        words.use("en")
+    assert ws.runs() == [] and ws.my_digits == []
