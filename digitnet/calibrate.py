@@ -221,7 +221,8 @@ def calibrate_checkpoint(path: str | os.PathLike, data_root: str | os.PathLike |
         model.cpu()
         for key, value in model.state_dict().items():  # the weights go back exactly as they came
             if not torch.equal(value, ckpt["state_dict"][key]):
-                raise CheckpointError(f"{path}: the state_dict changed while calibrating ({key}); not written")
+                raise CheckpointError.because("checkpoint.changed", "{name}: the state_dict changed while calibrating "
+                                              "({key}); not written", name=path, key=key)
         save_checkpoint(path, model, ckpt["arch"], mean, std, ckpt.get("metrics"), ckpt.get("config"),
                         temperature=temperature)
         report.written = True

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .errors import Refusal
 from .models import MODELS, build_model
 
 FORMAT_VERSION = 1
@@ -45,8 +46,8 @@ MAX_CONFIG_KEYS = 100
 MAX_TEXT = 200
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated, corrupt or not ours."""
+class CheckpointError(Refusal, RuntimeError):
+    """A checkpoint file is missing, truncated, corrupt or not ours; its ``reason`` says which."""
 
 
 def checkpoint_dir(folder: str | os.PathLike | None = None) -> Path:
@@ -168,8 +169,9 @@ def check_archive(path: str | os.PathLike, name: str, limit: int = MAX_UNPACKED_
     unpacked = sum(e.file_size for e in entries)
     pickled = sum(e.file_size for e in entries if e.filename.endswith(".pkl"))
     if unpacked > limit or pickled > MAX_PICKLE_BYTES:
-        raise CheckpointError(f"{name} unpacks to {unpacked / 2**20:.1f} MB; a digitnet checkpoint unpacks to at "
-                              f"most {limit // 2**20} MB (the largest model's weights are 1.1 MB)")
+        raise CheckpointError.because("checkpoint.unpacks_too_large", "{name} unpacks to {mb:.1f} MB; a digitnet "
+                                      "checkpoint unpacks to at most {limit} MB (the largest model's weights are "
+                                      "1.1 MB)", name=name, mb=unpacked / 2**20, limit=limit // 2**20)
 
 
 def load_checkpoint(path: str | os.PathLike, name: str | None = None) -> dict:
@@ -182,39 +184,42 @@ def load_checkpoint(path: str | os.PathLike, name: str | None = None) -> dict:
     path = Path(path)
     name = str(path) if name is None else name
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {name} does not exist")
+        raise CheckpointError.because("checkpoint.missing", "checkpoint {name} does not exist", name=name)
     check_archive(path, name)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # MemoryError included: no file may take the server down
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         first = first.replace(str(path), name).replace(str(path.parent), "")
-        raise CheckpointError(
-            f"checkpoint {name} could not be read (truncated, corrupt, or not a safe digitnet "
-            f"checkpoint): {first[:300]}"
-        ) from exc
+        raise CheckpointError.because("checkpoint.unreadable", "checkpoint {name} could not be read (truncated, "
+                                      "corrupt, or not a safe digitnet checkpoint): {error}",
+                                      name=name, error=first[:300]) from exc
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "arch" not in ckpt:
-        raise CheckpointError(f"checkpoint {name} is not a digitnet checkpoint (no 'arch'/'state_dict')")
+        raise CheckpointError.because("checkpoint.not_ours", "checkpoint {name} is not a digitnet checkpoint (no "
+                                      "'arch'/'state_dict')", name=name)
     if ckpt.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {name} has format_version {_short(ckpt.get('format_version'))}, expected {FORMAT_VERSION}"
-        )
+        raise CheckpointError.because("checkpoint.format_version", "checkpoint {name} has format_version {found}, "
+                                      "expected {expected}", name=name, found=_short(ckpt.get("format_version")),
+                                      expected=FORMAT_VERSION)
     if not isinstance(ckpt["arch"], str) or ckpt["arch"] not in MODELS:
-        raise CheckpointError(f"checkpoint {name} is for unknown model {_short(ckpt['arch'])} "
-                              f"(one of {', '.join(MODELS)} expected)")
+        raise CheckpointError.because("checkpoint.unknown_model", "checkpoint {name} is for unknown model {found} "
+                                      "(one of {models} expected)", name=name, found=_short(ckpt["arch"]),
+                                      models=", ".join(MODELS))
     if not isinstance(ckpt["state_dict"], dict):
-        raise CheckpointError(f"checkpoint {name} has a 'state_dict' that is a {type(ckpt['state_dict']).__name__}, "
-                              "not a dict of tensors")
+        raise CheckpointError.because("checkpoint.state_dict", "checkpoint {name} has a 'state_dict' that is a "
+                                      "{kind}, not a dict of tensors", name=name, kind=type(ckpt["state_dict"]).__name__)
     for key, (lo, hi) in (("mean", MEAN_RANGE), ("std", STD_RANGE)):
         value = ckpt.get(key)
         if not _number_in(value, lo, hi):
-            raise CheckpointError(f"checkpoint {name} has an invalid {key!r} (a number from {lo:g} to {hi:g} "
-                                  f"expected): {_short(value)}")
+            raise CheckpointError.because("checkpoint.bad_number", "checkpoint {name} has an invalid {key!r} (a number "
+                                          "from {lo:g} to {hi:g} expected): {found}", name=name, key=key, lo=lo, hi=hi,
+                                          found=_short(value))
     temperature = ckpt.get("temperature", DEFAULT_TEMPERATURE)
     if not _valid_temperature(temperature):
         lo, hi = TEMPERATURE_RANGE
-        raise CheckpointError(f"checkpoint {name} has an invalid 'temperature' (a number from {lo:g} to {hi:g} "
-                              f"expected): {_short(temperature)}")
+        raise CheckpointError.because("checkpoint.bad_number", "checkpoint {name} has an invalid {key!r} (a number "
+                                      "from {lo:g} to {hi:g} expected): {found}", name=name, key="temperature", lo=lo,
+                                      hi=hi, found=_short(temperature))
     # The format's keys only: anything else a file carries (an `extra` tensor, say) is not kept.
     return {"format_version": FORMAT_VERSION, "arch": ckpt["arch"], "state_dict": ckpt["state_dict"],
             "mean": float(ckpt["mean"]), "std": float(ckpt["std"]),
@@ -258,10 +263,12 @@ def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "<checkpoint>") 
     try:
         model.load_state_dict(ckpt["state_dict"])
     except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit the {ckpt['arch']} model: {str(exc)[:300]}") from exc
+        raise CheckpointError.because("checkpoint.does_not_fit", "checkpoint {name} does not fit the {arch} model: "
+                                      "{error}", name=path, arch=ckpt["arch"], error=str(exc)[:300]) from exc
     for key, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"checkpoint {path} has weights that are not finite numbers (NaN or inf in {key})")
+            raise CheckpointError.because("checkpoint.not_finite", "checkpoint {name} has weights that are not finite "
+                                          "numbers (NaN or inf in {key})", name=path, key=key)
     return model.eval()
 
 
@@ -275,11 +282,16 @@ def own_state_dict(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dict
     for key, want in expected.items():
         have = given.get(key)
         if not isinstance(have, torch.Tensor):
-            raise CheckpointError(f"checkpoint {path} does not fit the {ckpt['arch']} model: "
-                                  f"{'no' if have is None else 'a non-tensor'} {key!r}")
+            if have is None:
+                raise CheckpointError.because("checkpoint.no_tensor", "checkpoint {name} does not fit the {arch} model: "
+                                              "no {key!r}", name=path, arch=ckpt["arch"], key=key)
+            raise CheckpointError.because("checkpoint.not_tensor", "checkpoint {name} does not fit the {arch} model: "
+                                          "a non-tensor {key!r}", name=path, arch=ckpt["arch"], key=key)
         if have.shape != want.shape or have.is_floating_point() != want.is_floating_point():
-            raise CheckpointError(f"checkpoint {path} does not fit the {ckpt['arch']} model: {key!r} has shape "
-                                  f"{tuple(have.shape)} ({have.dtype}), expected {tuple(want.shape)} ({want.dtype})")
+            raise CheckpointError.because("checkpoint.shape", "checkpoint {name} does not fit the {arch} model: {key!r} "
+                                          "has shape {shape} ({dtype}), expected {expected} ({expected_dtype})",
+                                          name=path, arch=ckpt["arch"], key=key, shape=tuple(have.shape),
+                                          dtype=have.dtype, expected=tuple(want.shape), expected_dtype=want.dtype)
         kept[key] = have.detach().to(want.dtype).clone()  # its own storage, not a view of a bigger one
     return {**ckpt, "state_dict": kept}
 

@@ -12,6 +12,14 @@ import math
 import typing
 from dataclasses import dataclass, field, fields
 
+from .errors import Refusal
+
+
+class SettingError(Refusal, ValueError):
+    """A setting's value is refused: its ``fields`` name the setting (``setting``, ``label``), the value and
+    the bound or choices it missed."""
+
+
 def setting(default, help: str, *, label: str | None = None, lo=None, hi=None, lo_open: bool = False,
             hi_open: bool = False, choices: tuple | None = None, visitor: bool = False, advanced: bool = False,
             step: float | None = None, cli: bool = True, required: bool = False):
@@ -55,21 +63,25 @@ class Setting:
         return tuple(value for _, value in self.choices or ())
 
     def check(self, value, config=None):
-        """``value`` converted to this setting's type, or ValueError saying what is wrong."""
+        """``value`` converted to this setting's type, or SettingError (a ValueError) saying what is wrong."""
         if value is None and self.optional:
             return None
         if self.choices:
             key = str(value).strip().lower() if value is not None else ""
             if key not in self.values:
-                raise ValueError(f"unknown {self.label} {value!r}: choose one of {', '.join(self.values)}")
+                raise SettingError.because("setting.unknown_choice", "unknown {label} {value!r}: choose one of {choices}",
+                                           setting=self.name, label=self.label, value=value,
+                                           choices=", ".join(self.values))
             return key
         if self.kind is bool:
             if not isinstance(value, bool):
-                raise ValueError(f"{self.label} must be true or false, got {value!r}")
+                raise SettingError.because("setting.not_bool", "{label} must be true or false, got {value!r}",
+                                           setting=self.name, label=self.label, value=value)
             return value
         if self.kind is str:
             if not isinstance(value, str):
-                raise ValueError(f"{self.label} must be a text, got {value!r}")
+                raise SettingError.because("setting.not_text", "{label} must be a text, got {value!r}",
+                                           setting=self.name, label=self.label, value=value)
             return value
         return self._number(value, config)
 
@@ -79,15 +91,25 @@ class Setting:
             ok = not isinstance(value, bool) and math.isfinite(float(value))
         except (TypeError, ValueError, OverflowError):
             ok = False
+        facts = dict(setting=self.name, label=self.label, value=value)
         if not ok or (integer and float(value) != int(float(value))):
-            raise ValueError(f"{self.label} must be {'a whole number' if integer else 'a finite number'}, got {value!r}")
+            if integer:
+                raise SettingError.because("setting.not_whole", "{label} must be a whole number, got {value!r}", **facts)
+            raise SettingError.because("setting.not_finite", "{label} must be a finite number, got {value!r}", **facts)
         v = int(float(value)) if integer else float(value)
         hi = getattr(config, self.hi) if isinstance(self.hi, str) else self.hi
         if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
-            raise ValueError(f"{self.label} must be {'greater than' if self.lo_open else 'at least'} {self.lo}, "
-                             f"got {value!r}")
+            if self.lo_open:
+                raise SettingError.because("setting.not_above", "{label} must be greater than {lo}, got {value!r}",
+                                           lo=self.lo, **facts)
+            raise SettingError.because("setting.too_small", "{label} must be at least {lo}, got {value!r}",
+                                       lo=self.lo, **facts)
         if hi is not None and (v >= hi if self.hi_open else v > hi):
-            raise ValueError(f"{self.label} must be {'below' if self.hi_open else 'at most'} {hi}, got {value!r}")
+            if self.hi_open:
+                raise SettingError.because("setting.not_below", "{label} must be below {hi}, got {value!r}",
+                                           hi=hi, **facts)
+            raise SettingError.because("setting.too_large", "{label} must be at most {hi}, got {value!r}",
+                                       hi=hi, **facts)
         return v
 
 

@@ -120,14 +120,16 @@ def load_detector(path: str | Path = DETECTOR_FILE) -> tuple[nn.Module, dict]:
     ckpt = load_checkpoint(path)
     above = ckpt["config"].get("not_digit_above")
     if ckpt.get("arch") != DETECTOR_ARCH or not isinstance(above, float) or not 0.0 < above < 1.0:
-        raise CheckpointError(f"{Path(path).name} is not a digitnet detector file")
+        raise CheckpointError.because("detector.not_ours", "{name} is not a digitnet detector file", name=Path(path).name)
     model = build_detector()
     try:
         model.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{Path(path).name}: its weights do not fit the detector") from exc
+        raise CheckpointError.because("detector.does_not_fit", "{name}: its weights do not fit the detector",
+                                      name=Path(path).name) from exc
     if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
-        raise CheckpointError(f"{Path(path).name} has weights that are not finite numbers")
+        raise CheckpointError.because("detector.not_finite", "{name} has weights that are not finite numbers",
+                                      name=Path(path).name)
     return model.eval().requires_grad_(False), {**ckpt, "not_digit_above": above}
 
 

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from . import data as mdata
 from .calibrate import fit_split_temperature, validation_split
 from .checkpoint import load_checkpoint, model_from_checkpoint
+from .errors import Refusal
 from .models import DEFAULT_MODEL, NUM_CLASSES
 from .predict import checkpoint_for
 from .training import (DEVICE_CHOICES, MODEL_CHOICES, Config, TrainingRun, TrainResult, add_test_results, evaluate,
@@ -62,8 +63,8 @@ MY_DIGITS_FILENAME = "my-digits.npz"
 MyDigits = list[tuple[np.ndarray, int]]
 
 
-class MyDigitsError(ValueError):
-    """A my-digits file or entry is not valid; the message says what is wrong."""
+class MyDigitsError(Refusal, ValueError):
+    """A my-digits file or entry is not valid; the message says what is wrong, its ``reason`` and ``fields`` why."""
 
 
 # ----------------------------------------------------------------------------- my digits
@@ -77,7 +78,7 @@ def _check_label(label: Any) -> int:
     except (TypeError, ValueError):
         ok = False
     if not ok or not 0 <= value <= 9:
-        raise MyDigitsError(f"the label must be a digit from 0 to 9, got {label!r}")
+        raise MyDigitsError.because("digits.label", "the label must be a digit from 0 to 9, got {label!r}", label=label)
     return value
 
 
@@ -85,12 +86,15 @@ def _check_image(image: Any) -> np.ndarray:
     """A (28, 28) array in [0, 1] (as ``to_mnist_array`` makes) -> float32 copy."""
     arr = np.asarray(image)
     if arr.shape != (MNIST_SIZE, MNIST_SIZE):
-        raise MyDigitsError(f"a digit must be a 28x28 image (the preprocessed drawing), got shape {arr.shape}")
+        raise MyDigitsError.because("digits.image_shape", "a digit must be a 28x28 image (the preprocessed drawing), "
+                                    "got shape {shape}", shape=arr.shape)
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise MyDigitsError(f"a digit image must hold numbers, got dtype {arr.dtype}")
+        raise MyDigitsError.because("digits.image_dtype", "a digit image must hold numbers, got dtype {dtype}",
+                                    dtype=arr.dtype)
     arr = arr.astype(np.float32)
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
-        raise MyDigitsError("a digit image must hold values between 0 and 1 (white ink on black)")
+        raise MyDigitsError.because("digits.image_values", "a digit image must hold values between 0 and 1 (white ink "
+                                    "on black)")
     return arr
 
 
@@ -102,7 +106,8 @@ def add_digit(digits: MyDigits | None, image: Any, label: Any) -> MyDigits:
     """
     digits = list(digits or [])
     if len(digits) >= MAX_MY_DIGITS:
-        raise MyDigitsError(f"you already have {len(digits)} digits, the most this app keeps ({MAX_MY_DIGITS})")
+        raise MyDigitsError.because("digits.full", "you already have {count} digits, the most this app keeps ({limit})",
+                                    count=len(digits), limit=MAX_MY_DIGITS)
     digits.append((_check_image(image), _check_label(label)))
     return digits
 
@@ -124,7 +129,8 @@ def save_my_digits(digits: MyDigits | None, path: str | os.PathLike | None = Non
     """
     digits = list(digits or [])
     if len(digits) > MAX_MY_DIGITS:
-        raise MyDigitsError(f"{len(digits)} digits are more than the {MAX_MY_DIGITS} a file may hold")
+        raise MyDigitsError.because("digits.too_many_to_save", "{count} digits are more than the {limit} a file may "
+                                    "hold", count=len(digits), limit=MAX_MY_DIGITS)
     images = np.stack([_check_image(im) for im, _ in digits]) if digits else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.float32)
     labels = np.array([_check_label(lb) for _, lb in digits], dtype=np.int64)
     if path is None:
@@ -154,10 +160,10 @@ def _check_npy_headers(z: zipfile.ZipFile, name: str) -> None:
             continue  # allow_pickle=False refuses it with its own message
         claimed = math.prod(shape) * dtype.itemsize
         if claimed > MAX_UNPACKED_BYTES or claimed > info.file_size:
-            count = f"{shape[0]:,} " if shape else ""
-            raise MyDigitsError(f"{name} is not a my-digits file: its {info.filename[:-4]!r} claims {count}"
-                                f"entries ({claimed / 1e6:,.0f} MB) that the file does not hold (at most "
-                                f"{MAX_MY_DIGITS} digits are kept)")
+            raise MyDigitsError.because("digits.claims_too_much", "{name} is not a my-digits file: its {array!r} claims "
+                                        "{count}entries ({mb:,.0f} MB) that the file does not hold (at most {limit} "
+                                        "digits are kept)", name=name, array=info.filename[:-4],
+                                        count=f"{shape[0]:,} " if shape else "", mb=claimed / 1e6, limit=MAX_MY_DIGITS)
 
 
 def load_my_digits(path: str | os.PathLike) -> MyDigits:
@@ -165,43 +171,55 @@ def load_my_digits(path: str | os.PathLike) -> MyDigits:
     p = Path(path)
     name = p.name
     if not p.is_file():
-        raise MyDigitsError(f"{name}: no such file")
+        raise MyDigitsError.because("digits.missing", "{name}: no such file", name=name)
     try:
         with zipfile.ZipFile(p) as z:
             unpacked = sum(info.file_size for info in z.infolist())
             if unpacked <= MAX_UNPACKED_BYTES:
                 _check_npy_headers(z, name)
     except (zipfile.BadZipFile, OSError):
-        raise MyDigitsError(f"{name} is not a my-digits file (expected the .npz this app lets you download)") from None
+        raise MyDigitsError.because("digits.not_npz", "{name} is not a my-digits file (expected the .npz this app lets "
+                                    "you download)", name=name) from None
     if unpacked > MAX_UNPACKED_BYTES:
-        raise MyDigitsError(f"{name} is too large to be a my-digits file ({unpacked / 1e6:.0f} MB unpacked; "
-                            f"at most {MAX_MY_DIGITS} digits are kept)")
+        raise MyDigitsError.because("digits.too_large", "{name} is too large to be a my-digits file ({mb:.0f} MB "
+                                    "unpacked; at most {limit} digits are kept)", name=name, mb=unpacked / 1e6,
+                                    limit=MAX_MY_DIGITS)
     try:
         with np.load(p, allow_pickle=False) as npz:
             keys = set(npz.files)
+            if not keys:
+                raise MyDigitsError.because("digits.no_arrays", "{name} is not a my-digits file: it has no 'images' and "
+                                            "'labels' arrays (found: nothing)", name=name)
             if not {"images", "labels"} <= keys:
-                raise MyDigitsError(f"{name} is not a my-digits file: it has no 'images' and 'labels' arrays "
-                                    f"(found: {', '.join(sorted(keys)) or 'nothing'})")
+                raise MyDigitsError.because("digits.other_arrays", "{name} is not a my-digits file: it has no 'images' "
+                                            "and 'labels' arrays (found: {found})", name=name,
+                                            found=", ".join(sorted(keys)))
             if "format" in keys and str(npz["format"]) != MY_DIGITS_FORMAT:
-                raise MyDigitsError(f"{name} has format {str(npz['format'])!r}, expected {MY_DIGITS_FORMAT!r}")
+                raise MyDigitsError.because("digits.format", "{name} has format {found!r}, expected {expected!r}",
+                                            name=name, found=str(npz["format"]), expected=MY_DIGITS_FORMAT)
             images, labels = npz["images"], npz["labels"]
     except MyDigitsError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, MemoryError) as exc:  # pickled objects, truncated members
-        raise MyDigitsError(f"{name} could not be read as a my-digits file: {str(exc)[:200]}") from None
+        raise MyDigitsError.because("digits.unreadable", "{name} could not be read as a my-digits file: {error}",
+                                    name=name, error=str(exc)[:200]) from None
     if images.ndim != 3 or images.shape[1:] != (MNIST_SIZE, MNIST_SIZE):
-        raise MyDigitsError(f"{name}: images must have shape (N, 28, 28), got {images.shape}")
+        raise MyDigitsError.because("digits.images_shape", "{name}: images must have shape (N, 28, 28), got {shape}",
+                                    name=name, shape=images.shape)
     if labels.shape != (len(images),):
-        raise MyDigitsError(f"{name}: expected {len(images)} labels, one per image, got shape {labels.shape}")
+        raise MyDigitsError.because("digits.labels_shape", "{name}: expected {count} labels, one per image, got shape "
+                                    "{shape}", name=name, count=len(images), shape=labels.shape)
     if len(images) > MAX_MY_DIGITS:
-        raise MyDigitsError(f"{name} holds {len(images)} digits, more than the {MAX_MY_DIGITS} this app keeps")
+        raise MyDigitsError.because("digits.file_too_many", "{name} holds {count} digits, more than the {limit} this "
+                                    "app keeps", name=name, count=len(images), limit=MAX_MY_DIGITS)
     if len(labels) and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9):
         bad = labels[(labels < 0) | (labels > 9)] if np.issubdtype(labels.dtype, np.number) else labels
-        raise MyDigitsError(f"{name}: labels must be whole numbers from 0 to 9, found {bad[:5].tolist()}")
+        raise MyDigitsError.because("digits.labels", "{name}: labels must be whole numbers from 0 to 9, found {found}",
+                                    name=name, found=bad[:5].tolist())
     try:
         return [(_check_image(im), int(lb)) for im, lb in zip(images, labels)]
     except MyDigitsError as exc:
-        raise MyDigitsError(f"{name}: {exc}") from None
+        raise MyDigitsError.because("digits.in_file", "{name}: {error}", name=name, error=exc) from None
 
 
 # ----------------------------------------------------------------------------- fine-tuning
@@ -251,7 +269,8 @@ def _freeze_batchnorm(model: nn.Module) -> None:
 def personal_tensors(digits: MyDigits) -> tuple[torch.Tensor, torch.Tensor]:
     """My digits -> (images (N, 1, 28, 28) float in [0, 1], labels (N,) int64), validated."""
     if not digits:
-        raise MyDigitsError("there are no digits to learn from yet: correct a few predictions first")
+        raise MyDigitsError.because("digits.none", "there are no digits to learn from yet: correct a few predictions "
+                                    "first")
     images = np.stack([_check_image(im) for im, _ in digits])
     labels = np.array([_check_label(lb) for _, lb in digits], dtype=np.int64)
     return torch.from_numpy(images)[:, None], torch.from_numpy(labels)

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import DEFAULT_TEMPERATURE
+from .errors import Refusal
 from .explain import upscale
 from .models import NUM_CLASSES, check_model_name
 from .predict import CACHE, WeightSource, single_thread
@@ -46,8 +47,8 @@ STEP_FACTOR = 2.5  # step size = STEP_FACTOR * eps / STEPS
 UPSCALE = 8  # the pictures: 28x28 shown as 224x224
 
 
-class FoolError(ValueError):
-    """A request that cannot be answered: a bad target digit."""
+class FoolError(Refusal, ValueError):
+    """A request that cannot be answered: a bad target digit, or the digit the model reads already."""
 
 
 @dataclass
@@ -132,7 +133,8 @@ def _check_target(target: Any) -> int | None:
     elif isinstance(target, str) and target.strip().isdigit():
         digit = int(target.strip())
     if digit is None or not 0 <= digit < NUM_CLASSES:
-        raise FoolError(f"The target must be a digit from 0 to 9, or empty for the easiest; got {target!r}.")
+        raise FoolError.because("fool.bad_target", "The target must be a digit from 0 to 9, or empty for the easiest; "
+                                "got {target!r}.", target=target)
     return digit
 
 
@@ -152,7 +154,8 @@ def fool(seen: np.ndarray, model: str, weights: WeightSource | None = None, targ
             original_logits = net(((x0 - mean) / std)[None, None])[0]
         original = int(original_logits.argmax())
         if aim == original:
-            raise FoolError(f"The model already reads a {original}: pick another target digit.")
+            raise FoolError.because("fool.reads_it_already", "The model already reads a {digit}: pick another target "
+                                    "digit.", digit=original)
         targets = torch.tensor([aim] if aim is not None else [d for d in range(NUM_CLASSES) if d != original])
         bounds = ladder()
         for start in range(0, LADDER, CHUNK):  # the smaller bounds first; stop at the chunk that works

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import Refusal
+
 # Inputs whose longer side exceeds this are first shrunk by an integer box reduction:
 # an 800x800 Sketchpad canvas is never touched, a 5000x5000 photo shrinks 5x in ~ms.
 MAX_INPUT_SIDE = 1024
@@ -44,8 +46,8 @@ MAX_PATH_CHARS = 4096
 EXIF_ORIENTATION = 274  # the EXIF tag of a photo's rotation; 1 = upright
 
 
-class ImageError(ValueError):
-    """The input is not an image (or a Sketchpad value holding one)."""
+class ImageError(Refusal, ValueError):
+    """The input is not an image (or a Sketchpad value holding one); its ``reason`` says why."""
 
 
 # The one answer to every file reference a request may not give (a path of its own choosing, a
@@ -68,7 +70,7 @@ def uploaded_path(path: Any, folder: str | os.PathLike) -> Path:
         if real == root or root not in real.parents or not real.is_file():
             raise ValueError
     except (OSError, ValueError, TypeError):
-        raise ImageError(UPLOAD_REFUSED) from None
+        raise ImageError.because("image.not_uploaded", UPLOAD_REFUSED) from None
     return real
 
 
@@ -77,7 +79,7 @@ def uploaded_file(value: Any, folder: str | os.PathLike) -> Path:
     ``path`` inside ``folder``); ImageError(UPLOAD_REFUSED) for anything else, a bare path included."""
     meta = value.get("meta") if isinstance(value, dict) else None
     if not isinstance(meta, dict) or meta.get("_type") != FILE_DATA_TYPE:
-        raise ImageError(UPLOAD_REFUSED)
+        raise ImageError.because("image.not_uploaded", UPLOAD_REFUSED)
     return uploaded_path(value.get("path"), folder)
 
 
@@ -98,7 +100,7 @@ def confine_uploads(value: Any, folder: str | os.PathLike) -> Any:
         return {"background": check(value.get("background")),
                 "layers": [check(layer) for layer in (value.get("layers") or [])],
                 "composite": check(value.get("composite"))}
-    raise ImageError(UPLOAD_REFUSED)
+    raise ImageError.because("image.not_uploaded", UPLOAD_REFUSED)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -107,38 +109,44 @@ def confine_uploads(value: Any, folder: str | os.PathLike) -> Any:
 def _open_path(path: str | os.PathLike) -> Image.Image:
     """Open an image file, loading JPEGs at reduced size when they are huge."""
     if isinstance(path, str) and (len(path) > MAX_PATH_CHARS or "\0" in path):
-        raise ImageError(f"not an image: a string of {len(path):,} characters that is neither a file path "
-                         f"nor a drawing from the pad ({PAD_PREFIX}...)")
+        raise ImageError.because("image.long_string", "not an image: a string of {length:,} characters that is "
+                                 "neither a file path nor a drawing from the pad ({prefix}...)",
+                                 length=len(path), prefix=PAD_PREFIX)
     p = Path(path)
     try:
         exists = p.is_file()
     except (OSError, ValueError):  # a name too long for the file system, and the like
         exists = False
     if not exists:
-        raise ImageError(f"image file {str(p)[:200]} does not exist")
+        raise ImageError.because("image.missing", "image file {path} does not exist", path=str(p)[:200])
     try:
         im = Image.open(p)  # reads the header only
     except Image.DecompressionBombError as exc:  # over twice PIL's own limit
-        raise ImageError(f"{p.name} is too large: at most {MAX_INPUT_PIXELS // 1_000_000} megapixels") from exc
+        raise ImageError.because("image.bomb", "{name} is too large: at most {limit} megapixels",
+                                 name=p.name, limit=MAX_INPUT_PIXELS // 1_000_000) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{p.name} is not an image file that can be read: use a PNG, JPEG or WebP") from exc
+        raise ImageError.because("image.not_image", "{name} is not an image file that can be read: use a PNG, "
+                                 "JPEG or WebP", name=p.name) from exc
     width, height = im.size
     try:
         # JPEG can decode at 1/2, 1/4, 1/8 size directly: a 24-megapixel photo loads in ms.
         im.draft(None, (MAX_INPUT_SIDE, MAX_INPUT_SIDE))
     except (OSError, ValueError) as exc:
         im.close()
-        raise ImageError(f"{p.name} is not an image file that can be read ({exc})") from exc
+        raise ImageError.because("image.undecodable", "{name} is not an image file that can be read ({error})",
+                                 name=p.name, error=str(exc)) from exc
     if im.width * im.height > MAX_INPUT_PIXELS:  # what would be decoded: JPEG's reduced size
         im.close()
-        raise ImageError(f"{p.name} is {width}x{height} pixels: at most "
-                         f"{MAX_INPUT_PIXELS // 1_000_000} megapixels, please shrink it")
+        raise ImageError.because("image.too_big", "{name} is {width}x{height} pixels: at most {limit} megapixels, "
+                                 "please shrink it", name=p.name, width=width, height=height,
+                                 limit=MAX_INPUT_PIXELS // 1_000_000)
     try:
         im.load()
         # A phone photo stores its rotation in EXIF: turned upright, as Gradio's image component did.
         im = ImageOps.exif_transpose(im) if im.getexif().get(EXIF_ORIENTATION, 1) != 1 else im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{p.name} is not an image file that can be read ({exc})") from exc
+        raise ImageError.because("image.undecodable", "{name} is not an image file that can be read ({error})",
+                                 name=p.name, error=str(exc)) from exc
     return im
 
 
@@ -149,7 +157,7 @@ def _array_to_uint8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise ImageError(f"cannot read an image from an array of dtype {arr.dtype}")
+        raise ImageError.because("image.dtype", "cannot read an image from an array of dtype {dtype}", dtype=arr.dtype)
     a = np.nan_to_num(arr.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
     top = float(a.max()) if a.size else 0.0
     if np.issubdtype(arr.dtype, np.floating):
@@ -168,7 +176,8 @@ def _normalize_array(arr: Any) -> np.ndarray:
     try:
         arr = np.asarray(arr)
     except Exception as exc:
-        raise ImageError(f"cannot read an image from {type(arr).__name__}: {exc}") from exc
+        raise ImageError.because("image.object", "cannot read an image from {kind}: {error}",
+                                 kind=type(arr).__name__, error=str(exc)) from exc
     while arr.ndim > 3 and arr.shape[0] == 1:  # (1, 1, H, W) tensors and the like
         arr = arr[0]
     if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
@@ -176,7 +185,7 @@ def _normalize_array(arr: Any) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (2, 3, 4)) or arr.size == 0:
-        raise ImageError(f"cannot read an image from an array of shape {arr.shape}")
+        raise ImageError.because("image.shape", "cannot read an image from an array of shape {shape}", shape=arr.shape)
     return _array_to_uint8(arr)
 
 
@@ -223,11 +232,11 @@ def _to_image(image: Any) -> Image.Image | np.ndarray | None:
             return _sketch_to_image(image)
         if "path" in image:
             return _to_image(image["path"])
-        raise ImageError(f"cannot read an image from a dict with keys {sorted(image)}")
+        raise ImageError.because("image.dict", "cannot read an image from a dict with keys {keys}", keys=sorted(image))
     if isinstance(image, (str, os.PathLike)):
         return _open_path(image)
     if isinstance(image, (bytes, bytearray)):
-        raise ImageError("cannot read an image from raw bytes; pass a path, array or PIL image")
+        raise ImageError.because("image.bytes", "cannot read an image from raw bytes; pass a path, array or PIL image")
     return _normalize_array(image)
 
 
@@ -263,11 +272,13 @@ def check_pad_value(value: Any) -> str:
     if value is None or value == "":
         return ""
     if not isinstance(value, str):
-        raise ImageError(f"the drawing pad sends a string, not {type(value).__name__}")
+        raise ImageError.because("pad.not_text", "the drawing pad sends a string, not {kind}", kind=type(value).__name__)
     if len(value) > PAD_MAX_CHARS:
-        raise ImageError(f"the drawing is {len(value):,} characters long; a pad drawing has at most {PAD_MAX_CHARS:,}")
+        raise ImageError.because("pad.too_long", "the drawing is {length:,} characters long; a pad drawing has at most "
+                                 "{limit:,}", length=len(value), limit=PAD_MAX_CHARS)
     if not is_pad_payload(value):
-        raise ImageError(f"not a drawing from the pad: it sends a PNG data URL ({PAD_PREFIX}...) or \"\"")
+        raise ImageError.because("pad.not_payload", "not a drawing from the pad: it sends a PNG data URL ({prefix}...) "
+                                 "or \"\"", prefix=PAD_PREFIX)
     return value
 
 
@@ -283,26 +294,29 @@ def decode_pad_payload(value: Any) -> np.ndarray | None:
     try:
         data = base64.b64decode(value[len(PAD_PREFIX):], validate=True)
     except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII characters
-        raise ImageError(f"the drawing is not valid base64 ({exc})") from exc
+        raise ImageError.because("pad.not_base64", "the drawing is not valid base64 ({error})", error=str(exc)) from exc
     if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 24:
-        raise ImageError("the drawing is not a PNG image")
+        raise ImageError.because("pad.not_png", "the drawing is not a PNG image")
     # The size from the PNG header (IHDR: width, height as big-endian uint32), checked before PIL
     # sees the data: a 10000x10000 PNG of zeros is a few kB and must not be decoded.
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     if (width, height) != (PAD_SIDE, PAD_SIDE):
-        raise ImageError(f"the drawing is {width}x{height} pixels; the pad sends {PAD_SIDE}x{PAD_SIDE}")
+        raise ImageError.because("pad.size", "the drawing is {width}x{height} pixels; the pad sends {side}x{side}",
+                                 width=width, height=height, side=PAD_SIDE)
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
             im.load()
             if im.mode == "P" or "transparency" in im.info:
                 im = im.convert("RGBA")
             if "A" not in im.getbands():
-                raise ImageError(f"the drawing has no alpha channel (PNG mode {im.mode}); the pad's ink is its alpha")
+                raise ImageError.because("pad.no_alpha", "the drawing has no alpha channel (PNG mode {mode}); the pad's "
+                                         "ink is its alpha", mode=im.mode)
             alpha = np.asarray(im.getchannel("A"))
     except ImageError:
         raise
     except Exception as exc:  # a corrupt or hostile PNG: PIL raises OSError, SyntaxError, zlib.error, ...
-        raise ImageError(f"the drawing's PNG cannot be decoded ({type(exc).__name__}: {exc})") from exc
+        raise ImageError.because("pad.undecodable", "the drawing's PNG cannot be decoded ({kind}: {error})",
+                                 kind=type(exc).__name__, error=str(exc)) from exc
     if alpha.dtype != np.uint8:  # a 16-bit PNG's alpha
         alpha = _normalize_array(alpha)
     return alpha
@@ -317,7 +331,7 @@ def pad_payload(ink: Any) -> str:
     """
     arr = _normalize_array(ink)
     if arr.ndim != 2:
-        raise ImageError(f"pad_payload takes a 2-D ink array, not shape {arr.shape}")
+        raise ImageError.because("image.not_2d", "pad_payload takes a 2-D ink array, not shape {shape}", shape=arr.shape)
     if not arr.any():
         return ""
     alpha = Image.fromarray(np.ascontiguousarray(arr)).resize((PAD_SIDE, PAD_SIDE), Image.Resampling.BOX)

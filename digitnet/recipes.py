@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import data as mdata
-from .config import Config, setting
+from .config import Config, SettingError, setting
 from .models import DEFAULT_MODEL, DISPLAY_NAMES, FAST_RECIPES, MODELS
 
 MODEL_CHOICES = tuple((DISPLAY_NAMES[name], name) for name in MODELS)
@@ -118,7 +118,8 @@ class TrainConfig(Config):
         if n_train is not None and self.batch_size > n_train and "batch_size" in self._from_recipe:
             self.batch_size = n_train  # the recipe's batch, on a small slice: the whole slice
         if n_train is not None and self.batch_size > n_train:
-            raise ValueError(f"batch size must be at most {n_train}, got {self.batch_size!r}")
+            raise SettingError.because("setting.too_large", "{label} must be at most {hi}, got {value!r}",
+                                       setting="batch_size", label="batch size", hi=n_train, value=self.batch_size)
         return self
 
 

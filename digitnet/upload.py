@@ -4,7 +4,7 @@ Nothing here trusts the file: ``weights_only`` loading, limits on its size packe
 (``checkpoint.py``), the model's own tensors only (at their shapes, finite), an architecture
 check, and a history kept only where its entries are numbers the Train tab can plot. Errors are
 ``CheckpointError``s that name the file by the name the visitor gave it, never by where the server
-keeps it; ``digitnet/ui/words.py`` words them for the page.
+keeps it; ``digitnet/ui/facts.py`` words them for the page.
 """
 
 from __future__ import annotations

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import re
 import threading
 
 import gradio as gr
+import matplotlib.text
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ from conftest import SMALL_TRAIN, running_app, sketch_value, wait_until_finished
 from digitnet.checkpoint import SHIPPED_DIR
 from digitnet.scheduler import RunState
 from digitnet.training import TrainConfig
-from digitnet.ui import curves
+from digitnet.ui import curves, words
 from digitnet.ui import runs as runs_ui
 from digitnet.ui import train as train_tab
 from digitnet.webmodel import page_model
@@ -312,7 +314,14 @@ def test_progress_captions_and_heatmap_from_a_run_state():
     heatmap = train_tab.confusion_figure(cm)
     ax = heatmap.axes[0]
     assert sorted(t.get_text() for t in ax.texts) == ["5"] + ["95"] * 10  # every non-zero count, written in its cell
-    assert ax.get_xlabel() == "predicted" and ax.get_ylabel() == "true"
+    # No words in the picture (a Space has no Chinese font): every text drawn is a number, the digits 0-9 on
+    # both axes; what rows and columns mean is the caption beside it, in the page's language.
+    heatmap.savefig(io.BytesIO(), format="png")  # lays out the tick labels
+    drawn = [t.get_text() for t in heatmap.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+    assert drawn and all(text.isdigit() for text in drawn), drawn
+    assert [t.get_text() for t in ax.get_xticklabels()] == [t.get_text() for t in ax.get_yticklabels()] == \
+        [str(d) for d in range(10)]
+    assert "rows: the true digit" in words.EN["confusion_caption"].lower() and "行：真实数字" in words.ZH["confusion_caption"]
 
 
 def test_the_seed_article_preset_queues_the_seed_articles_recipe(served_app, idle_queue, gate):

@@ -43,6 +43,7 @@ from ..webmodel import cached_page_model, page_detector, page_models
 from ..workspace import MAX_UPLOAD_BYTES, Workspace
 from .common import BLANK_MESSAGE, Context, enlarge
 from . import facts
+from .words import say
 from .pad import pad_value, script_tag
 
 SEEN_SCALE = 8  # the model's 28x28 input shown at 224x224, nearest-neighbour so pixels stay visible
@@ -162,16 +163,16 @@ def page_digits(digits: MyDigits) -> str:
     return json.dumps({"n": time.time_ns(), "digits": data})
 
 
-def _decoded(text: Any, what: str, limit: int) -> bytes:
-    """Base64 from the browser, checked: a str within ``limit`` bytes once decoded."""
+def _decoded(text: Any, limit: int) -> bytes:
+    """Base64 from the browser, checked: a str within ``limit`` bytes once decoded (ValueError, in words)."""
     if not isinstance(text, str):
-        raise ValueError(f"{what}: not a string")
+        raise ValueError(say("kept_not_string"))
     if len(text) * 3 // 4 > limit:
-        raise ValueError(f"{what}: {len(text) * 3 // 4 / 2**20:.1f} MB, more than {limit // 2**20} MB")
+        raise ValueError(say("kept_too_big", mb=f"{len(text) * 3 // 4 / 2**20:.1f}", limit=limit // 2**20))
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"{what}: not base64 ({exc})") from exc
+        raise ValueError(say("kept_not_base64", error=exc)) from exc
 
 
 def restore(ws: Workspace, kept: Any) -> list[str]:
@@ -183,33 +184,33 @@ def restore(ws: Workspace, kept: Any) -> list[str]:
     if not kept:
         return []
     if not isinstance(kept, str) or len(kept) > MAX_KEPT_CHARS:
-        return ["what your browser kept is too large or not text: ignored"]
+        return [say("kept_too_large")]
     try:
         data = json.loads(kept)
     except ValueError:
-        return ["what your browser kept is not JSON: ignored"]
+        return [say("kept_not_json")]
     if not isinstance(data, dict):
-        return ["what your browser kept is not an object: ignored"]
+        return [say("kept_not_object")]
     refused = []
     weights = data.get("weights") if isinstance(data.get("weights"), dict) else {}
     with tempfile.TemporaryDirectory() as folder:
         for name, entry in weights.items():
             if name not in MODELS or not isinstance(entry, dict):
-                refused.append(f"{name!r}: not a digitnet model")
+                refused.append(say("kept_not_model", name=name))
                 continue
             path = Path(folder) / f"{name}-{KEPT_SUFFIX}.pt"
             try:
-                path.write_bytes(_decoded(entry.get("ckpt"), DISPLAY_NAMES[name], MAX_UPLOAD_BYTES))
+                path.write_bytes(_decoded(entry.get("ckpt"), MAX_UPLOAD_BYTES))
                 ws.load(path, name)
             except (ValueError, CheckpointError) as exc:
-                refused.append(f"{DISPLAY_NAMES[name]}: {exc}")
+                refused.append(f"{DISPLAY_NAMES[name]}: {facts.refusal(exc)}")
         if data.get("digits") and not ws.my_digits:
             path = Path(folder) / MY_DIGITS_FILENAME
             try:
-                path.write_bytes(_decoded(data["digits"], "my digits", 8 * 2**20))
+                path.write_bytes(_decoded(data["digits"], 8 * 2**20))
                 ws.my_digits = load_my_digits(path)
             except (ValueError, MyDigitsError) as exc:
-                refused.append(f"my digits: {exc}")
+                refused.append(f"{say('kept_my_digits')}: {facts.refusal(exc)}")
     return refused
 
 
@@ -260,7 +261,7 @@ def read(ws: Workspace, image) -> dict | None:
     try:
         return predict_all(image, weights=ws)
     except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
 
 
 def show(results: dict | None, model: str) -> tuple:

@@ -128,7 +128,7 @@ def photo_to_pad(ctx: Context, ws: Workspace, photo) -> tuple[str, str]:
     try:
         seen = to_mnist_array(photo_file(photo))
     except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     if seen is None:
         return "", say("photo_empty")
     return pad_payload(enlarge(seen, 1)), say("photo_note")
@@ -143,7 +143,7 @@ def predict_api(ctx: Context, ws: Workspace, sketch, model: str):
     try:
         pred = predict(api_image(sketch), model, weights=ws)
     except (ValueError, ModelUnavailable) as exc:  # unknown model, unreadable image, broken checkpoint
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     return verdict_label(pred)
 
 
@@ -161,7 +161,7 @@ def choose_weights(ctx: Context, ws: Workspace, model: str, choice: str | None):
     try:
         ws.use(model, None if choice in (None, "", SHIPPED) else int(choice))
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     return (*weights_view(ws, model), page_weights(ws, [model]))
 
 
@@ -193,7 +193,7 @@ def explain_view(ctx: Context, ws: Workspace, drawing, photo, model: str):
     try:
         e = explain(seen, model, weights=ws)
     except (ValueError, ModelUnavailable) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     maps_label = say("maps_label_conv" if e.filters_image is not None else "maps_label_fc")
     return (explanation_markdown(e), e.saliency_image, gr.Image(value=e.maps_image, label=maps_label),
             gr.Image(value=e.filters_image, visible=e.filters_image is not None))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 
+from ..errors import Refusal
 from ..models import DISPLAY_NAMES
 from ..run import News, RunState
 from ..scheduler import QueueFull, TooCostly, TooFewDigits, TrainingDisabled
 from ..upload import UploadTooLarge, WrongModel
 from ..workspace import AlreadyTraining, OverBudget
+from . import words_errors
 from .words import say
 
 
@@ -61,7 +63,8 @@ def run_message(s: RunState | None) -> str:
 
 
 def refusal(exc: Exception) -> str:
-    """Why something a visitor asked for was refused, from the library's exception (its own text otherwise)."""
+    """Why something a visitor asked for was refused, from the library's exception: its facts in words (a
+    ``Refusal``'s reason and fields: ``words_errors.py``), its own text for any other exception."""
     if isinstance(exc, TrainingDisabled):
         return say("refused_disabled")
     if isinstance(exc, QueueFull):
@@ -81,6 +84,8 @@ def refusal(exc: Exception) -> str:
                    wanted=DISPLAY_NAMES[exc.wanted])
     if isinstance(exc, OverBudget):
         return say("refused_budget", held=f"{exc.held / 2**20:.0f}", limit=exc.limit // 2**20)
+    if isinstance(exc, Refusal):
+        return words_errors.word(exc)
     return str(exc)
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..fool import MAX_LINF, FoolError, FoolResult, fool, fool_drawing
+from ..fool import MAX_LINF, FoolResult, fool, fool_drawing
 from ..models import DISPLAY_NAMES
 from ..predict import ModelUnavailable
 from ..preprocess import ImageError
 from ..workspace import Workspace
-from . import words
+from . import facts, words
 from .common import Context, enlarge, visitor_handler
 from .inputs import api_image, seen_28x28
 from .words import say, t
@@ -45,7 +45,7 @@ def fool_api(ctx: Context, ws: Workspace, sketch, model: str, target: int | None
     try:
         result = fool_drawing(api_image(sketch), model, weights=ws, target=target)
     except (ValueError, ImageError, ModelUnavailable) as exc:  # FoolError is a ValueError
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     if result is None:
         raise gr.Error(say("fool_blank"))
     return fool_json(result)
@@ -74,7 +74,7 @@ def fool_view(ctx: Context, ws: Workspace, drawing, photo, model: str, target: s
     try:
         r = fool(seen, model, weights=ws, target=None if target in (None, "", EASIEST) else target)
     except (ValueError, ModelUnavailable) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     label = {str(d): p for d, p in enumerate(r.probs)}  # gr.Label's own form: all ten, it shows the top 3
     return fool_markdown(r), enlarge(r.seen, SEEN_SCALE), r.altered_image, r.difference_image, label
 

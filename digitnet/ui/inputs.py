@@ -18,6 +18,7 @@ from gradio.utils import get_upload_folder
 from pydantic import ConfigDict
 
 from ..preprocess import ImageError, confine_uploads, to_mnist_array, uploaded_path
+from . import facts
 from .pad import pad_value
 
 
@@ -53,7 +54,7 @@ def photo_file(photo):
         try:
             return uploaded_path(photo, get_upload_folder())
         except ImageError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(facts.refusal(exc)) from exc
     return photo
 
 
@@ -63,4 +64,4 @@ def seen_28x28(drawing: str, photo) -> np.ndarray | None:
     try:
         return None if image is None else to_mnist_array(image)
     except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc

@@ -25,7 +25,7 @@ from ..nearest import FeatureIndex, Neighbour, NothingDrawn, nearest, train_imag
 from ..predict import ModelUnavailable
 from ..preprocess import ImageError
 from ..workspace import Workspace
-from . import words
+from . import facts, words
 from .common import Context
 from .inputs import api_image, drawing_input
 from .words import say, t
@@ -61,7 +61,7 @@ def _neighbours(ctx: Context, ws: Workspace, image: Any, model: str) -> list[Nei
     except NothingDrawn as exc:
         raise gr.Error(say("nearest_blank")) from exc
     except (ValueError, ModelUnavailable, ImageError) as exc:  # unknown model, unreadable image, broken file
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     except (OSError, RuntimeError) as exc:  # no MNIST here (DataNotFoundError is a RuntimeError)
         raise gr.Error(say("nearest_no_mnist", error=exc)) from exc
 
@@ -72,7 +72,7 @@ def nearest_api(ctx: Context, ws: Workspace, sketch, model: str) -> dict:
     try:
         image = api_image(sketch)
     except ImageError as exc:  # a bare path, a file not uploaded with this request
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     return {"neighbours": [n.as_dict() for n in _neighbours(ctx, ws, image, model)]}
 
 

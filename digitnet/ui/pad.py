@@ -48,6 +48,7 @@ import gradio as gr
 
 from digitnet.preprocess import PAD_SIDE, ImageError, check_pad_value
 
+from . import facts
 from .inpage import STATIC_DIR, static_url
 
 # The app's Sketchpad drew with a brush of radius 24 on an 800x800 canvas: a digit drawn over
@@ -145,4 +146,4 @@ def pad_value(value: Any) -> str:
     try:
         return check_pad_value(value)
     except ImageError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc

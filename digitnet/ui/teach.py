@@ -70,7 +70,7 @@ def add_to_my_digits(ctx: Context, ws: Workspace, drawing, photo, digit):
     try:
         ws.my_digits = add_digit(ws.my_digits, seen, digit)
     except MyDigitsError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     return digits_view(ws.my_digits)
 
 
@@ -86,7 +86,7 @@ def load_digits(ctx: Context, ws: Workspace, file):
     try:
         loaded = load_my_digits(uploaded_path(file, get_upload_folder()))
     except (MyDigitsError, ImageError) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(facts.refusal(exc)) from exc
     merged = list(ws.my_digits) + loaded
     if len(merged) > MAX_MY_DIGITS:
         raise gr.Error(say("digits_over", count=len(merged), limit=MAX_MY_DIGITS))

@@ -65,13 +65,15 @@ def status_line(s: RunState | None) -> str:
 def confusion_figure(confusion: list[list[int]]) -> Figure:
     """A 10x10 heatmap of counts (rows = true digit, columns = prediction), for the page's ``gr.Plot``.
 
-    Drawn with matplotlib's object API (no pyplot state, so safe in any thread).
+    Numbers only (the digits on both axes, the counts in the cells): the picture is the same in every language,
+    and its meaning is the caption beside it (``confusion_caption``, in the page's language; a Space has no
+    font for Chinese). Drawn with matplotlib's object API (no pyplot state, so safe in any thread).
     """
     cm = np.asarray(confusion)
-    fig = Figure(figsize=(5, 4.4), dpi=100, layout="constrained")
+    fig = Figure(figsize=(4.4, 4.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     # Log-ish colour so the few mistakes show next to the ~1,000 correct ones on the diagonal.
-    im = ax.imshow(np.log1p(cm), cmap="Blues")
+    ax.imshow(np.log1p(cm), cmap="Blues")
     threshold = np.log1p(cm).max() / 2
     for t in range(10):
         for p in range(10):
@@ -80,10 +82,8 @@ def confusion_figure(confusion: list[list[int]]) -> Figure:
                         color="white" if np.log1p(cm[t, p]) > threshold else "black")
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("Confusion matrix (test set)")
-    fig.colorbar(im, ax=ax, label="log(1 + count)")
+    ax.xaxis.set_ticks_position("top")  # the answers along the top, as the caption reads: rows, then columns
+    ax.tick_params(length=0)
     return fig
 
 
@@ -374,8 +374,9 @@ def build(ctx: Context, draw: DrawTab) -> None:
             chart = curves.curves_component("train-curves", seed=curves.load_seed_curves())
             results_md = gr.Markdown(t("results_none"))
             with gr.Accordion(t("confusion_fold"), open=True):
-                # No label over the picture: its own title names it (a label covered the title).
+                # No label over the picture (the fold names it); the caption says what its rows and columns are.
                 confusion = gr.Plot(show_label=False, format="png", elem_id="confusion")
+                gr.Markdown(t("confusion_caption"), elem_id="confusion-caption")
                 # Three columns and short captions ("4 → 9 · 87%") fit a phone's width.
                 gallery = gr.Gallery(label=t("mistakes"), elem_id="misclassified", columns=3, height=480,
                                      object_fit="contain")

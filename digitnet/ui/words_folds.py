@@ -199,4 +199,18 @@ ROWS: list[tuple[str, str, str]] = [
     ("cmp_not_measured", "not measured", "未测量"),
     ("cmp_finetuned", " (fine-tuned on {digits} digits)", "（用 {digits} 个数字微调过）"),
     ("cmp_stale", " (measured on earlier weights)", "（在较早的权重上测得）"),
+    ("kept_too_large", "what your browser kept is too large or not text: ignored", "浏览器保存的内容太大或不是文本：已忽略"),
+    ("kept_not_json", "what your browser kept is not JSON: ignored", "浏览器保存的内容不是 JSON：已忽略"),
+    ("kept_not_object", "what your browser kept is not an object: ignored", "浏览器保存的内容不是一个对象：已忽略"),
+    ("kept_not_model", "{name!r}: not a digitnet model", "{name!r}：不是 digitnet 的模型"),
+    ("kept_my_digits", "my digits", "我的数字"),
+    ("kept_not_string", "not a string", "不是字符串"),
+    ("kept_too_big", "{mb} MB, more than {limit} MB", "{mb} MB，超过了 {limit} MB"),
+    ("kept_not_base64", "not base64 ({error})", "不是 base64（{error}）"),
+    # The confusion matrix's picture has numbers only (no CJK font on a Space): its meaning is this caption.
+    ("confusion_caption",
+     "Rows: the true digit · columns: the model's answer · each cell: how many test digits; "
+     "the diagonal is read right, every other cell is a mistake (darker: more, on a log scale).",
+     "行：真实数字 · 列：模型的答案 · 每一格：测试数字的个数；对角线上是认对的，其余每一格都是认错的"
+     "（颜色越深，个数越多，按对数刻度）。"),
 ]

@@ -100,3 +100,23 @@ def test_the_english_page_switches_to_chinese_and_stays(browser, pad_app_url):
         expect(answer(page)).to_have_text("Draw a digit")
     finally:
         context.close()
+
+
+def test_a_refused_upload_is_told_in_chinese(browser, pad_app_url, tmp_path):
+    """A library error reaches a Chinese page in Chinese: a weights file that is no checkpoint, in the toast."""
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint")
+    context, page = open_page(browser, pad_app_url, "zh-CN")
+    try:
+        page.locator(TABS).nth(1).click()
+        page.get_by_role("button", name="你的模型：下载或载入权重").click()  # the weights fold
+        with page.expect_file_chooser() as chooser:
+            page.get_by_role("button", name="从文件载入权重").click()
+        chooser.value.set_files(str(junk))
+        toast = page.locator(".toast-body", has_text="junk.pt")
+        expect(toast).to_contain_text("无法读取检查点 junk.pt（文件被截断、已损坏，或不是安全的 digitnet 检查点）",
+                                      timeout=ANSWER_TIMEOUT_MS)
+        expect(toast).not_to_contain_text("could not be read")
+        screenshot(page, "language-zh-CN-refused-upload")
+    finally:
+        context.close()
