@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import CheckpointError, model_from_checkpoint, write_checkpoint
+from .errors import Refusal
 from .finetune import MyDigits
 from .models import DISPLAY_NAMES, check_model_name
 from .predict import CACHE, ModelCache
@@ -41,6 +42,10 @@ DIGIT_BYTES = 28 * 28 * 4  # one of "my digits": a float32 28x28 image
 def tensor_bytes(tensors) -> int:
     """Bytes held by an iterable of tensors (and non-tensors, which count nothing)."""
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+class NoSuchRun(Refusal, ValueError):
+    """A run number the visitor does not have, or one without weights for the model asked for."""
 
 
 class AlreadyTraining(RuntimeError):
@@ -130,7 +135,7 @@ class Workspace:
             for run in self._runs:
                 if run.number == number:
                     return run
-        raise ValueError(f"you have no run {number}")
+        raise NoSuchRun.because("run.missing", "you have no run {number}", number=number)
 
     def latest(self) -> Run | None:
         """The visitor's most recent training or fine-tune run (uploads aside)."""
@@ -217,7 +222,8 @@ class Workspace:
             else:
                 chosen = self.run(int(run))
                 if chosen.model != name or chosen.weights is None:
-                    raise ValueError(f"run {run} has no {DISPLAY_NAMES[name]} weights to use")
+                    raise NoSuchRun.because("run.no_weights", "run {run} has no {model} weights to use", run=run,
+                                            model=DISPLAY_NAMES[name])
                 self._choice[name] = chosen.number
         return self.in_use(name)
 

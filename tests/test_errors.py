@@ -28,7 +28,9 @@ from digitnet.scheduler import Scheduler
 from digitnet.ui import draw as draw_tab
 from digitnet.ui import facts, words, words_errors
 from digitnet.ui import fool as fool_tab
+from digitnet.ui import teach, weight_files
 from digitnet.ui import train as train_tab
+from digitnet.ui.pad import pad_value
 from digitnet.ui.common import Context
 from digitnet.visitors import Visitors
 
@@ -220,7 +222,7 @@ def seven_read(mnist) -> tuple[str, int]:
 
     image = mnist.test_images[0].numpy()
     drawing = pad_payload(image)
-    return drawing, predict(draw_tab.pad_value(drawing), "lenet").digit
+    return drawing, predict(pad_value(drawing), "lenet").digit
 
 
 def test_a_photo_that_is_no_image_or_too_big_is_refused_in_chinese(ctx, ws, uploads):
@@ -236,12 +238,12 @@ def test_a_photo_that_is_no_image_or_too_big_is_refused_in_chinese(ctx, ws, uplo
 
 def test_a_corrupt_or_foreign_weights_file_is_refused_in_chinese(ctx, ws, uploads):
     (uploads / "weights.pt").write_bytes(b"not a checkpoint at all")
-    said = refused(lambda: train_tab.upload_weights(ctx, ws, str(uploads / "weights.pt")))
+    said = refused(lambda: weight_files.upload_weights(ctx, ws, str(uploads / "weights.pt")))
     assert said["en"].startswith("checkpoint weights.pt could not be read (truncated, corrupt, or not a safe digitnet "
                                  "checkpoint): ")
     assert said["zh-CN"].startswith("无法读取检查点 weights.pt（文件被截断、已损坏，或不是安全的 digitnet 检查点）：")
     torch.save({"format_version": 7, "arch": "lenet", "state_dict": {}}, uploads / "future.pt")
-    said = refused(lambda: train_tab.upload_weights(ctx, ws, str(uploads / "future.pt")))
+    said = refused(lambda: weight_files.upload_weights(ctx, ws, str(uploads / "future.pt")))
     assert said == {"en": "checkpoint future.pt has format_version 7, expected 1",
                     "zh-CN": "检查点 future.pt 的 format_version 是 7，应为 1"}
     assert ws.runs() == []
@@ -250,11 +252,11 @@ def test_a_corrupt_or_foreign_weights_file_is_refused_in_chinese(ctx, ws, upload
 def test_a_bad_my_digits_file_is_refused_in_chinese(ctx, ws, uploads):
     images = np.zeros((2, 28, 28), np.float32)
     np.savez(uploads / "labels.npz", images=images, labels=np.array([3, 12]), format=np.array(MY_DIGITS_FORMAT))
-    said = refused(lambda: draw_tab.load_digits(ctx, ws, str(uploads / "labels.npz")))
+    said = refused(lambda: teach.load_digits(ctx, ws, str(uploads / "labels.npz")))
     assert said == {"en": "labels.npz: labels must be whole numbers from 0 to 9, found [12]",
                     "zh-CN": "labels.npz：标签必须是 0 到 9 的整数，发现了 [12]"}
     np.savez(uploads / "ink.npz", images=images + 2, labels=np.array([3, 4]), format=np.array(MY_DIGITS_FORMAT))
-    said = refused(lambda: draw_tab.load_digits(ctx, ws, str(uploads / "ink.npz")))
+    said = refused(lambda: teach.load_digits(ctx, ws, str(uploads / "ink.npz")))
     assert said == {"en": "ink.npz: a digit image must hold values between 0 and 1 (white ink on black)",
                     "zh-CN": "ink.npz：数字图像的值必须在 0 到 1 之间（黑底白字）"}
     assert ws.my_digits == []
@@ -263,7 +265,7 @@ def test_a_bad_my_digits_file_is_refused_in_chinese(ctx, ws, uploads):
 def test_a_full_set_of_my_digits_is_refused_in_chinese(ctx, ws, mnist):
     drawing, _ = seven_read(mnist)
     ws.my_digits = [(np.zeros((28, 28), np.float32), 1)] * MAX_MY_DIGITS
-    said = refused(lambda: draw_tab.add_to_my_digits(ctx, ws, drawing, None, "7"))
+    said = refused(lambda: teach.add_to_my_digits(ctx, ws, drawing, None, "7"))
     assert said == {"en": "you already have 1000 digits, the most this app keeps (1000)",
                     "zh-CN": "你已经有 1000 个数字，这是本应用最多保留的数量（1000）"}
 
@@ -289,7 +291,7 @@ def test_fool_it_refuses_a_blank_pad_and_the_digit_it_reads_already_in_chinese(c
     ({"optimizer": "adam2"}, "unknown optimizer 'adam2': choose one of", "优化器没有 'adam2' 这个选项：请从 "),
 ], ids=["epochs", "batch", "lr", "whole", "choice"])
 def test_a_setting_out_of_range_is_refused_in_chinese(ctx, ws, params, en, zh):
-    said = refused(lambda: train_tab.train(ctx, ws, **params))  # /train, and the page's Train button below
+    said = refused(lambda: train_tab.train_api(ctx, ws, **params))  # /train, and the page's Train button below
     assert said["en"].startswith(en) and said["zh-CN"].startswith(zh)
     words.use("zh-CN")
     try:
@@ -325,3 +327,9 @@ def test_what_the_browser_kept_is_refused_in_chinese(ctx, ws):
     finally:
         words.use("en")
     assert ws.runs() == [] and ws.my_digits == []
+
+
+def test_a_stale_choice_of_weights_is_refused_in_chinese(ctx, ws):
+    said = refused(lambda: draw_tab.choose_weights(ctx, ws, "lenet", "3"))  # a run this visitor does not have
+    assert said == {"en": "you have no run 3", "zh-CN": "你没有第 3 次训练"}
+    assert ws.in_use("lenet").run is None  # still the shipped weights

@@ -95,6 +95,9 @@ ZH: dict[str, str] = {
     "digits.labels": "{name}：标签必须是 0 到 9 的整数，发现了 {found}",
     "digits.in_file": "{name}：{error}",
     "digits.none": "还没有可以学习的数字：先纠正几次识别结果",
+    # ---- a visitor's runs (workspace.py: the weights to draw with, a stale choice) ----
+    "run.missing": "你没有第 {number} 次训练",
+    "run.no_weights": "第 {run} 次训练没有可用的 {model} 权重",
 }
 
 WORDS = {"zh-CN": ZH}  # English: the exception's own sentence
