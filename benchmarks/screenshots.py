@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tests.e2e.browser import (ANSWER_TIMEOUT_MS, BLANK_MESSAGE, CHROMIUM, CHROMIUM_ARGS, DIGIT_STROKES, PAD_CANVAS,
+from tests.e2e.browser import (ANSWER_TIMEOUT_MS, BLANK_MESSAGE, CHROMIUM, CHROMIUM_ARGS, DIGIT_STROKES, PAD_CANVAS, PHONE,
                                mouse_draw, screenshot, settled_answer, touch_draw)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-LAPTOP = {"width": 1280, "height": 1000}
-PHONE = dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, device_scale_factor=2)
+LAPTOP = {"width": 1280, "height": 1000}  # the README's pictures: wider than the tests' laptop
 RUN_TIMEOUT_MS = 600_000  # the default recipe on the whole of MNIST: well under a minute on 2 idle cores
 
 

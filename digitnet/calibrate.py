@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 from . import data as mdata
 from .checkpoint import DEFAULT_TEMPERATURE, CheckpointError, checkpoint_dir, checkpoint_path, load_model, save_checkpoint
-from .models import MODELS, NUM_CLASSES, check_model_name, folded
+from .evaluation import EVAL_BATCH, logits_of
+from .models import MODELS, check_model_name
 from .system import resolve_device
 
 # The search range of T. Outside it something is wrong with the data rather than the model:
@@ -40,7 +41,6 @@ MAX_TEMPERATURE = 20.0
 GRID_POINTS = 61
 LOG_T_TOLERANCE = 1e-6
 ECE_BINS = 15  # the usual choice in the calibration literature (Guo et al.)
-EVAL_BATCH = 500  # images per forward pass when collecting logits: 2,000 cost a training run ~100 MB more peak memory
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -125,18 +125,15 @@ def checkpoint_probs(logits: torch.Tensor, ckpt: dict) -> torch.Tensor:
     return calibrated_probs(logits, float(ckpt.get("temperature", DEFAULT_TEMPERATURE)))
 
 
-@torch.inference_mode()
 def model_logits(model: nn.Module, split: mdata.Split, mean: float = mdata.MNIST_MEAN, std: float = mdata.MNIST_STD,
                  device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    """Logits (N, 10), on the CPU, of ``model`` in eval mode on every image of ``split``, in order."""
+    """Logits (N, 10), on the CPU, of ``model`` in eval mode on every image of ``split``, in order
+    (``evaluation.logits_of``); the model is left in the mode it was in."""
     was_training = model.training
     try:
-        net = folded(model)  # eval mode, BatchNorm folded: the same logits, faster
-        out = [net(x.to(device)).float().cpu()
-               for x, _ in mdata.iterate_batches(split, batch_size, shuffle=False, mean=mean, std=std)]
+        return logits_of(model, split, device, batch_size, mean, std)
     finally:
         model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)
 
 
 def fit_split_temperature(model: nn.Module, split: mdata.Split, device: torch.device | str = "cpu",

@@ -8,7 +8,23 @@ import torch.nn.functional as F
 
 from . import data as mdata
 from .events import TrainResult
-from .models import folded
+from .models import NUM_CLASSES, folded
+
+
+EVAL_BATCH = 500  # images per forward pass: 2,000 cost a training run ~100 MB more peak memory, no faster
+
+
+@torch.inference_mode()
+def logits_of(model: nn.Module, split: mdata.Split, device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH,
+              mean: float = mdata.MNIST_MEAN, std: float = mdata.MNIST_STD) -> torch.Tensor:
+    """Logits (N, 10), on the CPU, of ``model`` (in eval mode, BatchNorm folded) on every image of ``split``, in order.
+
+    (Sharing the batches among threads of one core each was tried: 10,000 test images through LeNet took
+    0.13 s on 2 idle cores either way, as the convolutions already use both cores.)"""
+    net = folded(model)
+    out = [net(x.to(device)).float().cpu()
+           for x, _ in mdata.iterate_batches(split, batch_size, shuffle=False, mean=mean, std=std)]
+    return torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)
 
 
 @torch.inference_mode()
@@ -16,20 +32,17 @@ def evaluate(
     model: nn.Module,
     split: mdata.Split,
     device: torch.device,
-    batch_size: int = 500,  # bigger batches are no faster here and cost ~100 MB more peak memory
+    batch_size: int = EVAL_BATCH,
     mean: float = mdata.MNIST_MEAN,
     std: float = mdata.MNIST_STD,
 ) -> tuple[float, float, torch.Tensor]:
     """Return (mean loss, accuracy, probabilities (N, 10)) of ``model`` on ``split``."""
-    model = folded(model)  # eval mode, BatchNorm folded: the same answers, faster
-    probs, loss_sum = [], 0.0
-    for x, y in mdata.iterate_batches(split, batch_size, shuffle=False, mean=mean, std=std):
-        logits = model(x.to(device))
-        loss_sum += F.cross_entropy(logits, y.to(device), reduction="sum").item()
-        probs.append(logits.softmax(1).cpu())
-    p = torch.cat(probs) if probs else torch.zeros(0, 10)
-    n = max(len(split), 1)
-    return loss_sum / n, (p.argmax(1) == split.labels).float().sum().item() / n, p
+    logits = logits_of(model, split, device, batch_size, mean, std)
+    if not len(split):
+        return 0.0, 0.0, logits
+    n = len(split)
+    loss = F.cross_entropy(logits, split.labels, reduction="sum").item() / n
+    return loss, (logits.argmax(1) == split.labels).float().sum().item() / n, logits.softmax(1)
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int = 10) -> torch.Tensor:

@@ -129,3 +129,20 @@ def test_the_folded_copy_for_evaluation_gives_the_models_answers_and_leaves_it_a
         expected = model(x)
         assert torch.allclose(copy(x), expected, atol=1e-4)
         assert torch.equal(copy(x).argmax(1), expected.argmax(1))
+
+
+def test_evaluation_gives_the_models_own_logits_in_order_over_uneven_batches():
+    from digitnet import data as mdata
+    from digitnet.evaluation import evaluate, logits_of
+
+    torch.manual_seed(0)
+    model = build_model("lenet").eval()
+    split = mdata.Split(torch.randint(0, 256, (1237, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (1237,)))
+    batched = logits_of(model, split, batch_size=100)  # 12 batches of 100 and one of 37
+    with torch.no_grad():
+        one_pass = model(mdata.normalize(split.images))
+    assert batched.shape == (1237, 10) and torch.allclose(batched, one_pass, atol=1e-4)
+    loss, acc, probs = evaluate(model, split, torch.device("cpu"), batch_size=100)
+    assert acc == pytest.approx((one_pass.argmax(1) == split.labels).float().mean().item())
+    assert loss == pytest.approx(F.cross_entropy(one_pass, split.labels).item(), rel=1e-4)
+    assert torch.allclose(probs, one_pass.softmax(1), atol=1e-5)
