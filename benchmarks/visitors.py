@@ -47,7 +47,6 @@ TRAIN_SLICE = dict(train_limit=5_000, val_size=1_000, test_limit=1_000)
 TINY_SLICE_EPOCHS = 1
 HEARTBEAT_SECONDS = 15  # Gradio's heartbeat: a closed session is noticed within about two of these
 STATUS_POLL_SECONDS = 0.5
-QUEUED_POLL_SECONDS = 0.1  # while queued: the wait is read to +0.1 s, against estimates of a few seconds
 OPEN_STAGGER_SECONDS = 0.2  # drawers open the page this far apart
 CLIENT_TIMEOUT_SECONDS = 120  # a drawer's requests wait this long, as a browser would (gradio_client: 5 s)
 
@@ -197,15 +196,15 @@ def train_phase(url: str, trainers: int, epochs: int) -> tuple[list[dict], threa
             rec.update(position=first.get("position"), estimate_s=first.get("starts_in_seconds"))
             while True:
                 s = client.predict(api_name="/status")
-                if s["state"] == "running" and "wait_s" not in rec:
-                    rec["wait_s"] = time.perf_counter() - answered
+                if s["state"] == "running" and "wait_s" not in rec:  # it started elapsed_seconds ago
+                    rec["wait_s"] = max(0.0, time.perf_counter() - (s.get("elapsed_seconds") or 0.0) - answered)
                     if rec["estimate_s"]:
                         rec["estimate_over_wait"] = round(rec["estimate_s"] / max(rec["wait_s"], 1e-3), 2)
                 if s["state"] not in ("queued", "running"):
                     rec.update(state=s["state"], test_acc=s["test_acc"], total_s=time.perf_counter() - t0)
                     rec.setdefault("wait_s", rec["total_s"])
                     break
-                time.sleep(STATUS_POLL_SECONDS if "wait_s" in rec else QUEUED_POLL_SECONDS)
+                time.sleep(STATUS_POLL_SECONDS)
         except Exception as exc:
             rec.update(state="error", error=f"{type(exc).__name__}: {exc}"[:200])
         client.close()
@@ -234,7 +233,7 @@ def sessions_phase(url: str, sessions: int, digit_pngs: list[tuple[int, str]], p
         if k % 10 == 0:
             client.predict(model="mlp", epochs=TINY_SLICE_EPOCHS, api_name="/train")
             while client.predict(api_name="/status")["state"] in ("queued", "running"):
-                time.sleep(STATUS_POLL_SECONDS if "wait_s" in rec else QUEUED_POLL_SECONDS)
+                time.sleep(STATUS_POLL_SECONDS)
             trained += 1
         else:
             for label, png in digit_pngs[k % 7: k % 7 + 3]:  # as the pad sends a drawing
