@@ -24,11 +24,8 @@ training slice), so its CPU and memory are the server's alone. Every visitor is 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -194,12 +191,20 @@ def train_phase(url: str, trainers: int, epochs: int) -> tuple[list[dict], threa
             first = client.predict(model="lenet", epochs=epochs, api_name="/train")
             answered = time.perf_counter()  # the estimate is the queue's word at this moment
             rec.update(position=first.get("position"), estimate_s=first.get("starts_in_seconds"))
+            shown = []  # (when, the countdown /status showed then) while the run waited
             while True:
                 s = client.predict(api_name="/status")
+                if s["state"] == "queued" and s.get("starts_in_seconds") is not None:
+                    shown.append((time.perf_counter(), s["starts_in_seconds"]))
                 if s["state"] == "running" and "wait_s" not in rec:  # it started elapsed_seconds ago
-                    rec["wait_s"] = max(0.0, time.perf_counter() - (s.get("elapsed_seconds") or 0.0) - answered)
+                    started = time.perf_counter() - (s.get("elapsed_seconds") or 0.0)
+                    rec["wait_s"] = max(0.0, started - answered)
                     if rec["estimate_s"]:
                         rec["estimate_over_wait"] = round(rec["estimate_s"] / max(rec["wait_s"], 1e-3), 2)
+                    # The countdown as it went: what it said against what was really left, where over 1 s was
+                    ratios = [said / (started - when) for when, said in shown if started - when > 1.0]
+                    if ratios:
+                        rec["countdown_over_rest"] = round(statistics.median(ratios), 2)
                 if s["state"] not in ("queued", "running"):
                     rec.update(state=s["state"], test_acc=s["test_acc"], total_s=time.perf_counter() - t0)
                     rec.setdefault("wait_s", rec["total_s"])
@@ -334,10 +339,12 @@ def report(records: list[dict], loads: dict, during: dict, idle_cpu: float, trai
     print(f"server memory at start: {base_rss:.0f} MB; peak: {peak:.0f} MB")
     print(f"\nruns: {finished}/{len(records)} finished; waits in the queue (s): "
           + ", ".join(f"{w:.1f}" for w in waits))
-    ratios = sorted(r["estimate_over_wait"] for r in records if "estimate_over_wait" in r)
-    if ratios:
-        print(f"start estimate / actual wait, per queued run: {', '.join(f'{x:.2f}' for x in ratios)} "
-              f"({sum(0.5 <= x <= 1.5 for x in ratios)}/{len(ratios)} within +-50%)")
+    for key, what in (("estimate_over_wait", "start estimate (the /train answer) / actual wait"),
+                      ("countdown_over_rest", "countdown while waiting / the rest of the wait (median of its polls)")):
+        ratios = sorted(r[key] for r in records if key in r)
+        if ratios:
+            print(f"{what}, per queued run: {', '.join(f'{x:.2f}' for x in ratios)} "
+                  f"({sum(0.5 <= x <= 1.5 for x in ratios)}/{len(ratios)} within +-50%)")
     for k, r in enumerate(records):
         print(f"  visitor {k}: position {r.get('position')}, estimated {r.get('estimate_s')} s, "
               f"waited {r.get('wait_s', float('nan')):.1f} s, done after "
