@@ -149,10 +149,10 @@ def visitors(rec: dict) -> tuple[str, str]:
             f"click Explain; {len(runs)} runs queued beside them (load {load[0]:.0f}, shared machine)")
     figure = (f"{loads['loads_per_s']:.1f}/s, p95 {loads['p95_ms'] / 1000:.1f} s; {100 * rec['server_cpu_while_drawing']:.1f}% "
               f"of one core; {done} of {len(runs)} runs finished; errors {loads['errors'] + drawers['errors']}")
-    for key, what in (("estimate_over_wait", "start estimates"), ("countdown_over_rest", "countdowns while waiting")):
+    for key, name in (("estimate_over_wait", "start estimates"), ("countdown_over_rest", "countdowns while waiting")):
         ratios = [r[key] for r in runs if key in r]  # a queued run's estimate against the wait it had
         if ratios:
-            figure += (f"; {what} {min(ratios):.2f}-{max(ratios):.2f}x the waits, "
+            figure += (f"; {name} {min(ratios):.2f}-{max(ratios):.2f}x the waits, "
                        f"{sum(0.5 <= x <= 1.5 for x in ratios)} of {len(ratios)} within ±50%")
     return what, figure
 
