@@ -259,6 +259,7 @@ def test_the_live_view_streams_only_new_points_to_the_runs_owner(served_app, idl
 def test_overlay_compares_the_visitors_runs(served_app, idle_queue):
     ctx = served_app.ctx
     ws = ctx.visitors.get("overlay")
+    assert runs_ui.tables(ws, None)[0].visible is False  # no runs: no table (its column names would be English)
     for params in (dict(epochs=2), dict(epochs=2, optimizer="sgd", lr=0.01, schedule="step")):
         run = ws.train(model="mlp", **params)
         assert run.wait_ended(WAIT) and run.snapshot().state == "done"
@@ -272,6 +273,14 @@ def test_overlay_compares_the_visitors_runs(served_app, idle_queue):
     table = runs_ui.runs_frame(ws)
     assert list(table["#"]) == [2, 1] and all(table["test"].str.endswith("%"))
     assert "2 ep · sgd lr 0.01 · step" in table["settings"][0]  # which run is which
+    shown = runs_ui.tables(ws, None)[0]
+    assert shown.visible is True
+    words.use("zh-CN")
+    try:  # the columns in the request's language
+        assert list(runs_ui.runs_frame(ws).columns) == [words.ZH["col_" + ("number" if c == "#" else c)]
+                                                          for c in runs_ui.RUNS_COLUMNS]
+    finally:
+        words.use("en")
 
 
 def test_progress_captions_and_heatmap_from_a_run_state():

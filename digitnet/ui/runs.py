@@ -88,7 +88,8 @@ def default_overlay(ws: Workspace, selected: list[str] | None) -> list[str]:
 def tables(ws: Workspace, selected: list[str] | None) -> tuple:
     """The fold's three values after a run changed: the table, the ticks (choices and value) and the overlay."""
     ticked = default_overlay(ws, selected)
-    return runs_frame(ws), gr.CheckboxGroup(choices=overlay_choices(ws), value=ticked), overlay_value(ws, ticked)
+    table = gr.Dataframe(runs_frame(ws), visible=bool(ws.runs()))  # shown from the first run
+    return table, gr.CheckboxGroup(choices=overlay_choices(ws), value=ticked), overlay_value(ws, ticked)
 
 
 def show_overlay(ctx: Context, ws: Workspace, selected: list[str] | None) -> dict:
@@ -100,7 +101,9 @@ def build(bind: Callable) -> tuple:
     """Create the fold inside the caller's Blocks context and wire the ticks: (table, ticks, overlay), which the
     Train tab's live view refreshes."""
     with gr.Accordion(t("runs_fold"), open=True):
-        runs_df = gr.Dataframe(runs_frame_empty(), label=t("runs_table"), interactive=False, wrap=True,
+        # Hidden until the first run: its column names are worded per request (runs_frame), and a table with no
+        # rows would show them in English on a Chinese page (gr.Dataframe does not translate gr.I18n headers).
+        runs_df = gr.Dataframe(runs_frame_empty(), label=t("runs_table"), interactive=False, wrap=True, visible=False,
                                elem_id="runs-table", max_height=300, column_widths=RUNS_COLUMN_WIDTHS)
         overlay_pick = gr.CheckboxGroup([], value=[], label=t("overlay"), elem_id="overlay-pick")
         overlay = curves.curves_component("overlay-curves", seed=curves.load_seed_curves(),
