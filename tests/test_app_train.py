@@ -246,7 +246,8 @@ def test_the_live_view_streams_only_new_points_to_the_runs_owner(served_app, idl
      download, page) = final
     assert "test accuracy" in results and figure is not None and len(gallery) > 0
     assert all(re.fullmatch(r"\d → \d · \d+%", caption) for _, caption in gallery)
-    assert list(runs["#"]) == [1] and list(runs["state"]) == ["done"]
+    table = dict(zip(runs.value["headers"], zip(*runs.value["data"])))  # the table, shown from the first run
+    assert runs.visible is True and list(table["#"]) == [1] and list(table["state"]) == ["done"]
     assert ticks.value == ["1"] and len(overlay["series"]) == 1 and len(overlay["series"][0]["val"]) == 12
     assert form_msg == ""  # "Your run 1: LeNet is training." is out of date
     assert weights_md.startswith("**LeNet**: your run 1, ") and weights_pick.value == "1"
