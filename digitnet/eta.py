@@ -86,13 +86,12 @@ class Estimator:
         its steps and validation points, and of that what came after its last validation point."""
         if s.kind != "training" or not result.history:
             return
+        seconds = sum(m.seconds for m in result.history)  # first step to last validation point
         if wall_seconds is not None:
             lo, hi = OVERHEAD_RANGE
-            stepping = sum(m.seconds for m in result.history)  # first step to last validation point
-            self.overhead[s.model] = min(max(wall_seconds - stepping, lo), hi)
+            self.overhead[s.model] = min(max(wall_seconds - seconds, lo), hi)
             self.finish[s.model] = min(max(wall_seconds - result.history[-1].elapsed, lo), hi)
         steps, batch = run_shape(replace(s, epochs=result.history[-1].epoch))  # 1.5: 1.5 passes
-        seconds = sum(m.seconds for m in result.history)
         predicted = steps * self.step_seconds(s.model, batch) / self.speed.get(s.model, 1.0)
         if steps and seconds > 0 and predicted > 0:
             self.speed[s.model] = min(max(seconds / predicted, SPEED_RANGE[0]), SPEED_RANGE[1])

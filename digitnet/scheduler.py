@@ -89,12 +89,12 @@ class TooFewDigits(ValueError):
 _WARM_LOCK, _WARMED = threading.Lock(), []  # warm_up's work is done once per process
 
 
-def warm_up(data_root: str | os.PathLike | None = None, models: tuple[str, ...] | None = None) -> None:
+def warm_up(data_root: str | os.PathLike | None = None) -> None:
     """What the first run of a process would otherwise pay before its estimate holds (run at start-up, in a
     thread, at the worker's priority): torch.optim's first use imports torch._dynamo (1-1.7 s on 2 cores); MNIST
     read from disk, where it is already there (0.15 s; nothing is downloaded here); and each model's first
     training step and evaluation pass, which set up their kernels (a 5,000-image LeNet run took 1.1 s as a
-    process's first, 0.43 s after). ``models``: those to warm (default: every registered one). Once a process."""
+    process's first, 0.43 s after), for every registered model. Once a process."""
     with _WARM_LOCK:
         if _WARMED:
             return
@@ -106,7 +106,7 @@ def warm_up(data_root: str | os.PathLike | None = None, models: tuple[str, ...] 
         mdata.load_mnist(data_root, download=False)
     except Exception:  # not here yet: the first run downloads it (and says so)
         pass
-    for name in MODELS if models is None else models:
+    for name in MODELS:
         model = build_model(name)
         batch = FAST_RECIPES[name]["batch_size"]
         optimizer = torch.optim.AdamW(model.parameters())
