@@ -25,6 +25,7 @@ from . import data as mdata
 from .checkpoint import checkpoint_path, checkpoint_payload, write_checkpoint
 from .config import Config
 from .events import PROBE_INDICES, BatchProgress, EpochMetrics, TrainResult
+from .models import folded
 from .system import keep_freed_memory, resolve_device, usable_cores
 
 
@@ -200,27 +201,22 @@ class TrainingRun:
         """How many validation points the run makes (evenly spaced): one per epoch unless a subclass says more."""
         return math.ceil(total_steps / steps)
 
-    def probe(self) -> list[int]:
-        """The model's answers (what validation sees) for the ``PROBE_INDICES`` test digits."""
+    def watched(self) -> tuple[list[int], float | None]:
+        """What the page shows beside the curves at each validation point, in one pass through what validation
+        sees: the model's answers for the ``PROBE_INDICES`` test digits, and its probability (softmax) for the
+        digit of the visitor's drawing ``own`` (None without one)."""
         if self._probe_x is None:
             images = mdata.load_mnist(self.data_root).test_images[list(PROBE_INDICES)]  # cached: no second read
             self._probe_x = mdata.normalize(images, self.mean, self.std).to(self.device)
-        model = getattr(self, "eval_model", None) or self.model
-        model.eval()
+        x = self._probe_x
+        if self.own is not None:
+            image, digit = self.own
+            drawing = torch.as_tensor(image, dtype=torch.float32).reshape(1, 1, 28, 28) * 255
+            x = torch.cat([x, mdata.normalize(drawing, self.mean, self.std).to(self.device)])
         with torch.inference_mode():
-            return model(self._probe_x).argmax(1).tolist()
-
-    def own_probability(self) -> float | None:
-        """The model's probability (softmax) for the digit of the visitor's drawing ``own``; None without one."""
-        if self.own is None:
-            return None
-        image, digit = self.own
-        x = mdata.normalize(torch.as_tensor(image, dtype=torch.float32).reshape(1, 1, 28, 28) * 255, self.mean,
-                            self.std).to(self.device)
-        model = getattr(self, "eval_model", None) or self.model
-        model.eval()
-        with torch.inference_mode():
-            return float(torch.softmax(model(x).float(), dim=1)[0, digit])
+            logits = folded(getattr(self, "eval_model", None) or self.model)(x).float()
+        probe = logits[:len(PROBE_INDICES)].argmax(1).tolist()
+        return probe, None if self.own is None else float(torch.softmax(logits[-1], 0)[digit])
 
     def finish(self, result: TrainResult) -> None:
         """After the last epoch of a run that was not stopped: test results and temperature into ``result``."""
@@ -276,7 +272,7 @@ class TrainingRun:
             v0 = time.perf_counter()
             final = done_steps == total_steps
             val_loss, val_acc, val_images = self.validate(full=final)
-            probe, own = self.probe(), self.own_probability()
+            probe, own = self.watched()
             self.timings["validate_seconds"] += time.perf_counter() - v0
             if not final:
                 self.train_mode()  # evaluation put the model in eval mode

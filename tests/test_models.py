@@ -109,8 +109,12 @@ def test_the_models_give_the_seed_orders_numbers(name):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_the_folded_copy_for_evaluation_gives_the_models_answers_and_leaves_it_alone(name):
-    from digitnet.models import folded
+def test_the_folded_net_for_evaluation_gives_the_models_answers_and_leaves_it_alone(name):
+    # What every validation and test pass runs: the registry's page layers with BatchNorm folded in, the
+    # convolutional models in oneDNN's blocked layout. Walking the layers wrongly (a missed pool or ReLU,
+    # a flatten in the wrong order, a BatchNorm left out) would change the answers.
+    from digitnet import data as mdata
+    from digitnet.models import REGISTRY, FoldedNet, folded
 
     torch.manual_seed(0)
     model = build_model(name)
@@ -120,15 +124,18 @@ def test_the_folded_copy_for_evaluation_gives_the_models_answers_and_leaves_it_a
             bn.running_var.uniform_(0.5, 2.0)
             bn.weight.data.normal_()
     model.train()
-    x = torch.randn(50, 1, 28, 28)
-    copy = folded(model)
-    assert copy is not model and not model.training  # evaluation mode, as evaluate() always set
-    assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)) for m in copy.modules())
-    assert any(isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d) for m in model.modules())
-    with torch.no_grad():
-        expected = model(x)
-        assert torch.allclose(copy(x), expected, atol=1e-4)
-        assert torch.equal(copy(x).argmax(1), expected.argmax(1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = mdata.normalize(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8))
+    net = folded(model)
+    assert isinstance(net, FoldedNet) and not model.training  # evaluation mode, as evaluate() always set
+    convolutional = any(kind == "conv" for _, kind, *_ in REGISTRY[name].page_layers)
+    assert net.blocked == (convolutional and torch.backends.mkldnn.is_available())
+    with torch.inference_mode():
+        out, expected = net(x), model(x)
+    assert not out.is_mkldnn and out.shape == (300, 10)
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
+    assert torch.equal(out.argmax(1), expected.argmax(1))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the model is untouched
 
 
 def test_evaluation_gives_the_models_own_logits_in_order_over_uneven_batches():
