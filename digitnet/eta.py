@@ -30,6 +30,11 @@ OVERHEAD_RANGE = (0.0, 30.0)  # a learned overhead is kept within these seconds
 # How far one finished run may move the estimates from the constants above: a run slowed by a busy
 # machine (or one a test held at its first batch) must not make every later run look ten times dearer.
 SPEED_RANGE = (1 / 3, 3.0)
+# Each finished run moves a model's learned speed and overheads this far towards what it took (the first
+# one all the way from the constants): the runs just before are a better guess than the last one alone,
+# as a run's cost swings with what else the server did meanwhile (the visitors polling beside the queue,
+# the first of a burst of /train calls).
+LEARN_WEIGHT = 0.5
 
 
 def train_images(cfg: TrainConfig) -> int:
@@ -54,9 +59,10 @@ class Estimator:
         # A model's time on this machine / its constants' (learned; 1 until then, also for a model registered later).
         self.speed: dict[str, float] = dict.fromkeys(SECONDS_PER_IMAGE, 1.0)
         # Seconds a run of a model takes beyond its steps, and of those after its last validation point
-        # (learned from its last finished run; the constants above until then).
+        # (learned from its finished runs; the constants above until then).
         self.overhead: dict[str, float] = {}
         self.finish: dict[str, float] = {}
+        self.learned: set[str] = set()  # models with a finished run here
 
     def step_seconds(self, model: str, batch: int) -> float:
         """A training step of ``batch`` images of ``model``: a fixed cost plus a cost an image."""
@@ -71,27 +77,35 @@ class Estimator:
 
     def remaining(self, s) -> float:
         """What is left of a running run (its own ETA, once it has one, plus its test pass), or all of a
-        waiting one."""
+        waiting one (or of one that has not reported a step yet)."""
         finish = self.finish.get(s.model, FINISH_SECONDS)
-        if s.state == "running":
-            if s.eta_seconds is not None:
-                return s.eta_seconds + finish
-            return max(finish, self.expected(s) - s.elapsed)
+        if s.state == "running" and s.eta_seconds is not None:
+            return s.eta_seconds + finish
+        # Waiting, or running without a progress report yet: all of it, as how far its set-up got cannot be
+        # seen (the seconds it has run say little: under load, the first run of a burst of /train calls
+        # spends them waiting for the CPU).
         return self.expected(s)
 
     def learn(self, s, result: TrainResult, wall_seconds: float | None = None) -> None:
-        """Keep how this machine's speed for a model compares with the constants, from its last finished
-        training run: every later estimate of that model (any batch) is scaled by it. With the run's
-        ``wall_seconds`` (from leaving the queue to its weights being ready), also keep what it took beyond
-        its steps and validation points, and of that what came after its last validation point."""
+        """Move how this machine's speed for a model compares with the constants towards what a finished
+        training run took (``LEARN_WEIGHT``; the first run of a model sets it): every later estimate of that
+        model (any batch) is scaled by it. With the run's ``wall_seconds`` (from leaving the queue to its
+        weights being ready), also learn what it took beyond its steps and validation points, and of that
+        what came after its last validation point."""
         if s.kind != "training" or not result.history:
             return
+        weight = LEARN_WEIGHT if s.model in self.learned else 1.0
+        self.learned.add(s.model)
         seconds = sum(m.seconds for m in result.history)  # first step to last validation point
         if wall_seconds is not None:
             lo, hi = OVERHEAD_RANGE
-            self.overhead[s.model] = min(max(wall_seconds - seconds, lo), hi)
-            self.finish[s.model] = min(max(wall_seconds - result.history[-1].elapsed, lo), hi)
+            for known, seen in ((self.overhead, wall_seconds - seconds),
+                                (self.finish, wall_seconds - result.history[-1].elapsed)):
+                before = known.get(s.model, seen)
+                known[s.model] = min(max(before + weight * (seen - before), lo), hi)
         steps, batch = run_shape(replace(s, epochs=result.history[-1].epoch))  # 1.5: 1.5 passes
-        predicted = steps * self.step_seconds(s.model, batch) / self.speed.get(s.model, 1.0)
+        before = self.speed.get(s.model, 1.0)
+        predicted = steps * self.step_seconds(s.model, batch) / before
         if steps and seconds > 0 and predicted > 0:
-            self.speed[s.model] = min(max(seconds / predicted, SPEED_RANGE[0]), SPEED_RANGE[1])
+            seen = seconds / predicted
+            self.speed[s.model] = min(max(before + weight * (seen - before), SPEED_RANGE[0]), SPEED_RANGE[1])

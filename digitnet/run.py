@@ -88,6 +88,7 @@ class Run:
         self.weights: dict | None = None  # the checkpoint dict of a finished run
         self.on_end: list[Callable[["Run"], None]] = []  # called once, in the worker thread, when it ends
         self.queued_at = time.monotonic()
+        self.started_at: float | None = None  # when the worker took it (time.monotonic); None while it waits
         self._lock = threading.Lock()
         self._started = threading.Event()  # left the queue (running, or ended while waiting)
         self._ended = threading.Event()
@@ -103,8 +104,12 @@ class Run:
         """A consistent copy of the live state (lists copied, so callers may keep it)."""
         with self._lock:
             s = self._state
+            # While it runs, its elapsed seconds are now's, not those of its last progress report (none yet
+            # while it loads): /status and the queue's estimates read the time it has really run.
+            elapsed = s.elapsed if s.state != "running" or self.started_at is None else \
+                max(s.elapsed, time.monotonic() - self.started_at)
             return replace(s, history=list(s.history), loss_points=list(s.loss_points),
-                           loss_seconds=list(s.loss_seconds), config=dict(s.config))
+                           loss_seconds=list(s.loss_seconds), config=dict(s.config), elapsed=elapsed)
 
     @property
     def number(self) -> int:

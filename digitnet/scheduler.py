@@ -368,6 +368,7 @@ class Scheduler:
             run._end("stopped", News.NOT_STARTED)
             return
         started = time.perf_counter()
+        run.started_at = time.monotonic()
         run.update(state="running", news=News.LOADING)
         run._started.set()
         try:

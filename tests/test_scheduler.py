@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -35,6 +36,11 @@ def test_runs_wait_in_order_with_positions_and_start_estimates(scheduler, gate):
     wait2, wait3 = scheduler.seconds_until_start(second), scheduler.seconds_until_start(third)
     # The third waits for the first's rest plus the whole second run: longer than the second waits.
     assert 0 < wait2 < wait3 and wait3 - wait2 == pytest.approx(scheduler.expected_seconds(second))
+    held = first.snapshot().elapsed
+    time.sleep(0.3)  # held at its first batch, with no progress reported: its elapsed still grows (/status
+    # reports the time it has run), and all of it is still to come (how far its set-up got cannot be seen)
+    assert first.snapshot().elapsed >= held + 0.3
+    assert scheduler.seconds_until_start(second) == pytest.approx(scheduler.expected_seconds(first))
     order = []
     for run in (first, second, third):
         run.on_end.append(lambda r: order.append(r.owner))
@@ -168,6 +174,32 @@ def test_the_estimator_learns_a_runs_overhead_and_then_predicts_the_same_run_as_
     running = run.snapshot()
     running.state, running.eta_seconds = "running", 3.0
     assert eta.remaining(running) == pytest.approx(3.5)
+
+
+def test_the_estimator_moves_halfway_to_each_later_run():
+    from dataclasses import asdict
+
+    from digitnet.eta import LEARN_WEIGHT
+    from digitnet.run import Run
+    from digitnet.training import EpochMetrics, TrainConfig, TrainResult
+
+    cfg = TrainConfig(model="mlp", epochs=1, train_limit=3_000)
+    run = Run("a", 1, "training", "mlp", asdict(cfg), cfg.epochs)
+    eta = Estimator()
+
+    def finished(step_seconds: float, wall: float) -> None:  # a run of 2 points, its last 0.5 s after it started
+        history = [EpochMetrics(epoch=e, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5, seconds=step_seconds / 2,
+                                lr=0.1, elapsed=el) for e, el in ((0.5, 0.45), (1, 0.5))]
+        eta.learn(run.snapshot(), TrainResult(config=asdict(cfg), history=history, state="done", train_seconds=0.5),
+                  wall_seconds=wall)
+
+    finished(0.1, 1.0)  # the first run of a model sets what it learns: the same run again takes what it took
+    assert eta.expected(run.snapshot()) == pytest.approx(1.0)
+    speed = eta.speed["mlp"]
+    finished(0.2, 2.1)  # a second run, slower (a busy server): half-way there, not all the way
+    assert eta.speed["mlp"] == pytest.approx(speed + LEARN_WEIGHT * (2 * speed - speed))
+    assert eta.overhead["mlp"] == pytest.approx(0.9 + LEARN_WEIGHT * (1.9 - 0.9))
+    assert eta.expected(run.snapshot()) == pytest.approx(1.0 + LEARN_WEIGHT * (2.1 - 1.0))
 
 
 def test_a_finished_run_teaches_the_queue_its_real_overhead(scheduler):
