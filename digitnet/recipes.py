@@ -94,10 +94,11 @@ class TrainConfig(Config):
     loss_points: int = setting(60, "training-loss points per run, at least", lo=1)
     # ...and at least this many validation points, at evenly spaced steps (and one per epoch in
     # longer runs), each on the first val_subset validation images; the run's last point, its result
-    # and its checkpoint use the whole validation split (and its logits fit the temperature). On 2 idle
-    # cores LeNet evaluates ~80,000 images/s (benchmarks/results/speed.json): 11 points on 1,000 images
-    # would cost ~5% of a default LeNet run, on 500 ~3.3% (the old schedule, one whole split per
-    # epoch: ~3%); a point's accuracy on 500 images is within ~0.6 point of the whole split's at 98%.
+    # and its checkpoint use the whole validation split (and its logits fit the temperature). A default
+    # LeNet run's 11 points on 500 images and its last on all 5,000 cost 3.0% of its time, 5.8% with the
+    # test pass and the temperature (the old schedule, one whole split per epoch: 2.5% and 5.3%;
+    # benchmarks/results/eval_cost.json); a point's accuracy on 500 images is within ~0.6 point of the
+    # whole split's at 98%.
     val_points: int = setting(12, "validation points per run, at least (one per epoch in longer runs)", lo=1)
     val_subset: int = setting(500, "validation images at each point but the last (which uses them all)", lo=1)
     max_epochs: int = setting(1000, "upper bound on epochs (the app lowers it for public deployments)", lo=1,
