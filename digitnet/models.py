@@ -330,7 +330,7 @@ class FoldedNet(nn.Module):
         with torch.no_grad():
             for name, kind, bn, padding, pool, relu in layers:
                 layer = getattr(model, name)
-                weight, bias = layer.weight.detach(), layer.bias.detach()
+                weight, bias = layer.weight.detach(), None if layer.bias is None else layer.bias.detach()
                 if bn:
                     norm = getattr(model, bn)
                     fuse = fuse_conv_bn_weights if kind == "conv" else fuse_linear_bn_weights

@@ -105,7 +105,7 @@ class Run:
         with self._lock:
             s = self._state
             # While it runs, its elapsed seconds are now's, not those of its last progress report (none yet
-            # while it loads): /status and the queue's estimates read the time it has really run.
+            # while it loads): /status reports the time it has really run.
             elapsed = s.elapsed if s.state != "running" or self.started_at is None else \
                 max(s.elapsed, time.monotonic() - self.started_at)
             return replace(s, history=list(s.history), loss_points=list(s.loss_points),
