@@ -16,8 +16,10 @@ from playwright.sync_api import expect
 
 from conftest import SMALL_TRAIN, running_app
 from digitnet.models import MODELS
-from digitnet.preprocess import to_tensor
+from digitnet.preprocess import pad_payload, to_tensor
 from digitnet.ui.answer import KEPT_SUFFIX
+from digitnet.ui.common import enlarge
+from digitnet.ui.inputs import seen_28x28
 
 from .browser import (ANSWER_TIMEOUT_MS, BLANK_MESSAGE, DIGIT_STROKES, LAPTOP, PAD_CANVAS, PAD_CLEAR, PREDICTION,
                       SEVEN, answer, canvas_points, label, mouse_draw, open_page, screenshot)
@@ -189,17 +191,20 @@ def test_what_a_newcomer_sees_stays_in_step_with_the_pad(browser, app_server, mn
         expect(page.locator("#pad-note")).to_contain_text("labelled", timeout=ANSWER_TIMEOUT_MS)
         expect(page.locator(PAD_CLEAR)).to_be_enabled()
         index = int(re.search(r"#(\d+)", page.locator("#pad-note").inner_text()).group(1))
-        truth = mnist.test_images[index].numpy().astype(np.float32) / 255
+        # What the page should read: the digit as the server put it on the pad, preprocessed by the Python the
+        # page mirrors. (Against the raw MNIST digit, re-centring made the correlation fall below 0.9 for
+        # about one random digit in nine: #1520's is 0.76, the page's and the server's alike.)
+        truth = seen_28x28(pad_payload(enlarge(mnist.test_images[index].numpy().astype(np.float32) / 255, 1)), None)
         # The note can be up before the page has read the new pad (it still shows the 1 for a
         # frame or two), so look again until it reads that very digit, for as long as an answer may take.
         corr = -1.0
         for _ in range(ANSWER_TIMEOUT_MS // 100):
             seen, _ = page_probs(page, "lenet")
             corr = np.corrcoef(seen.ravel(), truth.ravel())[0, 1]
-            if corr > 0.9:
+            if corr > 0.99:
                 break
             page.wait_for_timeout(100)
-        assert corr > 0.9, f"the page never read MNIST test digit #{index} (correlation {corr:.2f})"
+        assert corr > 0.99, f"the page never read MNIST test digit #{index} (correlation {corr:.3f})"
         # ...and "That was a ..." moves to the page's answer for that digit, not the 1 drawn before.
         digit = page.evaluate("() => window.DigitNetAnswer.latest().digit")
         if digit != 1:
