@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from . import data as mdata
 from .checkpoint import DEFAULT_TEMPERATURE, CheckpointError, checkpoint_dir, checkpoint_path, load_model, save_checkpoint
@@ -46,7 +45,15 @@ GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 def temperature_nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> float:
     """Mean negative log-likelihood of ``labels`` under ``softmax(logits / temperature)``."""
-    return float(F.cross_entropy(logits.double() / temperature, labels))
+    logits = logits.double()
+    return _nll(logits, logits.gather(1, labels.long()[:, None]).mean(), temperature)
+
+
+def _nll(logits: torch.Tensor, true_mean: float | torch.Tensor, temperature: float) -> float:
+    """``temperature_nll`` given the mean true-class logit ``true_mean``: the mean log-sum-exp of the scaled
+    logits less the scaled mean true logit (a fit computes ``true_mean`` once: 0.14 ms a value on 5,000
+    validation logits against 0.35 ms through cross_entropy, ~90 values a fit)."""
+    return float(torch.logsumexp(logits / temperature, 1).mean() - true_mean / temperature)
 
 
 def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,13 +76,10 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     in float64; a minimum beyond the range (perfectly separated data) returns the bound.
     """
     logits, labels = _check_logits(logits, labels)
-    # temperature_nll's value, as log-sum-exp less the mean true logit (computed once): 0.14 ms instead of
-    # 0.35 ms on 5,000 validation logits, ~90 times per fit
-    target = logits.gather(1, labels[:, None]).mean()
+    true_mean = logits.gather(1, labels[:, None]).mean()
 
     def nll(log_t: float) -> float:
-        t = math.exp(log_t)
-        return float(torch.logsumexp(logits / t, 1).mean() - target / t)
+        return _nll(logits, true_mean, math.exp(log_t))
 
     lo, hi = math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)
     grid = [lo + (hi - lo) * i / (GRID_POINTS - 1) for i in range(GRID_POINTS)]

@@ -160,7 +160,9 @@ class TrainingRun:
         self.timings = dict.fromkeys(("data_seconds", "setup_seconds", "validate_seconds", "test_and_save_seconds"),
                                      0.0)
         self._stop = threading.Event()
-        self._probe_x: torch.Tensor | None = None  # the PROBE_INDICES digits, normalised, on the device
+        # What each validation point shows beside the curves (``watched``), normalised, on the device: the
+        # PROBE_INDICES digits, then the visitor's drawing ``own`` if there is one (made at the first point).
+        self._watched_x: torch.Tensor | None = None
         # The visitor's own last drawing, as the model sees it (28x28, ink 1 on 0), and the digit it
         # shows: each validation point also gives the model's probability for that digit.
         self.own: tuple[np.ndarray, int] | None = None
@@ -205,18 +207,17 @@ class TrainingRun:
         """What the page shows beside the curves at each validation point, in one pass through what validation
         sees: the model's answers for the ``PROBE_INDICES`` test digits, and its probability (softmax) for the
         digit of the visitor's drawing ``own`` (None without one)."""
-        if self._probe_x is None:
+        if self._watched_x is None:
             images = mdata.load_mnist(self.data_root).test_images[list(PROBE_INDICES)]  # cached: no second read
-            self._probe_x = mdata.normalize(images, self.mean, self.std).to(self.device)
-        x = self._probe_x
-        if self.own is not None:
-            image, digit = self.own
-            drawing = torch.as_tensor(image, dtype=torch.float32).reshape(1, 1, 28, 28) * 255
-            x = torch.cat([x, mdata.normalize(drawing, self.mean, self.std).to(self.device)])
+            x = mdata.normalize(images, self.mean, self.std)
+            if self.own is not None:
+                drawing = torch.as_tensor(self.own[0], dtype=torch.float32).reshape(1, 1, 28, 28) * 255
+                x = torch.cat([x, mdata.normalize(drawing, self.mean, self.std)])
+            self._watched_x = x.to(self.device)
         with torch.inference_mode():
-            logits = folded(getattr(self, "eval_model", None) or self.model)(x).float()
+            logits = folded(getattr(self, "eval_model", None) or self.model)(self._watched_x).float()
         probe = logits[:len(PROBE_INDICES)].argmax(1).tolist()
-        return probe, None if self.own is None else float(torch.softmax(logits[-1], 0)[digit])
+        return probe, None if self.own is None else float(torch.softmax(logits[-1], 0)[self.own[1]])
 
     def finish(self, result: TrainResult) -> None:
         """After the last epoch of a run that was not stopped: test results and temperature into ``result``."""

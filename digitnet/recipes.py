@@ -3,10 +3,10 @@ recipe, the seed article's recipe, and the choices the form and the command line
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import data as mdata
-from .config import Config, SettingError, setting
+from .config import Config, setting
 from .models import DEFAULT_MODEL, DISPLAY_NAMES, FAST_RECIPES, MODELS
 
 MODEL_CHOICES = tuple((DISPLAY_NAMES[name], name) for name in MODELS)
@@ -118,9 +118,9 @@ class TrainConfig(Config):
             self.epochs = int(self.epochs)
         if n_train is not None and self.batch_size > n_train and "batch_size" in self._from_recipe:
             self.batch_size = n_train  # the recipe's batch, on a small slice: the whole slice
-        if n_train is not None and self.batch_size > n_train:
-            raise SettingError.because("setting.too_large", "{label} must be at most {hi}, got {value!r}",
-                                       setting="batch_size", label="batch size", hi=n_train, value=self.batch_size)
+        if n_train is not None:  # the batch setting's own bound check, at most the slice
+            batch = next(s for s in self.settings() if s.name == "batch_size")
+            replace(batch, hi=n_train).check(self.batch_size)
         return self
 
 
