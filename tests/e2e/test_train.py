@@ -94,9 +94,21 @@ def open_settings(page) -> None:
         expect(batch).to_be_visible()
 
 
-def set_number(box, value: int) -> None:
-    box.fill(str(value))
-    box.press("Enter")
+SETTLE_MS = 300  # a box just shown by opening its fold can be reset to its initial value right after a fill
+
+
+def set_number(box, value: int, tries: int = 5) -> None:
+    """Type ``value`` into a number box and check that it stays there. Gradio mounts a fold's boxes when
+    the fold first opens, and now and then (1 run of this module in 3 here) puts a box's initial value
+    back just after the first fill: the run then trained with batch 128, not the 16 typed. So type again
+    until the value holds."""
+    for _ in range(tries):
+        box.fill(str(value))
+        box.press("Enter")
+        box.page.wait_for_timeout(SETTLE_MS)
+        if box.input_value() == str(value):
+            return
+    raise AssertionError(f"the box kept {box.input_value()!r} after typing {value} {tries} times")
 
 
 def click_train(page, epochs: int, batch_size: int = 128) -> int:
@@ -104,7 +116,9 @@ def click_train(page, epochs: int, batch_size: int = 128) -> int:
     number = page.locator(RUN_ROWS).count() + 1  # the visitor's runs are numbered 1, 2, ...
     set_number(page.get_by_label("number input for Epochs"), epochs)  # the slider's number box
     open_settings(page)
-    set_number(page.get_by_role("spinbutton", name="Batch size", exact=True), batch_size)
+    batch = page.get_by_role("spinbutton", name="Batch size", exact=True)
+    set_number(batch, batch_size)
+    expect(batch).to_have_value(str(batch_size))  # what the click sends (the page reads the boxes at the click)
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(rf"^(Queued as your|Your) run {number}: LeNet"))).to_be_visible()
     return number
