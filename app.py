@@ -27,6 +27,11 @@ from digitnet.ui.words import t
 from digitnet.visitors import Visitors
 
 QUEUE_MAX_SIZE = 256  # Gradio's own event queue: beyond this, visitors are told it is full instead of waiting
+# After every event (a /status poll, an Explain click, ...) Gradio's queue rebuilds a pandas summary of its last
+# 10,000 events for its monitoring page, which this app does not turn on: 1.7 ms of the server's CPU an event
+# with 100 kept, 7.4 ms with 10,000 (measured here), and about 3 of the 10 ms that a /status poll cost the
+# server (py-spy). Every this-many events instead; set the variable to choose (Gradio's default is 1).
+ANALYTICS_EVERY = 1_000_000
 MAX_UPLOAD_SIZE = "10mb"  # per uploaded file: a drawing is ~20 kB, a phone photo ~5 MB; bigger is refused
 # launch() settings for every way the app is served (python app.py, tests, Spaces): no share link
 # (Spaces serves the app itself; a laptop needs none) and no server-side rendering, which would
@@ -98,6 +103,7 @@ def build_demo(
 
         demo.unload(leave)
     # guard: at most MAX_PENDING_PER_SESSION events of one session in the queue; heartbeats seen.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))  # read by demo.queue()
     return guard.protect(demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1))
 
 
