@@ -48,25 +48,45 @@ def wait_until_finished(client, timeout: float = RUN_TIMEOUT) -> tuple[dict, lis
 
 
 class Gate:
-    """Holds every training run inside its first batch until ``open()``: runs stay 'running' without sleeps."""
+    """Holds every training run inside its first batch until ``open()``: runs stay 'running' without sleeps.
+    ``allow(n)`` lets n more training batches through first (a run then waits before the one after them; its
+    evaluation passes go on meanwhile)."""
 
     def __init__(self, monkeypatch, timeout: float = RUN_TIMEOUT) -> None:
         from digitnet import training
 
         self.entered = threading.Event()  # a run reached its first batch
-        self._open = threading.Event()
+        self._cond = threading.Condition()
+        self._allowed: int | None = 0  # training batches that may still pass; None once open
+        self._released = False  # allow() or open() was called: evaluation passes go through
         batches = training.mdata.iterate_batches
 
         def gated(*args, **kwargs):
+            counted = kwargs.get("shuffle", True)  # a training batch, not one of an evaluation pass
             for batch in batches(*args, **kwargs):
                 self.entered.set()
-                self._open.wait(timeout)
+                with self._cond:
+                    if counted:
+                        self._cond.wait_for(lambda: self._allowed != 0, timeout)
+                        if self._allowed:
+                            self._allowed -= 1
+                    else:
+                        self._cond.wait_for(lambda: self._released, timeout)
                 yield batch
 
         monkeypatch.setattr(training.mdata, "iterate_batches", gated)
 
+    def allow(self, batches: int) -> None:
+        with self._cond:
+            self._released = True
+            if self._allowed is not None:
+                self._allowed += batches
+                self._cond.notify_all()
+
     def open(self) -> None:
-        self._open.set()
+        with self._cond:
+            self._allowed, self._released = None, True
+            self._cond.notify_all()
 
 
 @pytest.fixture
