@@ -32,9 +32,25 @@ def test_fit_temperature_recovers_a_known_temperature(true_t):
     z, labels = sampled(true_t)
     t = cal.fit_temperature(z, labels)
     assert t == pytest.approx(true_t, rel=0.05)
-    # and it is the minimum: the NLL rises a little either side
+    # and it is the minimum: the NLL rises either side, however little
     nll = cal.temperature_nll(z, labels, t)
-    assert nll <= cal.temperature_nll(z, labels, t * 1.02) and nll <= cal.temperature_nll(z, labels, t / 1.02)
+    for step in (1.02, 1.0001):
+        assert nll <= cal.temperature_nll(z, labels, t * step) and nll <= cal.temperature_nll(z, labels, t / step)
+
+
+@pytest.mark.parametrize("true_t", [0.06, 0.3, 7.0, 19.0])
+def test_fit_temperature_finds_the_minimum_near_the_ends_of_its_range(true_t):
+    z, labels = sampled(true_t, n=5000, seed=2)
+    t = cal.fit_temperature(z, labels)
+    grid = [cal.MIN_TEMPERATURE * (cal.MAX_TEMPERATURE / cal.MIN_TEMPERATURE) ** (i / 2000) for i in range(2001)]
+    best = min(grid, key=lambda g: cal.temperature_nll(z, labels, g))
+    assert t == pytest.approx(best, rel=0.004)  # the grid's spacing
+    assert cal.temperature_nll(z, labels, t) <= cal.temperature_nll(z, labels, best)
+
+
+def test_fit_temperature_returns_the_upper_bound_when_flatter_is_always_better():
+    z, labels = sampled(40.0, n=5000, seed=3)  # nearly uniform answers: the minimum is past T = 20
+    assert cal.fit_temperature(z, labels) == cal.MAX_TEMPERATURE
 
 
 def test_fit_temperature_is_deterministic_and_scale_aware():
