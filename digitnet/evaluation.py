@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -30,6 +32,23 @@ def logits_of(model: nn.Module, split: mdata.Split, device: torch.device | str =
 
 
 @torch.inference_mode()
+def logits_of_inputs(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """``logits_of`` for inputs already normalised (N, 1, 28, 28) and on the model's device: what a run
+    that looks at the same images many times (its validation points) prepares once."""
+    if not len(x):
+        return torch.zeros(0, NUM_CLASSES)
+    net = folded(model)  # in batches of equal size, at most batch_size: 517 images as 3 of ~173, not 250, 250, 17
+    return torch.cat([net(chunk).float().cpu() for chunk in torch.tensor_split(x, math.ceil(len(x) / batch_size))])
+
+
+def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``logits`` (N, 10) against ``labels`` (N,); N > 0."""
+    n = len(labels)
+    return (F.cross_entropy(logits, labels, reduction="sum").item() / n,
+            (logits.argmax(1) == labels).float().sum().item() / n)
+
+
+@torch.inference_mode()
 def evaluate(
     model: nn.Module,
     split: mdata.Split,
@@ -42,9 +61,7 @@ def evaluate(
     logits = logits_of(model, split, device, batch_size, mean, std)
     if not len(split):
         return 0.0, 0.0, logits
-    n = len(split)
-    loss = F.cross_entropy(logits, split.labels, reduction="sum").item() / n
-    return loss, (logits.argmax(1) == split.labels).float().sum().item() / n, logits.softmax(1)
+    return (*loss_and_accuracy(logits, split.labels), logits.softmax(1))
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int = 10) -> torch.Tensor:

@@ -163,6 +163,8 @@ class TrainingRun:
         # What each validation point shows beside the curves (``watched``), normalised, on the device: the
         # PROBE_INDICES digits, then the visitor's drawing ``own`` if there is one (made at the first point).
         self._watched_x: torch.Tensor | None = None
+        # Their logits, when ``validate`` ran them in its own pass (``watched`` then takes them, once).
+        self._watched_logits: torch.Tensor | None = None
         # The visitor's own last drawing, as the model sees it (28x28, ink 1 on 0), and the digit it
         # shows: each validation point also gives the model's probability for that digit.
         self.own: tuple[np.ndarray, int] | None = None
@@ -203,10 +205,9 @@ class TrainingRun:
         """How many validation points the run makes (evenly spaced): one per epoch unless a subclass says more."""
         return math.ceil(total_steps / steps)
 
-    def watched(self) -> tuple[list[int], float | None]:
-        """What the page shows beside the curves at each validation point, in one pass through what validation
-        sees: the model's answers for the ``PROBE_INDICES`` test digits, and its probability (softmax) for the
-        digit of the visitor's drawing ``own`` (None without one)."""
+    def watched_inputs(self) -> torch.Tensor:
+        """What ``watched`` runs through the model, normalised, on the device: the ``PROBE_INDICES`` test digits,
+        then the visitor's drawing ``own`` if there is one (made once, at the first call)."""
         if self._watched_x is None:
             images = mdata.load_mnist(self.data_root).test_images[list(PROBE_INDICES)]  # cached: no second read
             x = mdata.normalize(images, self.mean, self.std)
@@ -214,8 +215,17 @@ class TrainingRun:
                 drawing = torch.as_tensor(self.own[0], dtype=torch.float32).reshape(1, 1, 28, 28) * 255
                 x = torch.cat([x, mdata.normalize(drawing, self.mean, self.std)])
             self._watched_x = x.to(self.device)
-        with torch.inference_mode():
-            logits = folded(getattr(self, "eval_model", None) or self.model)(self._watched_x).float()
+        return self._watched_x
+
+    def watched(self) -> tuple[list[int], float | None]:
+        """What the page shows beside the curves at each validation point, from what validation sees: the
+        model's answers for the ``PROBE_INDICES`` test digits, and its probability (softmax) for the digit of
+        the visitor's drawing ``own`` (None without one). From the logits ``validate`` left if it ran
+        ``watched_inputs`` in its own pass, else in a pass of their own."""
+        logits, self._watched_logits = self._watched_logits, None
+        if logits is None:
+            with torch.inference_mode():
+                logits = folded(getattr(self, "eval_model", None) or self.model)(self.watched_inputs()).float()
         probe = logits[:len(PROBE_INDICES)].argmax(1).tolist()
         return probe, None if self.own is None else float(torch.softmax(logits[-1], 0)[self.own[1]])
 

@@ -15,14 +15,13 @@ from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from . import data as mdata
 from .calibrate import fit_split_temperature, fit_temperature, model_logits
 from .checkpoint import load_checkpoint
 from .config import Config, Setting, setting, visitor_settings
 from .ema import copy_average, weight_average
-from .evaluation import add_test_results, confusion_matrix, evaluate
+from .evaluation import add_test_results, confusion_matrix, evaluate, logits_of_inputs, loss_and_accuracy
 from .events import PROBE_INDICES, BatchProgress, EpochMetrics, TrainResult
 from .loop import Segment, TrainingRun, run_steps, supervised_step, train_one_epoch
 from .models import FEATURE_BLOCKS, build_model
@@ -106,6 +105,7 @@ class Trainer(TrainingRun):
         self.freeze_plan = {round(total * (start + (1 - start) * (k - 1) / len(blocks))): block
                             for k, block in enumerate(blocks, 1)}
         self.steps_done = 0
+        self._subset_x = None  # the validation subset and the watched digits, normalised (the first point makes it)
         # What validation sees: the average, when on (the benchmark's per-epoch test pass reads it too).
         self.eval_model = self.ema.module if self.ema is not None else model
         return steps
@@ -136,19 +136,24 @@ class Trainer(TrainingRun):
         return max(self.config.val_points, math.ceil(total_steps / steps))
 
     def validate(self, full: bool = True) -> tuple[float, float, int]:
-        split = self.val if full else mdata.Split(self.val.images[:self.config.val_subset],
-                                                  self.val.labels[:self.config.val_subset])
-        if not len(split):
+        if not len(self.val):
             return float("nan"), float("nan"), 0
-        if not full:
-            return (*evaluate(self.eval_model, split, self.device)[:2], len(split))
-        # The last point: its logits also fit the temperature in finish() (the same weights), so the
-        # whole validation split goes through the model once, as before the points were dense.
-        with torch.inference_mode():
-            logits = model_logits(self.eval_model, split, device=self.device)
-        self._val_logits = logits
-        loss = F.cross_entropy(logits, split.labels).item()
-        return loss, (logits.argmax(1) == split.labels).float().mean().item(), len(split)
+        if full:
+            # The last point: its logits also fit the temperature in finish() (the same weights), so the
+            # whole validation split goes through the model once, as before the points were dense.
+            with torch.inference_mode():
+                self._val_logits = model_logits(self.eval_model, self.val, device=self.device)
+            return (*loss_and_accuracy(self._val_logits, self.val.labels), len(self.val))
+        # A point on the subset: its images, normalised once a run, go through the model in one pass with
+        # the watched digits after them (``watched`` takes their logits): 5.9 -> 4.9 ms a point here,
+        # against a pass of each with images normalised each time.
+        labels = self.val.labels[:self.config.val_subset]
+        if self._subset_x is None:
+            subset = mdata.normalize(self.val.images[:len(labels)], self.mean, self.std).to(self.device)
+            self._subset_x = torch.cat([subset, self.watched_inputs()])
+        logits = logits_of_inputs(self.eval_model, self._subset_x)
+        self._watched_logits = logits[len(labels):]
+        return (*loss_and_accuracy(logits[:len(labels)], labels), len(labels))
 
     def finish(self, result: TrainResult) -> None:
         self.model.requires_grad_(True)  # what FreezeOut froze: the delivered model is a plain one

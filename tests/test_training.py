@@ -352,6 +352,39 @@ def test_the_visitors_own_drawing_is_followed_at_every_validation_point():
     assert all(m.own is None for m in plain.history)  # no drawing, nothing followed
 
 
+def test_every_validation_points_numbers_are_the_models_own_at_that_point():
+    """A point on the subset runs its images and the watched digits in one pass (``Trainer.validate``): what
+    it reports must be what the model, as it is at that step, answers for each of them alone."""
+    test = mdata.load_mnist()
+    index = int((test.test_labels == 3).nonzero()[0])
+    image = test.test_images[index].numpy().astype(np.float32) / 255
+    trainer = Trainer(small_config(model="lenet", epochs=1, val_points=5, val_subset=300), save=False)
+    trainer.own = (image, 3)
+    x_probe = mdata.normalize(test.test_images[list(training.PROBE_INDICES)])
+    seen = []
+
+    def check(event):
+        if not isinstance(event, training.EpochMetrics):
+            return
+        model = trainer.model  # the callback comes before the next step: these are the point's weights
+        model.eval()
+        split = trainer.val if event.val_images == len(trainer.val) else \
+            mdata.Split(trainer.val.images[:300], trainer.val.labels[:300])
+        with torch.inference_mode():
+            loss, acc, _ = training.evaluate(model, split, torch.device("cpu"))
+            probe = model(x_probe).argmax(1).tolist()
+            own = float(torch.softmax(model(mdata.normalize(test.test_images[index:index + 1])), 1)[0, 3])
+        model.train()
+        seen.append((event.val_images, event.val_acc == pytest.approx(acc, abs=1e-9),
+                     event.val_loss == pytest.approx(loss, rel=1e-4), event.probe == probe,
+                     event.own == pytest.approx(own, abs=1e-5)))
+
+    trainer.callback = check
+    trainer.run()
+    assert [s[0] for s in seen] == [300] * 4 + [len(trainer.val)]
+    assert all(all(s[1:]) for s in seen), seen
+
+
 def test_the_probe_digits_answers_change_as_the_model_learns_and_are_the_models_own():
     trainer = Trainer(small_config(model="lenet", epochs=1), save=False)
     result = trainer.run()
