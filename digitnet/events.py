@@ -16,7 +16,7 @@ class BatchProgress:
     batches: int  # this epoch's batches (fewer in a last, partial epoch)
     train_loss: float  # mean loss over the batches since the last report
     samples_per_second: float
-    eta_seconds: float  # until the end of the whole run
+    eta_seconds: float | None  # until the end of the whole run; None at the first report (its pace is measured after it)
     elapsed: float  # seconds since training started
     done: float  # epochs done so far, e.g. 1.25 (the x of a curve point)
 

@@ -67,8 +67,9 @@ class ConsoleReporter:
                 self.bar = tqdm(total=event.batches, desc=f"{self.name} epoch {event.epoch}/{event.epochs:g}",
                                 unit="batch", file=self.stream, leave=not self.tty, dynamic_ncols=True,
                                 mininterval=0.1 if self.tty else math.inf)
-            self.bar.set_postfix_str(f"loss {event.train_loss:.4f} {event.samples_per_second:,.0f} img/s "
-                                     f"ETA {event.eta_seconds:.1f}s", refresh=False)
+            eta = "..." if event.eta_seconds is None else f"{event.eta_seconds:.1f}s"  # None: the first report
+            self.bar.set_postfix_str(f"loss {event.train_loss:.4f} {event.samples_per_second:,.0f} img/s ETA {eta}",
+                                     refresh=False)
             self.bar.update(event.batch - self.bar.n)
             if event.batch == event.batches:
                 self.bar.close()

@@ -30,7 +30,9 @@ def test_trainer_reports_metrics_and_writes_a_checkpoint_that_predicts_the_same(
     # 12 validation points (TrainConfig.val_points) at evenly spaced steps; two of them close an epoch
     assert len(epochs) == 12 and [m.epoch for m in result.history if m.epoch_end] == [1, 2]
     assert len(batches) >= 2 * 6  # several running-loss reports per epoch (30 batches, every 5)
-    assert batches[-1].eta_seconds == pytest.approx(0, abs=0.5) and batches[0].eta_seconds > 0
+    # no ETA at the first report (its pace is measured after it), then one that runs down to 0
+    assert batches[0].eta_seconds is None and batches[1].eta_seconds > 0
+    assert batches[-1].eta_seconds == pytest.approx(0, abs=0.5)
     assert epochs[-1].train_loss < epochs[0].train_loss  # the curve goes down
     assert 0.85 < result.test_acc <= 1 and 0.85 < epochs[-1].val_acc <= 1
     assert sum(map(sum, result.confusion)) == 1000
@@ -324,6 +326,29 @@ def test_a_short_run_gets_dense_curves_and_its_result_uses_the_whole_validation_
     # The temperature was fitted on the last point's logits: what a separate pass over the split gives.
     from digitnet.calibrate import fit_split_temperature
     assert result.temperature == pytest.approx(fit_split_temperature(trainer.model, trainer.val), rel=1e-4)
+
+
+def test_the_eta_leaves_out_a_slow_start(monkeypatch):
+    """On a clock the test moves: the first step takes 2 s (a run starting while the server answers a burst of
+    requests first), every later one 0.01 s. The ETA counts the steps after the first report at 0.01 s each;
+    extrapolated from the start it would read ~60 times too long at the second report."""
+    clock = [0.0]
+    monkeypatch.setattr(loop, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+    events = []
+    trainer = Trainer(small_config(epochs=1, log_every=3, loss_points=10), events.append, save=False)
+    step = trainer.step
+
+    def timed_step(batch):
+        clock[0] += 2.0 if trainer.steps_done == 0 else 0.01
+        return step(batch)
+
+    trainer.step = timed_step
+    trainer.run()
+    batches = [e for e in events if isinstance(e, BatchProgress)]
+    assert [b.batch for b in batches] == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30]  # 30 steps, a report every 3
+    assert batches[0].eta_seconds is None
+    for b in batches[1:]:
+        assert b.eta_seconds == pytest.approx(0.01 * (30 - b.batch), abs=1e-9)
 
 
 def test_a_long_run_validates_at_every_epoch_end():

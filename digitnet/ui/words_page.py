@@ -261,6 +261,7 @@ ROWS: list[tuple[str, str, str]] = [
      "第 {epoch}/{passes} 轮 · 批次 {batch}/{batches}"),
     ("js.of_epochs", "{done} of {epochs} epochs", "{done} / {epochs} 轮"),
     ("js.loading", "loading data...", "正在载入数据……"),
+    ("js.eta_measuring", "ETA: measuring...", "预计时间：测算中……"),
     ("js.eta", "ETA {clock}", "预计还需 {clock}"),
     ("js.done_in", "done in {clock}", "用时 {clock} 完成"),
     ("js.stopped", "stopped", "已停止"),

@@ -224,11 +224,18 @@ def test_the_test_digit_grid_changes_while_the_model_learns(browser, app_server,
         expect(page.locator(STATUS_STRONG).first).to_have_text(re.compile(r"· running$"))
         assert chart_data(page).get("probeAnswers", "") == ""  # no answer before the first validation point
         expect(page.locator("#train-curves .curves-probe-grid figure")).to_have_count(16)
-        gate.allow(round(4 * 125 / 12))  # the run makes its first validation point, then waits at its next batch
+        # The progress's ETA: none before the first loss report (every 8 steps: 500 // 60), then "measuring"
+        # until a second report gives the pace without the run's start (loop.TrainingRun.run).
+        progress = page.locator("#train-curves .curves-progress-text")
+        expect(progress).to_contain_text("loading data...")
+        gate.allow(8)
+        expect(progress).to_contain_text("batch 8/125 · ETA: measuring...", timeout=RUN_TIMEOUT_S * 1000)
+        gate.allow(round(4 * 125 / 12) - 8)  # the run makes its first validation point, then waits at its next batch
         expect(page.locator(CURVES)).to_have_attribute("data-val-points", "1", timeout=RUN_TIMEOUT_S * 1000)
         expect(page.locator(CURVES)).to_have_attribute("data-probe-answers", re.compile(r"^\d{16}$"))
         first = chart_data(page)["probeAnswers"]
         assert page.locator("#train-curves [data-chart=acc] circle").count() >= 1  # a single point shows as a marker
+        expect(progress).to_contain_text(re.compile(r"batch 40/125 · ETA \d+:\d\d"))  # the last report before it
         gate.open()
         seen = [first]
         deadline = time.monotonic() + RUN_TIMEOUT_S

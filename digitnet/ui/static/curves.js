@@ -210,7 +210,11 @@ function drawProgress() {
   if (p.batches) parts.push(T('at_batch', at, 'epoch ' + at.epoch + '/' + p.passes + ' · batch ' + p.batch + '/' + p.batches));
   const done = tickLabel(Math.min(p.done, p.epochs), 0.01);
   if (p.passes !== p.epochs) parts.push(T('of_epochs', {done, epochs: p.epochs}, done + ' of ' + p.epochs + ' epochs'));
-  if (p.state === 'running') parts.push(p.eta === null ? T('loading', {}, 'loading data...') : T('eta', {clock: clock(p.eta)}, 'ETA ' + clock(p.eta)));
+  // No ETA yet: before the first batch, the data is loading; after it, the pace is being measured.
+  if (p.state === 'running') {
+    parts.push(p.eta !== null ? T('eta', {clock: clock(p.eta)}, 'ETA ' + clock(p.eta))
+      : p.batches ? T('eta_measuring', {}, 'ETA: measuring...') : T('loading', {}, 'loading data...'));
+  }
   if (p.state === 'done') parts.push(T('done_in', {clock: clock(p.elapsed)}, 'done in ' + clock(p.elapsed)));
   if (p.state === 'stopped' || p.state === 'error') parts.push(T(p.state, {}, p.state));
   text.textContent = parts.join(' · ');
