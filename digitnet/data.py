@@ -255,9 +255,10 @@ def iterate_batches(
 ):
     """Yield (x, y) batches: x float (B, 1, 28, 28) normalised, y int64 (B,); ``hflip``: ``random_hflip``'d."""
     n = len(split)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = torch.randperm(n, generator=generator) if shuffle else None
     for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
+        # In order (an evaluation pass): a slice, not a gather of the same rows
+        idx = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
         x = normalize(split.images[idx], mean, std)
         if augment_batches:
             x = augment(x, generator)
