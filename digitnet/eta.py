@@ -86,12 +86,18 @@ class Estimator:
         # spends them waiting for the CPU).
         return self.expected(s)
 
-    def learn(self, s, result: TrainResult, wall_seconds: float | None = None) -> None:
+    def learn(self, s, result: TrainResult, wall_seconds: float | None = None, timings: dict | None = None) -> None:
         """Move how this machine's speed for a model compares with the constants towards what a finished
         training run took (``LEARN_WEIGHT``; the first run of a model sets it): every later estimate of that
         model (any batch) is scaled by it. With the run's ``wall_seconds`` (from leaving the queue to its
         weights being ready), also learn what it took beyond its steps and validation points, and of that
-        what came after its last validation point."""
+        what came after its last validation point.
+
+        With the run's ``timings`` (``TrainingRun.timings``: its first loss report's seconds and steps), the
+        speed is its pace after that report, and its start is learned from by neither the speed nor the
+        overhead: the first run of a burst of /train calls reported its first step 0.4-0.6 s after starting
+        against 0.02 s for the runs after it (the server answers the burst first; training runs nicer), then
+        went at their pace. A run that waited starts when the burst is over."""
         if s.kind != "training" or not result.history:
             return
         weight = LEARN_WEIGHT if s.model in self.learned else 1.0
@@ -104,6 +110,11 @@ class Estimator:
                 before = known.get(s.model, seen)
                 known[s.model] = min(max(before + weight * (seen - before), lo), hi)
         steps, batch = run_shape(replace(s, epochs=result.history[-1].epoch))  # 1.5: 1.5 passes
+        start_steps = (timings or {}).get("start_steps") or 0
+        if 0 < start_steps < steps:  # the steps' seconds at their pace after the first report (the start left out)
+            seconds = (result.history[-1].elapsed - timings["start_seconds"]) / (steps - start_steps) * steps
+        # (The overhead above is the run's time beyond its steps as they went, the start's slow ones among them:
+        # so neither learns the start.)
         before = self.speed.get(s.model, 1.0)
         predicted = steps * self.step_seconds(s.model, batch) / before
         if steps and seconds > 0 and predicted > 0:

@@ -159,6 +159,9 @@ class TrainingRun:
         # validation.
         self.timings = dict.fromkeys(("data_seconds", "setup_seconds", "validate_seconds", "test_and_save_seconds"),
                                      0.0)
+        # ...and the run's start: seconds from the run's start to its first loss report, and the steps done then
+        # (the pace after it is the ETA's, and what the queue learns a model's speed from: ``eta.Estimator``).
+        self.timings.update(start_seconds=0.0, start_steps=0)
         self._stop = threading.Event()
         # What each validation point shows beside the curves (``watched``), normalised, on the device: the
         # PROBE_INDICES digits, then the visitor's drawing ``own`` if there is one (made at the first point).
@@ -317,6 +320,7 @@ class TrainingRun:
                 last_report[0] = now
                 if not first_report:
                     first_report.append((now, done))
+                    self.timings.update(start_seconds=now - t0, start_steps=done)
                     eta = None
                 else:
                     t_first, done_first = first_report[0]

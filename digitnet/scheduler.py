@@ -385,6 +385,6 @@ class Scheduler:
             run._end("stopped", News.OVERRAN if run.overran else News.STOPPED, full_epochs=done, **overran)
             return
         run.weights = runner.checkpoint(result)
-        self.eta.learn(run.snapshot(), result, wall_seconds=time.perf_counter() - started)
+        self.eta.learn(run.snapshot(), result, wall_seconds=time.perf_counter() - started, timings=runner.timings)
         info = getattr(runner, "finetune_info", None)
         run._end("done", News.DONE, result, finetune=None if info is None else dict(info))

@@ -176,6 +176,37 @@ def test_the_estimator_learns_a_runs_overhead_and_then_predicts_the_same_run_as_
     assert eta.remaining(running) == pytest.approx(3.5)
 
 
+def test_the_estimator_learns_the_pace_after_a_runs_start_not_its_start():
+    """The first run of a burst of /train calls: a slow start to its first loss report (the server answered the
+    burst first), then the pace of every other run. The queue learns that pace; the start is learned by neither the
+    speed nor the overhead, so the next run is expected to take what the run took less its slow start."""
+    from dataclasses import asdict
+
+    from digitnet.run import Run
+    from digitnet.training import EpochMetrics, TrainConfig, TrainResult
+
+    cfg = TrainConfig(model="mlp", epochs=1, train_limit=3_000)
+    run = Run("a", 1, "training", "mlp", asdict(cfg), cfg.epochs)
+    steps, batch = run_shape(run.snapshot())
+    eta = Estimator()
+    pace = 1.5 * eta.step_seconds("mlp", batch)  # seconds a step after the first report (validation included)
+    start_steps, start_seconds = 2, 0.1  # 2 steps at the pace would take ~0.01 s
+    last = start_seconds + (steps - start_steps) * pace  # the last validation point's elapsed
+    history = [EpochMetrics(epoch=e, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5, seconds=last / 2,
+                            lr=0.1, elapsed=el) for e, el in ((0.5, last / 2), (1, last))]
+    wall = last + 0.3  # the test pass and checkpoint after the last point
+    timings = dict(start_seconds=start_seconds, start_steps=start_steps)
+    eta.learn(run.snapshot(), TrainResult(config=asdict(cfg), history=history, state="done", train_seconds=last),
+              wall_seconds=wall, timings=timings)
+    assert eta.overhead["mlp"] == pytest.approx(0.3) and eta.finish["mlp"] == pytest.approx(0.3)
+    assert eta.expected(run.snapshot()) == pytest.approx(0.3 + steps * pace)  # not the slow start
+    # Without the start's timings (as before), the slow start is taken for the run's speed.
+    plain = Estimator()
+    plain.learn(run.snapshot(), TrainResult(config=asdict(cfg), history=history, state="done", train_seconds=last),
+                wall_seconds=wall)
+    assert plain.expected(run.snapshot()) == pytest.approx(wall)
+
+
 def test_the_estimator_moves_halfway_to_each_later_run():
     from dataclasses import asdict
 
