@@ -76,11 +76,19 @@ class Estimator:
         return self.overhead.get(s.model, RUN_OVERHEAD_SECONDS) + steps * self.step_seconds(s.model, batch)
 
     def remaining(self, s) -> float:
-        """What is left of a running run (its own ETA, once it has one, plus its test pass), or all of a
-        waiting one (or of one that has not reported a step yet)."""
+        """What is left of a running run, plus its test pass, or all of a waiting one (or of one that has not
+        reported its pace yet).
+
+        A running run's steps left are its own ETA and this estimator's guess for them, each weighted by the
+        share of the run done: early on, a few steps' pace says little (the first run of a burst of /train
+        calls keeps waiting for the CPU while the server answers the burst, then goes at the usual pace, and
+        its own ETA read 2-3x what was left for the visitors behind it); by the end, the run's own pace is all."""
         finish = self.finish.get(s.model, FINISH_SECONDS)
         if s.state == "running" and s.eta_seconds is not None:
-            return s.eta_seconds + finish
+            steps, batch = run_shape(s)
+            share = min(max(s.done / s.epochs, 0.0), 1.0) if s.epochs else 1.0
+            guess = (1 - share) * steps * self.step_seconds(s.model, batch)
+            return share * s.eta_seconds + (1 - share) * guess + finish
         # Waiting, or running without a progress report yet: all of it, as how far its set-up got cannot be
         # seen (the seconds it has run say little: under load, the first run of a burst of /train calls
         # spends them waiting for the CPU).

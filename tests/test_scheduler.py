@@ -170,9 +170,15 @@ def test_the_estimator_learns_a_runs_overhead_and_then_predicts_the_same_run_as_
     assert eta.expected(run.snapshot()) == pytest.approx(1.0)  # the same run again: what it took
     assert before == pytest.approx(RUN_OVERHEAD_SECONDS + prior_steps)  # the priors, before
     assert "lenet" not in eta.overhead  # another model keeps the prior until one of its runs finishes
-    # A running run with its own ETA still has its test pass and checkpoint to come.
+    # A running run with its own ETA still has its test pass and checkpoint to come. Its steps left: its own ETA
+    # and the estimator's guess, each weighted by the share of the run done (a few steps' pace says little).
     running = run.snapshot()
-    running.state, running.eta_seconds = "running", 3.0
+    running.state, running.eta_seconds, running.done = "running", 3.0, 0.9
+    every_step = steps * eta.step_seconds("mlp", batch)  # the learned time of all the run's steps
+    assert eta.remaining(running) == pytest.approx(0.9 * 3.0 + 0.1 * (0.1 * every_step) + 0.5)
+    running.done = 0.2  # a fifth done: its ETA (3.0 s, a slow start's) counts for a fifth
+    assert eta.remaining(running) == pytest.approx(0.2 * 3.0 + 0.8 * (0.8 * every_step) + 0.5)
+    running.done = 1.0
     assert eta.remaining(running) == pytest.approx(3.5)
 
 
