@@ -166,6 +166,8 @@ class Run:
                       test_acc=None if result is None else result.test_acc,
                       train_seconds=None if result is None else result.train_seconds)
         self.update(**{**fields, **more})
+        with self._lock:  # its Trainer held the run's copies of the data, model and optimiser: ~59 MB a full run
+            self._runner = None
         self._started.set()
         self._ended.set()
         for hook in self.on_end:

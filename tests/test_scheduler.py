@@ -149,6 +149,27 @@ def test_the_worker_runs_nicer_than_the_server(scheduler, monkeypatch):
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller is untouched
 
 
+def test_a_finished_run_lets_go_of_its_trainer_and_keeps_its_weights(scheduler, monkeypatch):
+    """A visitor's finished runs stay listed until they leave: each must not keep its Trainer (the run's copies of
+    the training data, its model and optimiser; ~59 MB a full MNIST run), only its weights."""
+    import gc
+    import weakref
+
+    from digitnet.run import Run
+
+    trainers = []
+    attach = Run._attach
+    monkeypatch.setattr(Run, "_attach", lambda self, runner: (trainers.append(weakref.ref(runner)), attach(self, runner)))
+    run = scheduler.submit_training("a", 1, model="mlp", epochs=1)
+    assert run.wait_ended(WAIT) and run.snapshot().state == "done"
+    deadline = time.monotonic() + WAIT  # the worker lets go of it once the run's end is published
+    while trainers and trainers[0]() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+    assert len(trainers) == 1 and trainers[0]() is None
+    assert run.weights and run.weights["state_dict"]  # what the visitor's drawings use stays
+
+
 def test_the_estimator_learns_a_runs_overhead_and_then_predicts_the_same_run_as_it_took():
     from dataclasses import asdict
 
