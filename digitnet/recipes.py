@@ -95,10 +95,10 @@ class TrainConfig(Config):
     # ...and at least this many validation points, at evenly spaced steps (and one per epoch in
     # longer runs), each on the first val_subset validation images; the run's last point, its result
     # and its checkpoint use the whole validation split (and its logits fit the temperature). A default
-    # LeNet run's 11 points on 500 images and its last on all 5,000 cost 3.0% of its time, 5.8% with the
-    # test pass and the temperature (the old schedule, one whole split per epoch: 2.5% and 5.3%;
-    # benchmarks/results/eval_cost.json); a point's accuracy on 500 images is within ~0.6 point of the
-    # whole split's at 98%.
+    # LeNet run's 11 points on 500 images and its last on all 5,000 cost 2.6% of its time, 5.0% with the
+    # test pass and the temperature (medians of 5; the old schedule, one whole split per epoch: 2.7% and
+    # 4.9%; benchmarks/results/eval_cost.json); a point's accuracy on 500 images is within ~0.6 point of
+    # the whole split's at 98%.
     val_points: int = setting(12, "validation points per run, at least (one per epoch in longer runs)", lo=1)
     val_subset: int = setting(500, "validation images at each point but the last (which uses them all)", lo=1)
     max_epochs: int = setting(1000, "upper bound on epochs (the app lowers it for public deployments)", lo=1,
