@@ -146,7 +146,8 @@ def visitors(rec: dict) -> tuple[str, str]:
     done = sum(r.get("state") == "done" for r in runs)
     load = rec.get("load", {}).get("before") or [0]
     what = (f"page loads ({loads['concurrency']} at once); server CPU while {drawers['drawers']} visitors draw and "
-            f"click Explain; {len(runs)} runs queued beside them (load {load[0]:.0f}, shared machine)")
+            f"click Explain; {len(runs)} runs queued beside them (load {load[0]:.0f}; the emulated visitors run on the "
+            "server's own 2 cores)")
     figure = (f"{loads['loads_per_s']:.1f}/s, p95 {loads['p95_ms'] / 1000:.1f} s; {100 * rec['server_cpu_while_drawing']:.1f}% "
               f"of one core; {done} of {len(runs)} runs finished; errors {loads['errors'] + drawers['errors']}")
     for key, name in (("estimate_over_wait", "start estimates"), ("countdown_over_rest", "countdowns while waiting")):
