@@ -283,8 +283,8 @@ class TrainingRun:
         # (first-touch memory, the thread pool waking, a burst of requests the server answers first, as
         # training runs "nicer"): measured in the visitors benchmark, the first run of a burst of 8 /train
         # calls reported its first step 0.4-0.5 s after starting and then took ~12 ms a step, so an ETA
-        # extrapolated from the start read 9.9 s with 0.7 s to go. No ETA (None) until a second report.
-        first_report: list[tuple[float, int]] = []
+        # extrapolated from the start read 9.9 s with 0.7 s to go. No ETA (None) until a second report. The first
+        # report's seconds and steps are kept in ``timings`` (start_seconds, start_steps: 0 until then).
         last_point = [time.perf_counter()]
 
         def validation_point(done_steps: int, epoch_end: bool) -> None:
@@ -318,13 +318,13 @@ class TrainingRun:
                 done = first + step
                 rate = images / max(now - last_report[0], 1e-9)
                 last_report[0] = now
-                if not first_report:
-                    first_report.append((now, done))
-                    self.timings.update(start_seconds=now - t0, start_steps=done)
+                start = self.timings
+                if not start["start_steps"]:
+                    start.update(start_seconds=now - t0, start_steps=done)
                     eta = None
                 else:
-                    t_first, done_first = first_report[0]
-                    eta = (now - t_first) / max(done - done_first, 1) * (total_steps - done)
+                    eta = ((now - t0 - start["start_seconds"]) / max(done - start["start_steps"], 1)
+                           * (total_steps - done))
                 self.callback(BatchProgress(
                     epoch=epoch, epochs=passes, batch=step, batches=epoch_steps, train_loss=loss,
                     samples_per_second=rate, eta_seconds=eta, elapsed=now - t0, done=done / steps,
