@@ -118,13 +118,15 @@ class Estimator:
                 before = known.get(s.model, seen)
                 known[s.model] = min(max(before + weight * (seen - before), lo), hi)
         steps, batch = run_shape(replace(s, epochs=result.history[-1].epoch))  # 1.5: 1.5 passes
+        # The steps' seconds the speed is learned from: at their pace after the first report, where the run's
+        # timings say when that was (the overhead above is the run's time beyond its steps as they went, the
+        # start's slow ones among them: so neither learns the start); else as they went.
+        paced = seconds
         start_steps = (timings or {}).get("start_steps") or 0
-        if 0 < start_steps < steps:  # the steps' seconds at their pace after the first report (the start left out)
-            seconds = (result.history[-1].elapsed - timings["start_seconds"]) / (steps - start_steps) * steps
-        # (The overhead above is the run's time beyond its steps as they went, the start's slow ones among them:
-        # so neither learns the start.)
+        if 0 < start_steps < steps:
+            paced = (result.history[-1].elapsed - timings["start_seconds"]) / (steps - start_steps) * steps
         before = self.speed.get(s.model, 1.0)
         predicted = steps * self.step_seconds(s.model, batch) / before
-        if steps and seconds > 0 and predicted > 0:
-            seen = seconds / predicted
+        if steps and paced > 0 and predicted > 0:
+            seen = paced / predicted
             self.speed[s.model] = min(max(before + weight * (seen - before), SPEED_RANGE[0]), SPEED_RANGE[1])
